@@ -1,0 +1,67 @@
+#include "commands.hpp"
+
+#include <tagwarden/core/log.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+namespace tagwarden::cli {
+
+int report_error(const Error& error) {
+    log::error(error.message);
+    return exit_code(error.kind);
+}
+
+namespace {
+
+// One row per subcommand; the order is the order of `tagwarden --help`.
+const Command k_commands[] = {
+    {"push", &setup_push_command},
+    {"verify", &setup_verify_command},
+};
+
+} // namespace
+} // namespace tagwarden::cli
+
+int main(int argc, char** argv) {
+    using namespace tagwarden;
+    CLI::App app{"tagwarden: push images to OCI registries (Amazon ECR first) and refuse the pushes that break "
+                 "releases"};
+    app.set_version_flag("--version", std::string("tagwarden ") + TAGWARDEN_VERSION);
+    app.require_subcommand(1);
+    cli::GlobalOptions global;
+    app.add_flag("--debug", global.debug, "Log every HTTP request (secrets redacted) to stderr");
+    app.add_flag("-q,--quiet", global.quiet, "Log only errors");
+    app.fallthrough();
+
+    std::vector<std::pair<CLI::App*, cli::CommandRun>> runs;
+    for (const auto& command : cli::k_commands) {
+        auto before = app.get_subcommands({}).size();
+        auto run = command.setup(app, global);
+        auto subs = app.get_subcommands({});
+        if (subs.size() > before)
+            runs.emplace_back(subs.back(), std::move(run));
+    }
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e);
+        // CLI11 returns 0 for --help/--version and a non-zero code for usage errors: ours is 2.
+        return code == 0 ? 0 : 2;
+    }
+    log::set_level(global.debug ? log::Level::debug : global.quiet ? log::Level::error : log::Level::info);
+
+    try {
+        for (auto& [sub, run] : runs)
+            if (sub->parsed())
+                return run();
+    } catch (const std::exception& e) {
+        log::error(std::string("internal error: ") + e.what());
+        return 1;
+    }
+    return 2;
+}
