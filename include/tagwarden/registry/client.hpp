@@ -1,0 +1,113 @@
+#pragma once
+
+#include <tagwarden/core/digest.hpp>
+#include <tagwarden/core/error.hpp>
+#include <tagwarden/http/transport.hpp>
+#include <tagwarden/image/image_source.hpp>
+#include <tagwarden/image/manifest.hpp>
+#include <tagwarden/registry/auth.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tagwarden::registry {
+
+struct ClientOptions {
+    // Speak plain HTTP. Without it, loopback registries are tried with HTTPS first and fall back to HTTP
+    // when they do not speak TLS (as Docker does); every other registry is HTTPS only.
+    bool plain_http = false;
+    // Ask for push access in token scopes (pull,push); otherwise pull only.
+    bool push_access = true;
+    std::shared_ptr<const Keychain> keychain = std::make_shared<Keychain>();
+    http::RetryPolicy retry;
+};
+
+struct ManifestInfo {
+    Digest digest;
+    std::string media_type;
+    std::uint64_t size = 0;
+};
+
+using BlobOpener = std::function<Result<std::unique_ptr<image::BlobReader>>()>;
+
+// Parses an OCI error body {"errors":[{"code","message","detail"}]} into "CODE: message; CODE2: ...".
+// Returns an empty string when the body is not such a document.
+std::string describe_registry_errors(std::string_view body, std::string* first_code = nullptr);
+// Extracts the rel="next" target of a Link header, or an empty string.
+std::string parse_link_next(std::string_view link);
+
+// The OCI Distribution API client for one registry host. Thread-safe.
+// Every call states the statuses it accepts; anything else becomes an Error whose kind follows the
+// status (401/403 auth, 404 not_found, others registry) and whose message carries the registry's
+// error codes ("MANIFEST_INVALID: manifest invalid").
+class Client {
+public:
+    Client(std::shared_ptr<http::Transport> transport, std::string registry, ClientOptions options);
+
+    [[nodiscard]] const std::string& registry() const { return m_registry; }
+    // The base URL chosen by ping(), e.g. "http://127.0.0.1:5000".
+    [[nodiscard]] std::string base_url() const;
+
+    // GET /v2/: picks the scheme and learns the authentication challenge. Called once before other calls.
+    Status ping();
+
+    // HEAD a blob. Returns its size, or nullopt when the registry does not have it.
+    Result<std::optional<std::uint64_t>> blob_size(const std::string& repo, const Digest& digest);
+    // Monolithic upload: POST a session, then PUT the streamed bytes with ?digest=. The whole sequence is
+    // retried on transient failures, reopening the blob each time.
+    Status upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open);
+    // Cross-repository mount. Returns true when mounted (201); false when the registry started an upload
+    // instead (202), in which case the caller uploads.
+    Result<bool> mount_blob(const std::string& repo, const image::Descriptor& blob, const std::string& from_repo);
+
+    // HEAD a manifest by tag or digest. Returns nullopt when it does not exist.
+    Result<std::optional<ManifestInfo>> head_manifest(const std::string& repo, const std::string& reference);
+    // GET a manifest; when `reference` is a digest the bytes are checked against it.
+    Result<image::Manifest> get_manifest(const std::string& repo, const std::string& reference);
+    // PUT manifest bytes under a tag or digest. Returns the digest the registry reports
+    // (Docker-Content-Digest), or the local digest when the registry sends none.
+    Result<Digest> put_manifest(const std::string& repo, const std::string& reference, const image::Manifest& manifest);
+    // DELETE a manifest by digest (or a tag, where the registry allows it).
+    Status delete_manifest(const std::string& repo, const std::string& reference);
+    // Every tag of the repository, following Link pagination. An unknown repository has no tags.
+    Result<std::vector<std::string>> list_tags(const std::string& repo);
+
+private:
+    struct CachedToken {
+        std::string header;  // full Authorization value
+        std::chrono::steady_clock::time_point expires;
+    };
+
+    Result<http::Response> send(http::Request request, const std::string& repo,
+                                const std::vector<std::string>& extra_scopes = {});
+    Result<std::string> authorization(const std::string& scope_key, const std::vector<std::string>& scopes,
+                                      bool refresh);
+    Result<std::string> fetch_token(const Challenge& challenge, const std::vector<std::string>& scopes);
+    std::vector<std::string> scopes_for(const std::string& repo, const std::vector<std::string>& extra) const;
+    Error status_error(const http::Response& response, const std::string& what) const;
+    std::string repo_url(const std::string& repo, const std::string& suffix) const;
+    Status upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                       std::optional<std::string> session);
+    Status put_upload(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                      const std::string& location);
+
+    std::shared_ptr<http::Transport> m_transport;
+    std::string m_registry;
+    ClientOptions m_options;
+
+    mutable std::mutex m_mutex;
+    std::string m_base_url;
+    std::optional<Challenge> m_challenge;
+    bool m_credential_loaded = false;
+    std::optional<Credential> m_credential;
+    std::map<std::string, CachedToken> m_tokens;
+};
+
+} // namespace tagwarden::registry

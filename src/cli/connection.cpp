@@ -1,0 +1,52 @@
+#include "connection.hpp"
+
+#include <tagwarden/http/transport.hpp>
+
+#include <filesystem>
+#include <iostream>
+#include <iterator>
+
+namespace tagwarden::cli {
+
+void add_connection_options(CLI::App* command, ConnectionOptions& options) {
+    command->add_flag("--plain-http", options.plain_http,
+                      "Use HTTP instead of HTTPS (loopback registries fall back to HTTP on their own)");
+    command->add_option("--ca-file", options.ca_file, "PEM file of CA certificates that sign the registry's TLS certificate");
+    command->add_option("--username,-u", options.username, "Registry user name (with --password-stdin)");
+    command->add_flag("--password-stdin", options.password_stdin, "Read the registry password or token from stdin");
+    command->add_option("--jobs,-j", options.jobs, "Parallel blob transfers")->check(CLI::Range(1, 64));
+}
+
+Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const ConnectionOptions& options,
+                                                  bool push_access) {
+    registry::ClientOptions client_options;
+    client_options.plain_http = options.plain_http;
+    client_options.push_access = push_access;
+    if (!options.ca_file.empty() && !std::filesystem::is_regular_file(options.ca_file))
+        return fail(ErrorKind::invalid_input, "--ca-file " + options.ca_file + " is not a readable file");
+    if (options.password_stdin != !options.username.empty())
+        return fail(ErrorKind::invalid_input,
+                    "--username and --password-stdin go together: pipe the password in, e.g. "
+                    "`echo \"$REGISTRY_PASSWORD\" | tagwarden ... --username USER --password-stdin`");
+    auto keychain = std::make_shared<registry::Keychain>();
+    if (options.password_stdin) {
+        std::string password(std::istreambuf_iterator<char>(std::cin), {});
+        while (!password.empty() && (password.back() == '\n' || password.back() == '\r'))
+            password.pop_back();
+        if (password.empty())
+            return fail(ErrorKind::invalid_input, "--password-stdin: nothing was read from stdin");
+        keychain->set_explicit(ref.registry, registry::Credential{options.username, password, "", "--username/--password-stdin"});
+    }
+    client_options.keychain = keychain;
+
+    http::TransportOptions transport_options;
+    transport_options.ca_file = options.ca_file;
+    transport_options.user_agent = std::string("tagwarden/") + TAGWARDEN_VERSION;
+    std::shared_ptr<http::Transport> curl = http::make_curl_transport(transport_options);
+    std::shared_ptr<http::Transport> transport = http::make_retry_transport(curl, client_options.retry);
+    auto client = std::make_unique<registry::Client>(transport, ref.registry, client_options);
+    TW_TRY(client->ping());
+    return client;
+}
+
+} // namespace tagwarden::cli

@@ -1,0 +1,54 @@
+#include "commands.hpp"
+#include "connection.hpp"
+
+#include <tagwarden/push/push.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+namespace tagwarden::cli {
+
+namespace {
+
+struct VerifyArgs {
+    std::string reference;
+    std::string output = "text";
+    ConnectionOptions connection;
+};
+
+int run_verify(const VerifyArgs& args) {
+    auto ref = Reference::parse(args.reference);
+    if (!ref)
+        return report_error(ref.error());
+    if (ref->tag.empty() && !ref->digest)
+        return report_error(Error(ErrorKind::invalid_input, "verify needs a tag or digest: REGISTRY/REPO:TAG or "
+                                                            "REGISTRY/REPO@sha256:..."));
+    auto client = connect(*ref, args.connection, false);
+    if (!client)
+        return report_error(client.error());
+    // With both a tag and a digest, the tag must resolve to that digest.
+    auto reference = ref->tag.empty() ? ref->digest->str() : ref->tag;
+    auto report = push::verify_image(**client, ref->repository, reference, ref->digest, args.connection.jobs);
+    if (!report)
+        return report_error(report.error());
+    if (args.output == "json")
+        std::cout << push::to_json(*report).dump(2) << std::endl;
+    else
+        std::cout << report->repository << "@" << report->digest.str() << std::endl;
+    return 0;
+}
+
+} // namespace
+
+CommandRun setup_verify_command(CLI::App& app, const GlobalOptions&) {
+    auto args = std::make_shared<VerifyArgs>();
+    auto* cmd = app.add_subcommand("verify", "Check that a tag resolves and every manifest and blob it needs exists");
+    cmd->add_option("reference", args->reference, "REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST")->required();
+    cmd->add_option("--output,-o", args->output, "Result format on stdout: text or json")
+        ->check(CLI::IsMember({"text", "json"}));
+    add_connection_options(cmd, args->connection);
+    return [args] { return run_verify(*args); };
+}
+
+} // namespace tagwarden::cli

@@ -1,0 +1,256 @@
+// The only file that includes libcurl.
+#include <tagwarden/core/log.hpp>
+#include <tagwarden/http/transport.hpp>
+#include <tagwarden/http/url.hpp>
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+namespace tagwarden::http {
+
+namespace {
+
+constexpr int k_max_redirects = 10;
+
+struct CurlGlobal {
+    CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+    ~CurlGlobal() { curl_global_cleanup(); }
+};
+
+void ensure_global_init() {
+    static CurlGlobal global;
+}
+
+// State of one transfer, shared with libcurl's callbacks.
+struct Transfer {
+    CURL* handle = nullptr;
+    const Request* request = nullptr;
+    Response response;
+    std::optional<Error> callback_error;  // set when a body source or sink failed
+    bool header_started = false;
+};
+
+size_t on_header(char* data, size_t size, size_t count, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    std::string_view line(data, size * count);
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n'))
+        line.remove_suffix(1);
+    if (line.starts_with("HTTP/")) {
+        // A new status line (after 100 Continue or a redirect): start over.
+        t->response.headers = Headers{};
+        return size * count;
+    }
+    auto colon = line.find(':');
+    if (colon != std::string_view::npos) {
+        auto value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+            value.remove_prefix(1);
+        t->response.headers.add(std::string(line.substr(0, colon)), std::string(value));
+    }
+    return size * count;
+}
+
+size_t on_write(char* data, size_t size, size_t count, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    size_t n = size * count;
+    long status = 0;
+    curl_easy_getinfo(t->handle, CURLINFO_RESPONSE_CODE, &status);
+    if (t->request->body_sink && status >= 200 && status < 300) {
+        auto r = t->request->body_sink(data, n);
+        if (!r) {
+            t->callback_error = r.error();
+            return 0;  // aborts the transfer
+        }
+        return n;
+    }
+    if (t->response.body.size() + n > t->request->max_body) {
+        t->callback_error = Error(ErrorKind::registry, "response body from " + t->request->url + " exceeds " +
+                                                           std::to_string(t->request->max_body) + " bytes");
+        return 0;
+    }
+    t->response.body.append(data, n);
+    return n;
+}
+
+size_t on_read(char* buffer, size_t size, size_t count, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    auto r = t->request->body->read(buffer, size * count);
+    if (!r) {
+        t->callback_error = r.error();
+        return CURL_READFUNC_ABORT;
+    }
+    return *r;
+}
+
+Error curl_error(CURLcode code, const char* detail, const std::string& method, const std::string& url) {
+    std::string what = detail && *detail ? detail : curl_easy_strerror(code);
+    Error e(ErrorKind::registry, method + " " + url + ": " + what);
+    switch (code) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+        e.message += " (the registry's TLS certificate is not trusted: pass its CA with --ca-file)";
+        e.transient = false;
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        e.transient = false;
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        e.transient = true;
+        e.message += " (check the registry host name)";
+        break;
+    default:
+        e.transient = true;  // connection refused/reset, timeouts, partial transfers
+        break;
+    }
+    return e;
+}
+
+class CurlTransport final : public Transport {
+public:
+    explicit CurlTransport(TransportOptions options) : m_options(std::move(options)) { ensure_global_init(); }
+
+    ~CurlTransport() override {
+        for (CURL* h : m_pool)
+            curl_easy_cleanup(h);
+    }
+
+    Result<Response> send(const Request& request) override {
+        Request current = request;
+        for (int redirects = 0;; ++redirects) {
+            auto r = send_once(current);
+            if (!r)
+                return r;
+            bool is_redirect = r->status == 301 || r->status == 302 || r->status == 303 || r->status == 307 ||
+                               r->status == 308;
+            bool can_follow = current.follow_redirects && (current.method == "GET" || current.method == "HEAD");
+            auto location = r->headers.get("Location");
+            if (!is_redirect || !can_follow || !location)
+                return r;
+            if (redirects >= k_max_redirects)
+                return fail(ErrorKind::registry, current.method + " " + request.url + ": more than " +
+                                                     std::to_string(k_max_redirects) + " redirects");
+            auto next = resolve_url(current.url, *location);
+            if (!next)
+                return fail(ErrorKind::registry, "bad redirect Location from " + current.url + ": " + next.error().message);
+            // Credentials never cross a redirect to another host (e.g. ECR and Docker Hub send blob GETs to S3).
+            if (!same_origin(current.url, *next))
+                current.headers.remove("Authorization");
+            log::debug("redirect " + current.url + " -> " + *next);
+            current.url = *next;
+        }
+    }
+
+private:
+    CURL* acquire() {
+        {
+            std::lock_guard lock(m_mutex);
+            if (!m_pool.empty()) {
+                CURL* h = m_pool.back();
+                m_pool.pop_back();
+                return h;
+            }
+        }
+        return curl_easy_init();
+    }
+
+    void release(CURL* h) {
+        curl_easy_reset(h);  // keeps the live connections for reuse
+        std::lock_guard lock(m_mutex);
+        m_pool.push_back(h);
+    }
+
+    Result<Response> send_once(const Request& request) {
+        CURL* h = acquire();
+        if (!h)
+            return fail(ErrorKind::internal, "libcurl: cannot create a handle");
+        Transfer t;
+        t.handle = h;
+        t.request = &request;
+        char error_buffer[CURL_ERROR_SIZE] = {0};
+
+        curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_USERAGENT, m_options.user_agent.c_str());
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(m_options.connect_timeout.count()));
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(m_options.stall_timeout.count()));
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+        if (!m_options.ca_file.empty())
+            curl_easy_setopt(h, CURLOPT_CAINFO, m_options.ca_file.c_str());
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_write);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+
+        curl_slist* headers = nullptr;
+        for (const auto& [name, value] : request.headers.fields())
+            headers = curl_slist_append(headers, (name + ": " + value).c_str());
+        headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+
+        const auto& method = request.method;
+        if (method == "HEAD") {
+            curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        } else if (method == "GET") {
+            curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        } else {
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+            if (request.body) {
+                curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+                curl_easy_setopt(h, CURLOPT_READFUNCTION, &on_read);
+                curl_easy_setopt(h, CURLOPT_READDATA, &t);
+                curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body->size()));
+            } else if (method == "POST" || method == "PUT" || method == "PATCH") {
+                // An empty body with Content-Length: 0 (upload session starts, manifest-less PUTs).
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+            }
+        }
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+
+        CURLcode code = curl_easy_perform(h);
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(headers);
+
+        if (t.callback_error) {
+            curl_easy_cleanup(h);  // the connection is in an unknown state
+            log::debug(request.method + " " + request.url + " aborted: " + t.callback_error->message);
+            return fail(*t.callback_error);
+        }
+        if (code != CURLE_OK) {
+            auto e = curl_error(code, error_buffer, request.method, request.url);
+            curl_easy_cleanup(h);
+            log::debug(e.message);
+            return fail(e);
+        }
+        release(h);
+        t.response.status = static_cast<int>(status);
+        t.response.final_url = request.url;
+        log::debug(request.method + " " + request.url + " -> " + std::to_string(status));
+        return std::move(t.response);
+    }
+
+    TransportOptions m_options;
+    std::mutex m_mutex;
+    std::vector<CURL*> m_pool;
+};
+
+} // namespace
+
+std::unique_ptr<Transport> make_curl_transport(TransportOptions options) {
+    return std::make_unique<CurlTransport>(std::move(options));
+}
+
+} // namespace tagwarden::http

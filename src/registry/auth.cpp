@@ -1,0 +1,284 @@
+#include <tagwarden/core/log.hpp>
+#include <tagwarden/registry/auth.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace tagwarden::registry {
+
+using nlohmann::json;
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+bool is_token_char(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+void skip_spaces(std::string_view s, std::size_t& i) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t'))
+        ++i;
+}
+
+// "https://index.docker.io/v1/" -> "index.docker.io"; "http://127.0.0.1:5000/v2/" -> "127.0.0.1:5000".
+std::string normalize_registry_key(std::string_view key) {
+    auto sep = key.find("://");
+    if (sep != std::string_view::npos)
+        key = key.substr(sep + 3);
+    auto slash = key.find('/');
+    if (slash != std::string_view::npos)
+        key = key.substr(0, slash);
+    auto host = lower(key);
+    if (host == "index.docker.io" || host == "registry-1.docker.io" || host == "registry.hub.docker.com")
+        return "docker.io";
+    return host;
+}
+
+// The server name a credential helper is asked about (Docker Hub's historical URL for docker.io).
+std::string helper_server_name(std::string_view registry) {
+    return registry == "docker.io" ? "https://index.docker.io/v1/" : std::string(registry);
+}
+
+} // namespace
+
+Result<std::vector<Challenge>> parse_www_authenticate(std::string_view s) {
+    std::vector<Challenge> out;
+    std::size_t i = 0;
+    auto malformed = [&](const std::string& why) {
+        return fail(ErrorKind::registry, "malformed WWW-Authenticate header (" + why + "): " + std::string(s));
+    };
+    while (i < s.size()) {
+        skip_spaces(s, i);
+        while (i < s.size() && (s[i] == ',' || s[i] == ' '))
+            ++i;
+        if (i >= s.size())
+            break;
+        std::size_t start = i;
+        while (i < s.size() && is_token_char(s[i]))
+            ++i;
+        if (i == start)
+            return malformed("expected an auth scheme at offset " + std::to_string(i));
+        Challenge c;
+        c.scheme = lower(s.substr(start, i - start));
+        // auth-params: name=value pairs separated by commas, until the next scheme token (a token not
+        // followed by '=').
+        while (true) {
+            skip_spaces(s, i);
+            std::size_t save = i;
+            while (i < s.size() && s[i] == ',')
+                ++i;
+            skip_spaces(s, i);
+            std::size_t name_start = i;
+            while (i < s.size() && is_token_char(s[i]))
+                ++i;
+            if (i == name_start) {
+                if (i < s.size() && s[i] != ',')
+                    return malformed("unexpected character '" + std::string(1, s[i]) + "'");
+                break;
+            }
+            std::string name = lower(s.substr(name_start, i - name_start));
+            skip_spaces(s, i);
+            if (i >= s.size() || s[i] != '=') {
+                // Not a parameter: the start of the next challenge.
+                i = save;
+                break;
+            }
+            ++i;  // '='
+            skip_spaces(s, i);
+            std::string value;
+            if (i < s.size() && s[i] == '"') {
+                ++i;
+                bool closed = false;
+                while (i < s.size()) {
+                    char ch = s[i++];
+                    if (ch == '\\' && i < s.size()) {
+                        value.push_back(s[i++]);
+                    } else if (ch == '"') {
+                        closed = true;
+                        break;
+                    } else {
+                        value.push_back(ch);
+                    }
+                }
+                if (!closed)
+                    return malformed("unterminated quoted value for '" + name + "'");
+            } else {
+                std::size_t v = i;
+                while (i < s.size() && s[i] != ',' && s[i] != ' ' && s[i] != '\t')
+                    ++i;
+                value = std::string(s.substr(v, i - v));
+            }
+            c.params[name] = value;
+        }
+        out.push_back(std::move(c));
+    }
+    if (out.empty())
+        return fail(ErrorKind::registry, "empty WWW-Authenticate header");
+    return out;
+}
+
+std::string base64_encode(std::string_view data) {
+    static constexpr char k_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((data.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < data.size(); i += 3) {
+        unsigned v = (static_cast<unsigned char>(data[i]) << 16) | (static_cast<unsigned char>(data[i + 1]) << 8) |
+                     static_cast<unsigned char>(data[i + 2]);
+        out += k_alphabet[(v >> 18) & 63];
+        out += k_alphabet[(v >> 12) & 63];
+        out += k_alphabet[(v >> 6) & 63];
+        out += k_alphabet[v & 63];
+    }
+    if (i + 1 == data.size()) {
+        unsigned v = static_cast<unsigned char>(data[i]) << 16;
+        out += k_alphabet[(v >> 18) & 63];
+        out += k_alphabet[(v >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == data.size()) {
+        unsigned v = (static_cast<unsigned char>(data[i]) << 16) | (static_cast<unsigned char>(data[i + 1]) << 8);
+        out += k_alphabet[(v >> 18) & 63];
+        out += k_alphabet[(v >> 12) & 63];
+        out += k_alphabet[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+Result<std::string> base64_decode(std::string_view text) {
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z')
+            return c - 'A';
+        if (c >= 'a' && c <= 'z')
+            return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+            return c - '0' + 52;
+        if (c == '+' || c == '-')
+            return 62;
+        if (c == '/' || c == '_')
+            return 63;
+        return -1;
+    };
+    std::string out;
+    unsigned buffer = 0;
+    int bits = 0;
+    for (char c : text) {
+        if (c == '=' || c == '\n' || c == '\r')
+            continue;
+        int v = value(c);
+        if (v < 0)
+            return fail(ErrorKind::invalid_input, "invalid base64 data");
+        buffer = (buffer << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((buffer >> bits) & 0xff));
+        }
+    }
+    return out;
+}
+
+Result<std::optional<Credential>> lookup_docker_config(const json& config, std::string_view registry_in,
+                                                       const CredentialHelperRunner& runner) {
+    if (!config.is_object())
+        return fail(ErrorKind::invalid_input, "docker config is not a JSON object");
+    std::string registry = normalize_registry_key(registry_in);
+
+    auto from_helper = [&](const std::string& helper, const std::string& source) -> Result<std::optional<Credential>> {
+        auto r = runner(helper, helper_server_name(registry));
+        if (r && *r)
+            (*r)->source = source;
+        return r;
+    };
+
+    if (auto helpers = config.find("credHelpers"); helpers != config.end() && helpers->is_object()) {
+        for (auto& [key, value] : helpers->items())
+            if (normalize_registry_key(key) == registry && value.is_string())
+                return from_helper(value.get<std::string>(), "docker config credHelpers (" + value.get<std::string>() + ")");
+    }
+    if (auto store = config.find("credsStore"); store != config.end() && store->is_string() &&
+                                                !store->get<std::string>().empty()) {
+        auto r = from_helper(store->get<std::string>(), "docker config credsStore (" + store->get<std::string>() + ")");
+        if (!r || *r)
+            return r;
+    }
+    if (auto auths = config.find("auths"); auths != config.end() && auths->is_object()) {
+        for (auto& [key, entry] : auths->items()) {
+            if (normalize_registry_key(key) != registry || !entry.is_object())
+                continue;
+            Credential c;
+            c.source = "docker config auths";
+            if (auto a = entry.find("auth"); a != entry.end() && a->is_string() && !a->get<std::string>().empty()) {
+                auto decoded = base64_decode(a->get<std::string>());
+                if (!decoded)
+                    return fail(ErrorKind::invalid_input, "docker config: auths['" + key + "'].auth is not valid base64");
+                auto colon = decoded->find(':');
+                if (colon == std::string::npos)
+                    return fail(ErrorKind::invalid_input,
+                                "docker config: auths['" + key + "'].auth must encode 'username:password'");
+                c.username = decoded->substr(0, colon);
+                c.password = decoded->substr(colon + 1);
+            }
+            if (c.username.empty())
+                c.username = entry.value("username", "");
+            if (c.password.empty())
+                c.password = entry.value("password", "");
+            c.identity_token = entry.value("identitytoken", "");
+            if (c.username.empty() && c.password.empty() && c.identity_token.empty())
+                continue;
+            log::add_secret(c.password);
+            log::add_secret(c.identity_token);
+            return std::optional<Credential>(c);
+        }
+    }
+    return std::optional<Credential>{};
+}
+
+std::string docker_config_path() {
+    if (const char* dir = std::getenv("DOCKER_CONFIG"); dir && *dir)
+        return (std::filesystem::path(dir) / "config.json").string();
+    const char* home = std::getenv("HOME");
+    return (std::filesystem::path(home ? home : "/root") / ".docker" / "config.json").string();
+}
+
+void Keychain::set_explicit(std::string registry, Credential credential) {
+    log::add_secret(credential.password);
+    m_explicit = std::make_pair(normalize_registry_key(registry), std::move(credential));
+}
+
+Result<std::optional<Credential>> Keychain::resolve(std::string_view registry) const {
+    if (m_explicit && m_explicit->first == normalize_registry_key(registry))
+        return std::optional<Credential>(m_explicit->second);
+    auto path = docker_config_path();
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+        return std::optional<Credential>{};
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json config;
+    try {
+        config = json::parse(ss.str());
+    } catch (const json::exception& e) {
+        return fail(ErrorKind::invalid_input, "docker config " + path + " is not valid JSON (" + e.what() +
+                                                  "): fix or remove it");
+    }
+    auto r = lookup_docker_config(config, registry, &run_credential_helper);
+    if (!r)
+        return std::unexpected(r.error().with_context("docker config " + path));
+    return r;
+}
+
+} // namespace tagwarden::registry

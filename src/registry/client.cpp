@@ -1,0 +1,586 @@
+#include <tagwarden/core/log.hpp>
+#include <tagwarden/core/reference.hpp>
+#include <tagwarden/http/url.hpp>
+#include <tagwarden/registry/client.hpp>
+
+#include <nlohmann/json.hpp>
+
+namespace tagwarden::registry {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::chrono::seconds k_default_token_lifetime{60};
+constexpr std::chrono::seconds k_token_expiry_margin{10};
+
+// Streams a blob as a request body; a rewind reopens the blob so a 401 or retry can replay it.
+class BlobBody final : public http::BodySource {
+public:
+    BlobBody(const BlobOpener& open, std::uint64_t size) : m_open(open), m_size(size) {}
+
+    Result<std::size_t> read(char* buffer, std::size_t size) override {
+        if (!m_reader) {
+            auto r = m_open();
+            if (!r)
+                return std::unexpected(r.error());
+            m_reader = std::move(*r);
+        }
+        return m_reader->read(buffer, size);
+    }
+    [[nodiscard]] std::uint64_t size() const override { return m_size; }
+    bool rewind() override {
+        m_reader.reset();
+        return true;
+    }
+
+private:
+    const BlobOpener& m_open;
+    std::uint64_t m_size;
+    std::unique_ptr<image::BlobReader> m_reader;
+};
+
+std::string strip_media_type_params(std::string value) {
+    auto semi = value.find(';');
+    if (semi != std::string::npos)
+        value.resize(semi);
+    while (!value.empty() && value.back() == ' ')
+        value.pop_back();
+    return value;
+}
+
+} // namespace
+
+std::string describe_registry_errors(std::string_view body, std::string* first_code) {
+    try {
+        auto doc = json::parse(body);
+        if (!doc.is_object() || !doc.contains("errors") || !doc["errors"].is_array())
+            return {};
+        std::string out;
+        for (const auto& e : doc["errors"]) {
+            if (!e.is_object())
+                continue;
+            std::string code = e.value("code", "");
+            std::string message = e.value("message", "");
+            if (first_code && first_code->empty())
+                *first_code = code;
+            std::string item = code;
+            if (!message.empty())
+                item += (item.empty() ? "" : ": ") + message;
+            if (auto d = e.find("detail"); d != e.end() && !d->is_null()) {
+                auto detail = d->is_string() ? d->get<std::string>() : d->dump();
+                if (detail.size() > 300)
+                    detail = detail.substr(0, 300) + "...";
+                if (!detail.empty() && detail != "{}")
+                    item += " (" + detail + ")";
+            }
+            out += (out.empty() ? "" : "; ") + item;
+        }
+        return out;
+    } catch (const json::exception&) {
+        return {};
+    }
+}
+
+std::string parse_link_next(std::string_view link) {
+    // <url>; rel="next", possibly among several comma-separated links.
+    std::size_t pos = 0;
+    while (pos < link.size()) {
+        auto open = link.find('<', pos);
+        if (open == std::string_view::npos)
+            return {};
+        auto close = link.find('>', open);
+        if (close == std::string_view::npos)
+            return {};
+        auto end = link.find(',', close);
+        auto params = link.substr(close + 1, end == std::string_view::npos ? std::string_view::npos : end - close - 1);
+        if (params.find("rel=\"next\"") != std::string_view::npos || params.find("rel=next") != std::string_view::npos)
+            return std::string(link.substr(open + 1, close - open - 1));
+        if (end == std::string_view::npos)
+            return {};
+        pos = end + 1;
+    }
+    return {};
+}
+
+Client::Client(std::shared_ptr<http::Transport> transport, std::string registry, ClientOptions options)
+    : m_transport(std::move(transport)), m_registry(std::move(registry)), m_options(std::move(options)) {}
+
+std::string Client::base_url() const {
+    std::lock_guard lock(m_mutex);
+    return m_base_url;
+}
+
+std::string Client::repo_url(const std::string& repo, const std::string& suffix) const {
+    return base_url() + "/v2/" + repo + suffix;
+}
+
+Error Client::status_error(const http::Response& r, const std::string& what) const {
+    std::string code;
+    std::string detail = describe_registry_errors(r.body, &code);
+    Error e;
+    e.http_status = r.status;
+    e.registry_code = code;
+    e.transient = http::RetryPolicy::retryable_status(r.status);
+    switch (r.status) {
+    case 401: e.kind = ErrorKind::auth; break;
+    case 403: e.kind = ErrorKind::auth; break;
+    case 404: e.kind = ErrorKind::not_found; break;
+    default: e.kind = ErrorKind::registry; break;
+    }
+    e.message = what + ": HTTP " + std::to_string(r.status);
+    if (!detail.empty())
+        e.message += ": " + detail;
+    else if (!r.body.empty() && r.body.size() < 200 && r.body.find('<') == std::string::npos)
+        e.message += ": " + r.body;
+    return e;
+}
+
+Status Client::ping() {
+    auto host = m_registry == k_default_registry ? std::string("registry-1.docker.io") : m_registry;
+    auto try_ping = [&](const std::string& base, bool retryable) -> Result<http::Response> {
+        http::Request req;
+        req.method = "GET";
+        req.url = base + "/v2/";
+        req.retryable = retryable;
+        return m_transport->send(req);
+    };
+    std::string base;
+    Result<http::Response> r;
+    if (m_options.plain_http) {
+        base = "http://" + host;
+        r = try_ping(base, true);
+    } else if (is_loopback_host(host)) {
+        base = "https://" + host;
+        r = try_ping(base, false);
+        if (!r && r.error().transient) {
+            log::debug("registry " + host + " does not speak TLS (" + r.error().message + "); using plain HTTP");
+            base = "http://" + host;
+            r = try_ping(base, true);
+        }
+    } else {
+        base = "https://" + host;
+        r = try_ping(base, true);
+    }
+    if (!r)
+        return fail(r.error().with_context("cannot reach registry " + m_registry));
+    {
+        std::lock_guard lock(m_mutex);
+        m_base_url = base;
+    }
+    if (r->status == 200)
+        return {};
+    if (r->status == 401) {
+        auto header = r->headers.get("WWW-Authenticate");
+        if (!header)
+            return fail(ErrorKind::registry, "registry " + m_registry + " answered 401 without a WWW-Authenticate challenge");
+        auto challenges = parse_www_authenticate(*header);
+        if (!challenges)
+            return std::unexpected(challenges.error());
+        std::lock_guard lock(m_mutex);
+        m_challenge = challenges->front();
+        for (const auto& c : *challenges)
+            if (c.scheme == "bearer")
+                m_challenge = c;
+        return {};
+    }
+    if (r->status == 404)
+        return fail(ErrorKind::registry, base + "/v2/ answered 404: " + m_registry +
+                                             " does not look like an OCI registry (check the host and port)");
+    return fail(status_error(*r, "registry " + m_registry + " ping"));
+}
+
+std::vector<std::string> Client::scopes_for(const std::string& repo, const std::vector<std::string>& extra) const {
+    std::vector<std::string> scopes;
+    if (!repo.empty())
+        scopes.push_back("repository:" + repo + (m_options.push_access ? ":pull,push" : ":pull"));
+    for (const auto& s : extra)
+        scopes.push_back(s);
+    return scopes;
+}
+
+Result<std::string> Client::fetch_token(const Challenge& challenge, const std::vector<std::string>& scopes) {
+    auto realm = challenge.param("realm");
+    if (realm.empty() || !http::Url::parse(realm))
+        return fail(ErrorKind::auth, "registry " + m_registry + " sent a Bearer challenge without a usable realm");
+    auto service = challenge.param("service");
+    std::string source = m_credential ? m_credential->source : std::string("anonymous access");
+
+    http::Request req;
+    if (m_credential && !m_credential->identity_token.empty()) {
+        // OAuth2 refresh-token grant (docker config identitytoken).
+        std::string form = "grant_type=refresh_token&client_id=tagwarden&refresh_token=" +
+                           http::url_encode(m_credential->identity_token);
+        if (!service.empty())
+            form += "&service=" + http::url_encode(service);
+        std::string scope_list;
+        for (const auto& s : scopes)
+            scope_list += (scope_list.empty() ? "" : " ") + s;
+        if (!scope_list.empty())
+            form += "&scope=" + http::url_encode(scope_list);
+        req.method = "POST";
+        req.url = realm;
+        req.headers.set("Content-Type", "application/x-www-form-urlencoded");
+        req.body = std::make_shared<http::StringBody>(form);
+    } else {
+        req.method = "GET";
+        req.url = realm;
+        if (!service.empty())
+            req.url = http::append_query(req.url, "service", service);
+        for (const auto& s : scopes)
+            req.url = http::append_query(req.url, "scope", s);
+        if (m_credential && !m_credential->username.empty()) {
+            auto basic = base64_encode(m_credential->username + ":" + m_credential->password);
+            log::add_secret(basic);
+            req.headers.set("Authorization", "Basic " + basic);
+        }
+    }
+    auto r = m_transport->send(req);
+    if (!r)
+        return std::unexpected(r.error().with_context("token request to " + realm));
+    if (r->status == 401 || r->status == 403) {
+        auto e = status_error(*r, "authentication to " + m_registry + " failed");
+        e.kind = ErrorKind::auth;
+        e.message += " (credentials from " + source + " were rejected: check them, or log in again)";
+        return std::unexpected(e);
+    }
+    if (r->status != 200)
+        return std::unexpected(status_error(*r, "token request to " + realm));
+    json doc;
+    try {
+        doc = json::parse(r->body);
+    } catch (const json::exception&) {
+        return fail(ErrorKind::auth, "token endpoint " + realm + " did not answer JSON");
+    }
+    std::string token = doc.value("token", "");
+    if (token.empty())
+        token = doc.value("access_token", "");
+    if (token.empty())
+        return fail(ErrorKind::auth, "token endpoint " + realm + " answered without a token");
+    log::add_secret(token);
+    auto lifetime = std::chrono::seconds(doc.value("expires_in", static_cast<long>(k_default_token_lifetime.count())));
+    if (lifetime < k_default_token_lifetime)
+        lifetime = k_default_token_lifetime;
+    CachedToken cached{"Bearer " + token, std::chrono::steady_clock::now() + lifetime - k_token_expiry_margin};
+    std::string key;
+    for (const auto& s : scopes)
+        key += s + " ";
+    m_tokens[key] = cached;
+    return cached.header;
+}
+
+Result<std::string> Client::authorization(const std::string& scope_key, const std::vector<std::string>& scopes,
+                                          bool refresh) {
+    std::lock_guard lock(m_mutex);
+    if (!m_challenge)
+        return std::string{};
+    if (!m_credential_loaded) {
+        auto c = m_options.keychain->resolve(m_registry);
+        if (!c)
+            return std::unexpected(c.error());
+        m_credential = *c;
+        m_credential_loaded = true;
+    }
+    if (m_challenge->scheme == "basic") {
+        if (!m_credential || m_credential->username.empty())
+            return std::string{};
+        auto header = "Basic " + base64_encode(m_credential->username + ":" + m_credential->password);
+        log::add_secret(header.substr(6));
+        return header;
+    }
+    if (m_challenge->scheme != "bearer")
+        return fail(ErrorKind::auth, "registry " + m_registry + " asks for unsupported authentication scheme '" +
+                                         m_challenge->scheme + "'");
+    if (!refresh) {
+        auto it = m_tokens.find(scope_key);
+        if (it != m_tokens.end() && it->second.expires > std::chrono::steady_clock::now())
+            return it->second.header;
+    }
+    return fetch_token(*m_challenge, scopes);
+}
+
+Result<http::Response> Client::send(http::Request request, const std::string& repo,
+                                    const std::vector<std::string>& extra_scopes) {
+    auto scopes = scopes_for(repo, extra_scopes);
+    std::string key;
+    for (const auto& s : scopes)
+        key += s + " ";
+    auto auth = authorization(key, scopes, false);
+    if (!auth)
+        return std::unexpected(auth.error());
+    if (!auth->empty())
+        request.headers.set("Authorization", *auth);
+    auto r = m_transport->send(request);
+    if (!r || r->status != 401)
+        return r;
+
+    // A 401 means no, or a stale, authorization: learn the (possibly new) challenge and try once more.
+    if (auto header = r->headers.get("WWW-Authenticate")) {
+        auto challenges = parse_www_authenticate(*header);
+        if (challenges) {
+            std::lock_guard lock(m_mutex);
+            m_challenge = challenges->front();
+            for (const auto& c : *challenges)
+                if (c.scheme == "bearer")
+                    m_challenge = c;
+        }
+    }
+    bool had_auth = !auth->empty();
+    auth = authorization(key, scopes, true);
+    if (!auth)
+        return std::unexpected(auth.error());
+    if (auth->empty()) {
+        auto e = status_error(*r, request.method + " " + request.url);
+        e.message = "registry " + m_registry + " requires authentication and no credentials were found: pass "
+                    "--username with --password-stdin, or log in so the docker config has them (" +
+                    e.message + ")";
+        return std::unexpected(e);
+    }
+    if (had_auth && auth->starts_with("Basic ")) {
+        // Basic credentials do not go stale: a second try cannot help.
+        auto e = status_error(*r, "authentication to " + m_registry + " failed");
+        std::lock_guard lock(m_mutex);
+        e.message += " (credentials from " + (m_credential ? m_credential->source : std::string("?")) +
+                     " were rejected: check them, or log in again)";
+        return std::unexpected(e);
+    }
+    if (request.body && !request.body->rewind())
+        return std::unexpected(status_error(*r, request.method + " " + request.url));
+    request.headers.set("Authorization", *auth);
+    r = m_transport->send(request);
+    if (r && r->status == 401) {
+        auto e = status_error(*r, "authentication to " + m_registry + " failed");
+        std::lock_guard lock(m_mutex);
+        e.message += " (credentials from " + (m_credential ? m_credential->source : std::string("anonymous access")) +
+                     " were rejected: check them, or log in again)";
+        return std::unexpected(e);
+    }
+    return r;
+}
+
+Result<std::optional<std::uint64_t>> Client::blob_size(const std::string& repo, const Digest& digest) {
+    http::Request req;
+    req.method = "HEAD";
+    req.url = repo_url(repo, "/blobs/" + digest.str());
+    auto r = send(req, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status == 404)
+        return std::optional<std::uint64_t>{};
+    if (r->status != 200)
+        return std::unexpected(status_error(*r, "HEAD blob " + digest.str() + " in " + repo));
+    auto length = r->headers.get("Content-Length");
+    std::uint64_t size = 0;
+    if (length) {
+        try {
+            size = std::stoull(*length);
+        } catch (const std::exception&) {
+            return fail(ErrorKind::registry, "registry sent a bad Content-Length for blob " + digest.str());
+        }
+    }
+    return std::optional<std::uint64_t>(size);
+}
+
+Status Client::put_upload(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                          const std::string& location) {
+    http::Request put;
+    put.method = "PUT";
+    put.url = http::append_query(location, "digest", blob.digest.str());
+    put.retryable = false;  // the upload sequence is retried whole
+    put.headers.set("Content-Type", "application/octet-stream");
+    put.body = std::make_shared<BlobBody>(open, blob.size);
+    auto r = send(put, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status != 201)
+        return std::unexpected(status_error(*r, "upload of blob " + blob.digest.str() + " to " + repo));
+    if (auto d = r->headers.get("Docker-Content-Digest"); d && *d != blob.digest.str())
+        return fail(ErrorKind::verification, "registry stored blob " + blob.digest.str() + " as " + *d);
+    return {};
+}
+
+Status Client::upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                           std::optional<std::string> session) {
+    if (!session) {
+        http::Request post;
+        post.method = "POST";
+        post.url = repo_url(repo, "/blobs/uploads/");
+        post.retryable = false;
+        auto r = send(post, repo);
+        if (!r)
+            return std::unexpected(r.error());
+        if (r->status != 202)
+            return std::unexpected(status_error(*r, "starting upload of blob " + blob.digest.str() + " to " + repo));
+        auto location = r->headers.get("Location");
+        if (!location)
+            return fail(ErrorKind::registry, "registry started an upload without a Location header");
+        auto absolute = http::resolve_url(post.url, *location);
+        if (!absolute)
+            return std::unexpected(absolute.error());
+        session = *absolute;
+    }
+    return put_upload(repo, blob, open, *session);
+}
+
+Status Client::upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open) {
+    return http::retry_sequence<void>(m_options.retry, "upload of blob " + blob.digest.str(),
+                                      [&]() -> Status { return upload_once(repo, blob, open, std::nullopt); });
+}
+
+Result<bool> Client::mount_blob(const std::string& repo, const image::Descriptor& blob, const std::string& from_repo) {
+    http::Request post;
+    post.method = "POST";
+    post.url = repo_url(repo, "/blobs/uploads/?mount=" + http::url_encode(blob.digest.str()) +
+                                  "&from=" + http::url_encode(from_repo));
+    auto r = send(post, repo, {"repository:" + from_repo + ":pull"});
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status == 201)
+        return true;
+    if (r->status == 202) {
+        // The registry started an upload session instead; cancel it (failures ignored, as the spec allows).
+        if (auto location = r->headers.get("Location")) {
+            if (auto absolute = http::resolve_url(post.url, *location)) {
+                http::Request cancel;
+                cancel.method = "DELETE";
+                cancel.url = *absolute;
+                cancel.retryable = false;
+                (void)send(cancel, repo);
+            }
+        }
+        return false;
+    }
+    return std::unexpected(status_error(*r, "mount of blob " + blob.digest.str() + " from " + from_repo));
+}
+
+Result<std::optional<ManifestInfo>> Client::head_manifest(const std::string& repo, const std::string& reference) {
+    http::Request req;
+    req.method = "HEAD";
+    req.url = repo_url(repo, "/manifests/" + reference);
+    req.headers.set("Accept", image::manifest_accept_header());
+    auto r = send(req, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status == 404)
+        return std::optional<ManifestInfo>{};
+    if (r->status != 200)
+        return std::unexpected(status_error(*r, "HEAD manifest " + repo + ":" + reference));
+    auto digest_header = r->headers.get("Docker-Content-Digest");
+    if (!digest_header) {
+        // Some registries omit the digest on HEAD: read the manifest instead.
+        auto m = get_manifest(repo, reference);
+        if (!m)
+            return std::unexpected(m.error());
+        return std::optional<ManifestInfo>(ManifestInfo{m->digest, m->media_type, m->bytes.size()});
+    }
+    auto digest = Digest::parse(*digest_header);
+    if (!digest)
+        return fail(ErrorKind::registry, "registry sent an invalid Docker-Content-Digest: " + *digest_header);
+    ManifestInfo info;
+    info.digest = *digest;
+    info.media_type = strip_media_type_params(r->headers.get("Content-Type").value_or(""));
+    if (auto length = r->headers.get("Content-Length")) {
+        try {
+            info.size = std::stoull(*length);
+        } catch (const std::exception&) {
+        }
+    }
+    return std::optional<ManifestInfo>(info);
+}
+
+Result<image::Manifest> Client::get_manifest(const std::string& repo, const std::string& reference) {
+    http::Request req;
+    req.method = "GET";
+    req.url = repo_url(repo, "/manifests/" + reference);
+    req.headers.set("Accept", image::manifest_accept_header());
+    req.max_body = 4 * 1024 * 1024;
+    auto r = send(req, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status != 200)
+        return std::unexpected(status_error(*r, "GET manifest " + repo + ":" + reference));
+    if (auto want = Digest::parse(reference); want && Digest::of(r->body) != *want)
+        return fail(ErrorKind::verification, "registry returned manifest bytes for " + repo + "@" + reference +
+                                                 " that hash to " + Digest::of(r->body).str());
+    auto content_type = strip_media_type_params(r->headers.get("Content-Type").value_or(""));
+    if (!image::is_index_media_type(content_type) && !image::is_manifest_media_type(content_type))
+        content_type.clear();
+    auto m = image::parse_manifest(std::move(r->body), content_type);
+    if (!m) {
+        auto e = m.error();
+        e.kind = ErrorKind::registry;
+        return std::unexpected(e.with_context("manifest " + repo + ":" + reference + " from the registry"));
+    }
+    return m;
+}
+
+Result<Digest> Client::put_manifest(const std::string& repo, const std::string& reference,
+                                    const image::Manifest& manifest) {
+    http::Request req;
+    req.method = "PUT";
+    req.url = repo_url(repo, "/manifests/" + reference);
+    req.headers.set("Content-Type", manifest.media_type);
+    req.body = std::make_shared<http::StringBody>(manifest.bytes);
+    auto r = send(req, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status != 201 && r->status != 200)
+        return std::unexpected(status_error(*r, "PUT manifest " + repo + ":" + reference));
+    if (auto d = r->headers.get("Docker-Content-Digest")) {
+        auto parsed = Digest::parse(*d);
+        if (!parsed)
+            return fail(ErrorKind::registry, "registry sent an invalid Docker-Content-Digest: " + *d);
+        return *parsed;
+    }
+    return manifest.digest;
+}
+
+Status Client::delete_manifest(const std::string& repo, const std::string& reference) {
+    http::Request req;
+    req.method = "DELETE";
+    req.url = repo_url(repo, "/manifests/" + reference);
+    auto r = send(req, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status != 202 && r->status != 200 && r->status != 204)
+        return std::unexpected(status_error(*r, "DELETE manifest " + repo + ":" + reference));
+    return {};
+}
+
+Result<std::vector<std::string>> Client::list_tags(const std::string& repo) {
+    std::vector<std::string> tags;
+    // Registries cap the page size (ECR: 1000); follow Link headers rather than counting.
+    std::string url = repo_url(repo, "/tags/list?n=1000");
+    for (int page = 0; page < 10000; ++page) {
+        http::Request req;
+        req.method = "GET";
+        req.url = url;
+        auto r = send(req, repo);
+        if (!r)
+            return std::unexpected(r.error());
+        if (r->status == 404 && page == 0)
+            return tags;  // NAME_UNKNOWN: a repository that does not exist yet has no tags
+        if (r->status != 200)
+            return std::unexpected(status_error(*r, "listing tags of " + repo));
+        try {
+            auto doc = json::parse(r->body);
+            if (doc.contains("tags") && doc["tags"].is_array())
+                for (const auto& t : doc["tags"])
+                    if (t.is_string())
+                        tags.push_back(t.get<std::string>());
+        } catch (const json::exception&) {
+            return fail(ErrorKind::registry, "tag list of " + repo + " is not valid JSON");
+        }
+        auto link = r->headers.get("Link");
+        auto next = link ? parse_link_next(*link) : std::string{};
+        if (next.empty())
+            return tags;
+        auto resolved = http::resolve_url(url, next);
+        if (!resolved)
+            return std::unexpected(resolved.error());
+        url = *resolved;
+    }
+    return fail(ErrorKind::registry, "tag list of " + repo + " did not end after 10000 pages");
+}
+
+} // namespace tagwarden::registry
