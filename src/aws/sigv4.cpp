@@ -286,9 +286,10 @@ bool is_valid_payload_hash(std::string_view s) {
     if (s.size() == 64 &&
         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
         return true;
-    // UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, ...
-    return !s.empty() &&
-           std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'; });
+    // UNSIGNED-PAYLOAD and the chunked-upload constants (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, ...).
+    return s == k_unsigned_payload || (s.starts_with("STREAMING-") && std::all_of(s.begin(), s.end(), [](char c) {
+                                           return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+                                       }));
 }
 
 Status validate_credentials(const Credentials& credentials) {
