@@ -1,6 +1,7 @@
 #include "commands.hpp"
 #include "connection.hpp"
 
+#include <tagwarden/core/log.hpp>
 #include <tagwarden/push/push.hpp>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,9 @@ int run_verify(const VerifyArgs& args) {
     auto report = push::verify_image(**client, ref->repository, reference, ref->digest, args.connection.jobs);
     if (!report)
         return report_error(report.error());
+    log::info("verified " + args.reference + ": " + std::to_string(report->manifests_checked) + " manifest(s), " +
+              std::to_string(report->blobs_checked) + " blob(s), " + std::to_string(report->bytes_checked) +
+              " bytes present");
     if (args.output == "json")
         std::cout << push::to_json(*report).dump(2) << std::endl;
     else

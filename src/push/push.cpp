@@ -147,12 +147,14 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
     std::vector<std::string> refs = plan.tags;
     if (refs.empty())
         refs.push_back(plan.root.digest.str());
+    VerifyReport checked;
     for (std::size_t i = 0; i < refs.size(); ++i) {
         // Blobs and children are checked once (through the first reference); other tags only resolve.
         if (i == 0) {
             auto v = verify_image(client, repo, refs[i], plan.root.digest, options.jobs);
             if (!v)
                 return std::unexpected(v.error());
+            checked = *v;
         } else {
             auto info = client.head_manifest(repo, refs[i]);
             if (!info)
@@ -162,6 +164,9 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
                                                          " does not resolve to " + plan.root.digest.str());
         }
     }
+    log::info("verified: " + std::to_string(checked.manifests_checked) + " manifest(s) and " +
+              std::to_string(checked.blobs_checked) + " blob(s) present; " + std::to_string(refs.size()) +
+              " reference(s) resolve to " + short_digest(plan.root.digest));
     report.verified = true;
     return report;
 }
