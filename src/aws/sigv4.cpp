@@ -18,15 +18,29 @@ constexpr std::string_view k_algorithm = "AWS4-HMAC-SHA256";
 
 // Never signed: botocore's SIGNED_HEADERS_BLACKLIST (hop-by-hop headers, and headers that proxies and
 // HTTP clients rewrite). Authorization and X-Amz-Date are replaced instead.
-constexpr std::array<std::string_view, 11> k_unsigned_headers = {
-    "connection", "expect",   "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-    "trailer",    "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"};
+constexpr std::array<std::string_view, 11> k_unsigned_headers = {"connection",
+                                                                 "expect",
+                                                                 "keep-alive",
+                                                                 "proxy-authenticate",
+                                                                 "proxy-authorization",
+                                                                 "te",
+                                                                 "trailer",
+                                                                 "transfer-encoding",
+                                                                 "upgrade",
+                                                                 "user-agent",
+                                                                 "x-amzn-trace-id"};
 
-bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+bool is_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
 
-bool is_unreserved(char c) { return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~'; }
+bool is_unreserved(char c) {
+    return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
 
-bool is_hex_digit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool is_hex_digit(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9')
@@ -41,11 +55,17 @@ bool is_token_char(char c) {
     return is_alnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
-bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char); }
+bool is_token(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char);
+}
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char to_lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string lowercase(std::string_view s) {
     std::string out(s);
@@ -80,8 +100,7 @@ std::string uri_encode_raw_bytes(std::string_view s) {
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size(); ++i) {
         char c = s[i];
-        if (c == '%' && i + 2 < s.size() && is_hex_digit(s[i + 1]) &&
-            is_hex_digit(s[i + 2])) {
+        if (c == '%' && i + 2 < s.size() && is_hex_digit(s[i + 1]) && is_hex_digit(s[i + 2])) {
             out += s.substr(i, 3);
             i += 2;
         } else if (is_unreserved(c) || c == '/') {
@@ -98,8 +117,7 @@ std::string percent_decode(std::string_view s) {
     std::string out;
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && is_hex_digit(s[i + 1]) &&
-            is_hex_digit(s[i + 2])) {
+        if (s[i] == '%' && i + 2 < s.size() && is_hex_digit(s[i + 1]) && is_hex_digit(s[i + 2])) {
             out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
             i += 2;
         } else {
@@ -110,7 +128,7 @@ std::string percent_decode(std::string_view s) {
 }
 
 struct UrlParts {
-    std::string host;  // host[:port] as the Host header carries it
+    std::string host; // host[:port] as the Host header carries it
     std::string path;
     std::string query;
 };
@@ -118,7 +136,8 @@ struct UrlParts {
 Result<UrlParts> split_url(std::string_view url) {
     auto scheme_end = url.find("://");
     if (scheme_end == std::string_view::npos)
-        return fail(ErrorKind::invalid_input, "SigV4: the request URL must be absolute (http:// or https://)");
+        return fail(ErrorKind::invalid_input,
+                    "SigV4: the request URL must be absolute (http:// or https://)");
     std::string scheme = lowercase(url.substr(0, scheme_end));
     if (scheme != "http" && scheme != "https")
         return fail(ErrorKind::invalid_input,
@@ -126,7 +145,8 @@ Result<UrlParts> split_url(std::string_view url) {
     std::string_view rest = url.substr(scheme_end + 3);
     auto authority_end = rest.find_first_of("/?#");
     std::string_view authority = rest.substr(0, authority_end);
-    std::string_view tail = authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
+    std::string_view tail =
+        authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
 
     if (auto at = authority.rfind('@'); at != std::string_view::npos)
         authority = authority.substr(at + 1);
@@ -153,11 +173,13 @@ Result<UrlParts> split_url(std::string_view url) {
         return fail(ErrorKind::invalid_input, "SigV4: the request URL has a non-numeric port");
     for (char c : host)
         if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
-            return fail(ErrorKind::invalid_input, "SigV4: the request URL's host contains a space or control byte");
+            return fail(ErrorKind::invalid_input,
+                        "SigV4: the request URL's host contains a space or control byte");
 
     UrlParts parts;
     parts.host = std::string(host);
-    bool default_port = port.empty() || (scheme == "http" && port == "80") || (scheme == "https" && port == "443");
+    bool default_port =
+        port.empty() || (scheme == "http" && port == "80") || (scheme == "https" && port == "443");
     if (!default_port) {
         parts.host += ':';
         parts.host += port;
@@ -220,7 +242,8 @@ std::string canonical_query(std::string_view query) {
             auto eq = item.find('=');
             std::string_view key = item.substr(0, eq);
             std::string_view value = eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
-            pairs.emplace_back(uri_encode(percent_decode(key), false), uri_encode(percent_decode(value), false));
+            pairs.emplace_back(uri_encode(percent_decode(key), false),
+                               uri_encode(percent_decode(value), false));
         }
         if (amp == std::string_view::npos)
             break;
@@ -266,30 +289,32 @@ Status validate_header_value(std::string_view name, std::string_view value) {
             if (c == '\r' && next < value.size() && value[next] == '\n')
                 ++next;
             if (next >= value.size() || (value[next] != ' ' && value[next] != '\t'))
-                return fail(ErrorKind::invalid_input,
-                            "SigV4: the value of header '" + std::string(name) + "' contains a bare line break");
+                return fail(ErrorKind::invalid_input, "SigV4: the value of header '" + std::string(name) +
+                                                          "' contains a bare line break");
             i = next;
         } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            return fail(ErrorKind::invalid_input,
-                        "SigV4: the value of header '" + std::string(name) + "' contains a control character");
+            return fail(ErrorKind::invalid_input, "SigV4: the value of header '" + std::string(name) +
+                                                      "' contains a control character");
         }
     }
     return {};
 }
 
 bool is_scope_part(std::string_view s) {
-    return !s.empty() &&
-           std::all_of(s.begin(), s.end(), [](char c) { return is_alnum(c) || c == '-' || c == '_' || c == '.'; });
+    return !s.empty() && std::all_of(s.begin(), s.end(),
+                                     [](char c) { return is_alnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
 bool is_valid_payload_hash(std::string_view s) {
-    if (s.size() == 64 &&
-        std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
+    if (s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        }))
         return true;
     // UNSIGNED-PAYLOAD and the chunked-upload constants (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, ...).
-    return s == k_unsigned_payload || (s.starts_with("STREAMING-") && std::all_of(s.begin(), s.end(), [](char c) {
-                                           return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-                                       }));
+    return s == k_unsigned_payload ||
+           (s.starts_with("STREAMING-") && std::all_of(s.begin(), s.end(), [](char c) {
+                return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+            }));
 }
 
 Status validate_credentials(const Credentials& credentials) {
@@ -298,7 +323,8 @@ Status validate_credentials(const Credentials& credentials) {
                     "SigV4: the AWS credentials are incomplete (empty access key ID or secret access key)");
     for (char c : credentials.access_key_id)
         if (!is_alnum(c) && c != '_' && c != '-')
-            return fail(ErrorKind::auth, "SigV4: the AWS access key ID contains a character other than A-Z, 0-9");
+            return fail(ErrorKind::auth,
+                        "SigV4: the AWS access key ID contains a character other than A-Z, 0-9");
     for (char c : credentials.session_token) {
         auto u = static_cast<unsigned char>(c);
         if (u < 0x20 || u == 0x7f)
@@ -309,7 +335,7 @@ Status validate_credentials(const Credentials& credentials) {
 
 // Key material is wiped when it goes out of scope.
 class SecretBytes {
-public:
+  public:
     SecretBytes() = default;
     explicit SecretBytes(std::string bytes) : m_bytes(std::move(bytes)) {}
     SecretBytes(const SecretBytes&) = delete;
@@ -325,7 +351,7 @@ public:
 
     [[nodiscard]] const std::string& bytes() const { return m_bytes; }
 
-private:
+  private:
     void wipe() {
         if (!m_bytes.empty())
             OPENSSL_cleanse(m_bytes.data(), m_bytes.size());
@@ -337,8 +363,9 @@ private:
 Result<SecretBytes> hmac_sha256(std::string_view key, std::string_view data) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
     unsigned int out_size = 0;
-    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-             data.size(), out.data(), &out_size) == nullptr)
+    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(),
+             &out_size) == nullptr)
         return fail(ErrorKind::internal, "SigV4: OpenSSL HMAC-SHA256 failed");
     SecretBytes result(std::string(reinterpret_cast<const char*>(out.data()), out_size));
     OPENSSL_cleanse(out.data(), out.size());
@@ -346,13 +373,15 @@ Result<SecretBytes> hmac_sha256(std::string_view key, std::string_view data) {
 }
 
 struct CanonicalHeader {
-    std::string name;   // lowercase
-    std::string value;  // trimmed
+    std::string name;  // lowercase
+    std::string value; // trimmed
 };
 
 } // namespace
 
-std::string sha256_hex(std::string_view data) { return std::string(Digest::of(data).hex()); }
+std::string sha256_hex(std::string_view data) {
+    return std::string(Digest::of(data).hex());
+}
 
 std::string format_amz_date(std::chrono::system_clock::time_point time) {
     using namespace std::chrono;
@@ -393,28 +422,30 @@ Result<std::chrono::system_clock::time_point> parse_amz_date(std::string_view te
     return sys_days{ymd} + hours{h} + minutes{m} + seconds{s};
 }
 
-Result<SignedHeaders> sign(const SigningRequest& request, const Credentials& credentials, std::string_view region,
-                           std::string_view service, std::chrono::system_clock::time_point now,
-                           const SignOptions& options) {
+Result<SignedHeaders> sign(const SigningRequest& request, const Credentials& credentials,
+                           std::string_view region, std::string_view service,
+                           std::chrono::system_clock::time_point now, const SignOptions& options) {
     if (!is_token(request.method))
         return fail(ErrorKind::invalid_input, "SigV4: the request method is empty or not an HTTP token");
     if (!is_scope_part(region))
         return fail(ErrorKind::invalid_input,
                     "SigV4: invalid region '" + uri_encode(region, false) + "' (expected e.g. us-east-1)");
     if (!is_scope_part(service))
-        return fail(ErrorKind::invalid_input,
-                    "SigV4: invalid service signing name '" + uri_encode(service, false) + "' (expected e.g. ecr)");
+        return fail(ErrorKind::invalid_input, "SigV4: invalid service signing name '" +
+                                                  uri_encode(service, false) + "' (expected e.g. ecr)");
     TW_TRY(validate_credentials(credentials));
-    std::string payload_hash = request.payload_hash.empty() ? std::string(k_empty_payload_sha256) : request.payload_hash;
+    std::string payload_hash =
+        request.payload_hash.empty() ? std::string(k_empty_payload_sha256) : request.payload_hash;
     if (!is_valid_payload_hash(payload_hash))
-        return fail(ErrorKind::invalid_input,
-                    "SigV4: the payload hash must be 64 lowercase hex digits or a constant such as UNSIGNED-PAYLOAD");
+        return fail(
+            ErrorKind::invalid_input,
+            "SigV4: the payload hash must be 64 lowercase hex digits or a constant such as UNSIGNED-PAYLOAD");
     auto url = split_url(request.url);
     if (!url)
         return std::unexpected(url.error());
 
-    auto year = static_cast<int>(
-        std::chrono::year_month_day{std::chrono::floor<std::chrono::days>(now)}.year());
+    auto year =
+        static_cast<int>(std::chrono::year_month_day{std::chrono::floor<std::chrono::days>(now)}.year());
     if (year < 1000 || year > 9999)
         return fail(ErrorKind::invalid_input, "SigV4: the signing time is outside the years 1000-9999");
 
@@ -430,13 +461,16 @@ Result<SignedHeaders> sign(const SigningRequest& request, const Credentials& cre
     bool has_host = false;
     for (const auto& [name, value] : request.headers) {
         if (!is_token(name))
-            return fail(ErrorKind::invalid_input, "SigV4: invalid header name '" + uri_encode(name, false) + "'");
+            return fail(ErrorKind::invalid_input,
+                        "SigV4: invalid header name '" + uri_encode(name, false) + "'");
         TW_TRY(validate_header_value(name, value));
         std::string lower = lowercase(name);
-        if (lower == "authorization" || lower == "x-amz-date" || (has_token && lower == "x-amz-security-token") ||
+        if (lower == "authorization" || lower == "x-amz-date" ||
+            (has_token && lower == "x-amz-security-token") ||
             (add_content_sha256 && lower == "x-amz-content-sha256"))
             continue;
-        if (std::find(k_unsigned_headers.begin(), k_unsigned_headers.end(), lower) != k_unsigned_headers.end())
+        if (std::find(k_unsigned_headers.begin(), k_unsigned_headers.end(), lower) !=
+            k_unsigned_headers.end())
             continue;
         has_host = has_host || lower == "host";
         headers.push_back({std::move(lower), trim_all(value)});
@@ -456,7 +490,7 @@ Result<SignedHeaders> sign(const SigningRequest& request, const Credentials& cre
     std::string signed_headers;
     for (std::size_t i = 0; i < headers.size(); ++i) {
         if (i > 0 && headers[i].name == headers[i - 1].name) {
-            canonical_headers.pop_back();  // the '\n' of the previous value
+            canonical_headers.pop_back(); // the '\n' of the previous value
             canonical_headers += ',';
         } else {
             if (!signed_headers.empty())
@@ -482,9 +516,10 @@ Result<SignedHeaders> sign(const SigningRequest& request, const Credentials& cre
     out.canonical_request += '\n';
     out.canonical_request += payload_hash;
 
-    const std::string scope = date_stamp + "/" + std::string(region) + "/" + std::string(service) + "/aws4_request";
-    out.string_to_sign = std::string(k_algorithm) + "\n" + amz_date + "\n" + scope + "\n" +
-                         sha256_hex(out.canonical_request);
+    const std::string scope =
+        date_stamp + "/" + std::string(region) + "/" + std::string(service) + "/aws4_request";
+    out.string_to_sign =
+        std::string(k_algorithm) + "\n" + amz_date + "\n" + scope + "\n" + sha256_hex(out.canonical_request);
 
     SecretBytes secret("AWS4" + credentials.secret_access_key);
     auto k_date = hmac_sha256(secret.bytes(), date_stamp);
@@ -503,7 +538,8 @@ Result<SignedHeaders> sign(const SigningRequest& request, const Credentials& cre
     if (!signature)
         return std::unexpected(signature.error());
 
-    out.signature = to_hex(reinterpret_cast<const unsigned char*>(signature->bytes().data()), signature->bytes().size());
+    out.signature =
+        to_hex(reinterpret_cast<const unsigned char*>(signature->bytes().data()), signature->bytes().size());
     out.signed_headers = signed_headers;
     out.authorization = std::string(k_algorithm) + " Credential=" + credentials.access_key_id + "/" + scope +
                         ", SignedHeaders=" + signed_headers + ", Signature=" + out.signature;

@@ -9,7 +9,7 @@ namespace tagwarden::aws {
 struct Credentials {
     std::string access_key_id;
     std::string secret_access_key;
-    std::string session_token;  // empty for long-term (IAM user) keys
+    std::string session_token; // empty for long-term (IAM user) keys
 
     [[nodiscard]] bool has_session_token() const { return !session_token.empty(); }
 };

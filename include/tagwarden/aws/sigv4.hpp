@@ -23,7 +23,7 @@ inline constexpr std::string_view k_empty_payload_sha256 =
 inline constexpr std::string_view k_unsigned_payload = "UNSIGNED-PAYLOAD";
 
 struct SigningRequest {
-    std::string method;  // "GET", "POST", ...
+    std::string method; // "GET", "POST", ...
     // Absolute http(s) URL as it goes on the wire: the path and query already percent-encoded (raw bytes
     // outside the unreserved set are encoded by the signer). The fragment is ignored.
     std::string url;
@@ -63,9 +63,9 @@ struct SignedHeaders {
 // Signs `request` for `region` and `service` (the signing name, e.g. "ecr") at `now` (truncated to seconds).
 // Returns Error{invalid_input} for a malformed request, region or service and Error{auth} for incomplete
 // credentials; error messages never contain a secret, a header value or the URL's userinfo.
-Result<SignedHeaders> sign(const SigningRequest& request, const Credentials& credentials, std::string_view region,
-                           std::string_view service, std::chrono::system_clock::time_point now,
-                           const SignOptions& options = {});
+Result<SignedHeaders> sign(const SigningRequest& request, const Credentials& credentials,
+                           std::string_view region, std::string_view service,
+                           std::chrono::system_clock::time_point now, const SignOptions& options = {});
 
 // Lowercase hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);

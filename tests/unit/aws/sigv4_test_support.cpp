@@ -40,7 +40,8 @@ constexpr int k_timeout_ms = 10'000;
 
 // Milliseconds left until `deadline`, at least 0.
 int remaining_ms(std::chrono::steady_clock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     return static_cast<int>(std::max<std::chrono::milliseconds::rep>(0, left.count()));
 }
 
@@ -105,7 +106,8 @@ OneShotHttpServer::OneShotHttpServer() {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    if (::bind(m_listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(m_listen_fd, 1) != 0) {
+    if (::bind(m_listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(m_listen_fd, 1) != 0) {
         ::close(m_listen_fd);
         throw std::runtime_error(std::string("bind/listen on 127.0.0.1: ") + std::strerror(errno));
     }
@@ -122,7 +124,9 @@ OneShotHttpServer::~OneShotHttpServer() {
         ::close(m_listen_fd);
 }
 
-std::string OneShotHttpServer::base_url() const { return "http://127.0.0.1:" + std::to_string(m_port); }
+std::string OneShotHttpServer::base_url() const {
+    return "http://127.0.0.1:" + std::to_string(m_port);
+}
 
 Result<std::string> OneShotHttpServer::received() {
     if (m_thread.joinable())
@@ -145,7 +149,7 @@ void OneShotHttpServer::serve() {
         return;
     }
     std::string data;
-    std::size_t want = std::string::npos;  // total bytes once the head is known
+    std::size_t want = std::string::npos; // total bytes once the head is known
     char buf[4096];
     while (want == std::string::npos || data.size() < want) {
         pollfd p{fd, POLLIN, 0};

@@ -20,8 +20,8 @@ std::string read_text_file(const std::filesystem::path& path);
 // Also parses what an HTTP client sent (CRLF line ends).
 struct RawRequest {
     std::string method;
-    std::string target;  // path and query as written (may contain spaces in the suite's get-space)
-    aws::HeaderList headers;  // values as written after the ':'
+    std::string target;      // path and query as written (may contain spaces in the suite's get-space)
+    aws::HeaderList headers; // values as written after the ':'
     std::string body;
 };
 RawRequest parse_raw_request(std::string_view text);
@@ -32,7 +32,7 @@ std::optional<std::string> header_value(const aws::HeaderList& headers, std::str
 // Accepts one connection on 127.0.0.1 (port chosen by the kernel), reads one request (head and a
 // Content-Length body), answers 200 with an empty body and closes. Gives up after 10 s.
 class OneShotHttpServer {
-public:
+  public:
     OneShotHttpServer();
     ~OneShotHttpServer();
     OneShotHttpServer(const OneShotHttpServer&) = delete;
@@ -44,7 +44,7 @@ public:
     // Waits for the exchange to finish; returns the raw bytes received, or an error description.
     Result<std::string> received();
 
-private:
+  private:
     void serve();
 
     int m_listen_fd = -1;
@@ -56,7 +56,7 @@ private:
 
 struct CommandOutput {
     int exit_code = -1;
-    std::string output;  // stdout and stderr
+    std::string output; // stdout and stderr
 };
 // Runs `command` with /bin/sh, capturing stdout and stderr.
 CommandOutput run_command(const std::string& command);

@@ -25,7 +25,8 @@ std::chrono::system_clock::time_point suite_time() {
 }
 
 aws::SignedHeaders sign_ok(const aws::SigningRequest& request, std::string_view service = "service",
-                           const aws::SignOptions& options = {}, const aws::Credentials& credentials = k_credentials) {
+                           const aws::SignOptions& options = {},
+                           const aws::Credentials& credentials = k_credentials) {
     auto result = aws::sign(request, credentials, "us-east-1", service, suite_time(), options);
     if (!result)
         FAIL("sign failed: " << result.error().message);
@@ -70,7 +71,8 @@ std::optional<std::string> added(const aws::SignedHeaders& s, std::string_view n
 
 TEST_CASE("sha256_hex", "[unit][sigv4]") {
     CHECK(aws::sha256_hex("") == aws::k_empty_payload_sha256);
-    CHECK(aws::sha256_hex("Param1=value1") == "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e");
+    CHECK(aws::sha256_hex("Param1=value1") ==
+          "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e");
 }
 
 TEST_CASE("X-Amz-Date formatting and parsing", "[unit][sigv4]") {
@@ -80,8 +82,8 @@ TEST_CASE("X-Amz-Date formatting and parsing", "[unit][sigv4]") {
     CHECK(aws::format_amz_date(t + 999ms) == "20240229T235959Z");
     CHECK(aws::format_amz_date(t + 1s) == "20240301T000000Z");
     CHECK(aws::parse_amz_date("20240229T235959Z") == t);
-    for (const char* bad : {"", "20240229T235959", "2024-02-29T23:59:59Z", "20230229T000000Z", "20240229T240000Z",
-                            "20241301T000000Z", "2024022xT000000Z", "20240229t235959z"}) {
+    for (const char* bad : {"", "20240229T235959", "2024-02-29T23:59:59Z", "20230229T000000Z",
+                            "20240229T240000Z", "20241301T000000Z", "2024022xT000000Z", "20240229t235959z"}) {
         INFO(bad);
         auto r = aws::parse_amz_date(bad);
         REQUIRE_FALSE(r);
@@ -93,24 +95,27 @@ TEST_CASE("the time is truncated to seconds and sets the scope date", "[unit][si
     auto a = aws::sign(get("https://example.amazonaws.com/"), k_credentials, "us-east-1", "service",
                        suite_time() + 999ms);
     REQUIRE(a);
-    CHECK(a->signature == "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");  // get-vanilla
+    CHECK(a->signature == "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"); // get-vanilla
 
     auto midnight = aws::parse_amz_date("20150831T000000Z");
     REQUIRE(midnight);
-    auto b = aws::sign(get("https://example.amazonaws.com/"), k_credentials, "eu-west-1", "ecr", *midnight - 1s);
+    auto b =
+        aws::sign(get("https://example.amazonaws.com/"), k_credentials, "eu-west-1", "ecr", *midnight - 1s);
     REQUIRE(b);
-    CHECK_THAT(b->authorization, Catch::StartsWith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/eu-west-1/ecr/"
-                                                   "aws4_request, SignedHeaders=host;x-amz-date, Signature="));
+    CHECK_THAT(b->authorization,
+               Catch::StartsWith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/eu-west-1/ecr/"
+                                 "aws4_request, SignedHeaders=host;x-amz-date, Signature="));
     CHECK(added(*b, "X-Amz-Date") == "20150830T235959Z");
 }
 
 TEST_CASE("canonical URI: normalisation of . .. and // (normalize-path cases)", "[unit][sigv4]") {
-    CHECK(canonical_uri("https://example.amazonaws.com/example1/example2/../..") == "/");  // get-relative-relative
-    CHECK(canonical_uri("https://example.amazonaws.com/example/..") == "/");                // get-relative
-    CHECK(canonical_uri("https://example.amazonaws.com/./") == "/");                        // get-slash-dot-slash
-    CHECK(canonical_uri("https://example.amazonaws.com/./example") == "/example");  // get-slash-pointless-dot
-    CHECK(canonical_uri("https://example.amazonaws.com//") == "/");                 // get-slash
-    CHECK(canonical_uri("https://example.amazonaws.com//example//") == "/example/");  // get-slashes
+    CHECK(canonical_uri("https://example.amazonaws.com/example1/example2/../..") ==
+          "/");                                                                    // get-relative-relative
+    CHECK(canonical_uri("https://example.amazonaws.com/example/..") == "/");       // get-relative
+    CHECK(canonical_uri("https://example.amazonaws.com/./") == "/");               // get-slash-dot-slash
+    CHECK(canonical_uri("https://example.amazonaws.com/./example") == "/example"); // get-slash-pointless-dot
+    CHECK(canonical_uri("https://example.amazonaws.com//") == "/");                // get-slash
+    CHECK(canonical_uri("https://example.amazonaws.com//example//") == "/example/"); // get-slashes
     CHECK(canonical_uri("https://example.amazonaws.com/a/b/../c/./d/") == "/a/c/d/");
     CHECK(canonical_uri("https://example.amazonaws.com/../a") == "/a");
     CHECK(canonical_uri("https://example.amazonaws.com") == "/");
@@ -118,7 +123,8 @@ TEST_CASE("canonical URI: normalisation of . .. and // (normalize-path cases)", 
     CHECK(canonical_uri("https://example.amazonaws.com/a#/../b") == "/a");
 }
 
-TEST_CASE("canonical URI: encoding (get-space, get-utf8, get-unreserved) and double encoding", "[unit][sigv4]") {
+TEST_CASE("canonical URI: encoding (get-space, get-utf8, get-unreserved) and double encoding",
+          "[unit][sigv4]") {
     CHECK(canonical_uri("https://example.amazonaws.com/example space/") == "/example%20space/");
     CHECK(canonical_uri("https://example.amazonaws.com/\xE1\x88\xB4") == "/%E1%88%B4");
     const std::string unreserved = "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -142,14 +148,17 @@ TEST_CASE("canonical URI: encoding (get-space, get-utf8, get-unreserved) and dou
 
 TEST_CASE("canonical query string", "[unit][sigv4]") {
     const std::string base = "https://example.amazonaws.com/?";
-    CHECK(canonical_query(base + "Param2=value2&Param1=value1") == "Param1=value1&Param2=value2");  // order-key-case
-    CHECK(canonical_query(base + "Param1=value2&Param1=Value1") == "Param1=Value1&Param1=value2");  // order-value
-    CHECK(canonical_query(base + "Param1=value2&Param1=value1") == "Param1=value1&Param1=value2");  // order-key
-    CHECK(canonical_query(base + "Param1") == "Param1=");                                           // empty value
+    CHECK(canonical_query(base + "Param2=value2&Param1=value1") ==
+          "Param1=value1&Param2=value2"); // order-key-case
+    CHECK(canonical_query(base + "Param1=value2&Param1=Value1") ==
+          "Param1=Value1&Param1=value2"); // order-value
+    CHECK(canonical_query(base + "Param1=value2&Param1=value1") ==
+          "Param1=value1&Param1=value2");                 // order-key
+    CHECK(canonical_query(base + "Param1") == "Param1="); // empty value
     CHECK(canonical_query(base + "Param1=") == "Param1=");
-    CHECK(canonical_query(base + "Param-3=Value3&Param=Value2&%E1%88%B4=Value1") ==  // order-encoded
+    CHECK(canonical_query(base + "Param-3=Value3&Param=Value2&%E1%88%B4=Value1") == // order-encoded
           "%E1%88%B4=Value1&Param=Value2&Param-3=Value3");
-    CHECK(canonical_query(base + "\xE1\x88\xB4=bar") == "%E1%88%B4=bar");  // get-vanilla-utf8-query
+    CHECK(canonical_query(base + "\xE1\x88\xB4=bar") == "%E1%88%B4=bar"); // get-vanilla-utf8-query
     const std::string unreserved = "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     CHECK(canonical_query(base + unreserved + "=" + unreserved) == unreserved + "=" + unreserved);
     CHECK(canonical_query(base + "a=b c&b=%7e%2a%2f") == "a=b%20c&b=~%2A%2F");
@@ -163,12 +172,15 @@ TEST_CASE("canonical query string", "[unit][sigv4]") {
 TEST_CASE("canonical headers", "[unit][sigv4]") {
     const std::string url = "https://example.amazonaws.com/";
     SECTION("names lowercased and sorted (post-header-key-case, post-header-key-sort)") {
-        auto s = sign_ok(get(url, {{"My-Header1", "value1"}, {"Host", "example.amazonaws.com"}, {"A-B", "c"}}));
+        auto s =
+            sign_ok(get(url, {{"My-Header1", "value1"}, {"Host", "example.amazonaws.com"}, {"A-B", "c"}}));
         CHECK(canonical_headers(s) == std::vector<std::string>{"a-b:c", "host:example.amazonaws.com",
-                                                               "my-header1:value1", "x-amz-date:20150830T123600Z"});
+                                                               "my-header1:value1",
+                                                               "x-amz-date:20150830T123600Z"});
         CHECK(s.signed_headers == "a-b;host;my-header1;x-amz-date");
     }
-    SECTION("repeated names joined with ',' in the order sent (get-header-key-duplicate, get-header-value-order)") {
+    SECTION("repeated names joined with ',' in the order sent (get-header-key-duplicate, "
+            "get-header-value-order)") {
         auto s = sign_ok(get(url, {{"My-Header1", "value4"},
                                    {"My-Header1", "value1"},
                                    {"my-header1", "value3"},
@@ -178,10 +190,11 @@ TEST_CASE("canonical headers", "[unit][sigv4]") {
         CHECK(s.signed_headers == "host;my-header1;x-amz-date;zed");
     }
     SECTION("values trimmed, inner runs collapsed (get-header-value-trim)") {
-        auto s = sign_ok(get(url, {{"My-Header1", " value1"}, {"My-Header2", " \"a   b   c\" "}, {"Tab", "\tx\t\ty\t"}}));
-        CHECK(canonical_headers(s) == std::vector<std::string>{"host:example.amazonaws.com", "my-header1:value1",
-                                                               "my-header2:\"a b c\"", "tab:x y",
-                                                               "x-amz-date:20150830T123600Z"});
+        auto s = sign_ok(
+            get(url, {{"My-Header1", " value1"}, {"My-Header2", " \"a   b   c\" "}, {"Tab", "\tx\t\ty\t"}}));
+        CHECK(canonical_headers(s) == std::vector<std::string>{"host:example.amazonaws.com",
+                                                               "my-header1:value1", "my-header2:\"a b c\"",
+                                                               "tab:x y", "x-amz-date:20150830T123600Z"});
     }
     SECTION("an obs-fold value becomes one line, folds as single spaces (get-header-value-multiline)") {
         auto s = sign_ok(get(url, {{"My-Header1", "value1\n  value2\r\n     value3"}}));
@@ -200,7 +213,8 @@ TEST_CASE("canonical headers", "[unit][sigv4]") {
                                    {"Authorization", "Basic Zm9vOmJhcg=="},
                                    {"X-Amz-Date", "20000101T000000Z"}}));
         CHECK(s.signed_headers == "host;x-amz-date");
-        CHECK(s.signature == "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");  // get-vanilla
+        CHECK(s.signature ==
+              "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"); // get-vanilla
     }
 }
 
@@ -216,7 +230,7 @@ TEST_CASE("host derived from the URL when no Host header is given", "[unit][sigv
     CHECK(host_of("https://127.0.0.1:5000/v2/") == "host:127.0.0.1:5000");
     CHECK(host_of("http://user:pw@[::1]:8080/x") == "host:[::1]:8080");
     CHECK(host_of("HTTPS://[::1]:443/x") == "host:[::1]");
-    CHECK(host_of("https://Example.AmazonAWS.com/") == "host:Example.AmazonAWS.com");  // as libcurl sends it
+    CHECK(host_of("https://Example.AmazonAWS.com/") == "host:Example.AmazonAWS.com"); // as libcurl sends it
 
     SECTION("a Host header wins") {
         auto s = sign_ok(get("http://127.0.0.1:5000/", {{"Host", "example.amazonaws.com"}}));
@@ -238,8 +252,8 @@ TEST_CASE("session token (get-vanilla-with-session-token, post-sts-header-before
                                                   {"Authorization", s.authorization}});
     }
     SECTION("a token header already on the request is replaced by the credentials' one") {
-        auto s = sign_ok(get("https://example.amazonaws.com/", {{"X-Amz-Security-Token", "stale"}}), "service", {},
-                         with_token);
+        auto s = sign_ok(get("https://example.amazonaws.com/", {{"X-Amz-Security-Token", "stale"}}),
+                         "service", {}, with_token);
         CHECK(s.signature == "07ec1639c89043aa0e3e2de82b96708f198cceab042d4a97044c66dd9f74e7f8");
     }
     SECTION("added after signing when asked (omit_session_token)") {
@@ -247,7 +261,8 @@ TEST_CASE("session token (get-vanilla-with-session-token, post-sts-header-before
         omit.sign_session_token = false;
         auto s = sign_ok(get("https://example.amazonaws.com/"), "service", omit, with_token);
         CHECK(s.signed_headers == "host;x-amz-date");
-        CHECK(s.signature == "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");  // get-vanilla
+        CHECK(s.signature ==
+              "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"); // get-vanilla
         CHECK(added(s, "X-Amz-Security-Token") == k_session_token);
     }
 }
@@ -310,9 +325,17 @@ TEST_CASE("invalid input is refused without echoing secrets", "[unit][sigv4]") {
         {"bad port", with([](auto& r) { r.url = "https://example.com:hunter2/"; }), credentials},
         {"empty method", with([](auto& r) { r.method = ""; }), credentials},
         {"method with a space", with([](auto& r) { r.method = "GE T"; }), credentials},
-        {"header name with a colon", with([](auto& r) { r.headers = {{"X-A:b", "v"}}; }), credentials},
-        {"header injection", with([](auto& r) { r.headers = {{"X-A", "hunter2\r\nX-Evil: 1"}}; }), credentials},
-        {"control byte in a value", with([](auto& r) { r.headers = {{"X-A", std::string("hunter2\0", 8)}}; }),
+        {"header name with a colon", with([](auto& r) {
+             r.headers = {{"X-A:b", "v"}};
+         }),
+         credentials},
+        {"header injection", with([](auto& r) {
+             r.headers = {{"X-A", "hunter2\r\nX-Evil: 1"}};
+         }),
+         credentials},
+        {"control byte in a value", with([](auto& r) {
+             r.headers = {{"X-A", std::string("hunter2\0", 8)}};
+         }),
          credentials},
         {"uppercase payload hash", with([](auto& r) { r.payload_hash = std::string(64, 'A'); }), credentials},
         {"short payload hash", with([](auto& r) { r.payload_hash = "abc"; }), credentials},
@@ -322,7 +345,11 @@ TEST_CASE("invalid input is refused without echoing secrets", "[unit][sigv4]") {
         {"no access key", good, {"", secret, token}, "us-east-1", "ecr", ErrorKind::auth},
         {"no secret", good, {"AKIDEXAMPLE", "", token}, "us-east-1", "ecr", ErrorKind::auth},
         {"access key with a slash", good, {"AKID/EX", secret, token}, "us-east-1", "ecr", ErrorKind::auth},
-        {"token with a line break", good, {"AKIDEXAMPLE", secret, token + "\r\nX-Evil: 1"}, "us-east-1", "ecr",
+        {"token with a line break",
+         good,
+         {"AKIDEXAMPLE", secret, token + "\r\nX-Evil: 1"},
+         "us-east-1",
+         "ecr",
          ErrorKind::auth},
     };
     for (const auto& c : cases) {

@@ -34,7 +34,7 @@ constexpr std::string_view k_timestamp = "20240229T235959Z";
 
 struct BotocoreCase {
     std::string name;
-    aws::SigningRequest request;  // payload_hash is filled from body
+    aws::SigningRequest request; // payload_hash is filled from body
     std::string body;
     aws::Credentials credentials;
     std::string region;
@@ -52,8 +52,12 @@ std::vector<BotocoreCase> cases() {
     const std::string put_image =
         R"({"repositoryName":"team/app","imageTag":"1.4.2-dev","imageManifest":"{\"schemaVersion\":2}"})";
     return {
-        {"ECR PutImage", {"POST", "https://api.ecr.us-east-1.amazonaws.com/", ecr_json, ""}, put_image, keys,
-         "us-east-1", "ecr"},
+        {"ECR PutImage",
+         {"POST", "https://api.ecr.us-east-1.amazonaws.com/", ecr_json, ""},
+         put_image,
+         keys,
+         "us-east-1",
+         "ecr"},
         {"ECR PutImage with a session token",
          {"POST", "https://api.ecr.us-east-1.amazonaws.com/", ecr_json, ""},
          put_image,
@@ -103,8 +107,12 @@ std::vector<BotocoreCase> cases() {
          keys,
          "us-east-1",
          "service"},
-        {"UTF-8 path and query", {"GET", "https://example.amazonaws.com/%E1%88%B4?%E1%88%B4=bar", {}, ""}, "", keys,
-         "us-east-1", "service"},
+        {"UTF-8 path and query",
+         {"GET", "https://example.amazonaws.com/%E1%88%B4?%E1%88%B4=bar", {}, ""},
+         "",
+         keys,
+         "us-east-1",
+         "service"},
     };
 }
 
@@ -119,7 +127,8 @@ std::vector<std::string> botocore_pythons(std::string& tried) {
     std::vector<std::string> found;
     for (const auto& python : candidates) {
         tried += (tried.empty() ? "" : ", ") + python;
-        auto probe = run_command(shell_quote(python) + " -c 'import sys, botocore.auth; print(sys.executable)'");
+        auto probe =
+            run_command(shell_quote(python) + " -c 'import sys, botocore.auth; print(sys.executable)'");
         if (probe.exit_code != 0)
             continue;
         std::string executable = probe.output.substr(0, probe.output.find('\n'));
@@ -146,7 +155,8 @@ nlohmann::json to_json(const BotocoreCase& c) {
 }
 
 std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
     return s;
 }
 
@@ -156,17 +166,19 @@ TEST_CASE("SigV4 matches botocore's SigV4Auth", "[unit][sigv4][botocore]") {
     std::string tried;
     auto pythons = botocore_pythons(tried);
     if (pythons.empty())
-        FAIL("no python3 that can import botocore (tried " << tried
-                                                            << "): install Debian's python3-botocore "
-                                                               "(apt-get install python3-botocore) or set "
-                                                               "TAGWARDEN_PYTHON to a python3 that has botocore");
+        FAIL("no python3 that can import botocore (tried "
+             << tried
+             << "): install Debian's python3-botocore "
+                "(apt-get install python3-botocore) or set "
+                "TAGWARDEN_PYTHON to a python3 that has botocore");
     REQUIRE(fs::exists(k_script));
 
     auto all = cases();
     nlohmann::json input = nlohmann::json::array();
     for (const auto& c : all)
         input.push_back(to_json(c));
-    const fs::path input_file = fs::temp_directory_path() / ("tagwarden-sigv4-botocore-" + std::to_string(::getpid()) + ".json");
+    const fs::path input_file =
+        fs::temp_directory_path() / ("tagwarden-sigv4-botocore-" + std::to_string(::getpid()) + ".json");
     {
         std::ofstream out(input_file, std::ios::binary);
         out << input.dump();
@@ -185,7 +197,8 @@ TEST_CASE("SigV4 matches botocore's SigV4Auth", "[unit][sigv4][botocore]") {
         for (std::size_t i = 0; i < all.size(); ++i) {
             const auto& c = all[i];
             const auto& expected = results[i];
-            INFO("botocore " << output.at("botocore").get<std::string>() << " (" << python << "), case: " << c.name);
+            INFO("botocore " << output.at("botocore").get<std::string>() << " (" << python
+                             << "), case: " << c.name);
             aws::SigningRequest request = c.request;
             request.payload_hash = aws::sha256_hex(c.body);
             auto ours = aws::sign(request, c.credentials, c.region, c.service, *time);

@@ -24,18 +24,20 @@ namespace {
 const aws::Credentials k_credentials{"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
 
 struct CurlRequest {
-    std::string method;  // GET or POST
-    std::string target;  // path and query
+    std::string method; // GET or POST
+    std::string target; // path and query
     aws::HeaderList headers;
     std::string body;
-    std::string session_token;  // sent as a custom header when set
+    std::string session_token; // sent as a custom header when set
 };
 
-size_t discard(char*, size_t size, size_t count, void*) { return size * count; }
+size_t discard(char*, size_t size, size_t count, void*) {
+    return size * count;
+}
 
 struct CurlExchange {
-    std::string url;  // the URL curl was given
-    RawRequest sent;  // what the server received
+    std::string url; // the URL curl was given
+    RawRequest sent; // what the server received
 };
 
 // Sends `request` with libcurl's SigV4 signing for us-east-1/ecr.
@@ -58,7 +60,7 @@ CurlExchange send_with_curl(const CurlRequest& request, const aws::Credentials& 
     const std::string url = server.base_url() + request.target;
     CURL* h = curl.get();
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_PROXY, "");  // never through a proxy from the environment
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); // never through a proxy from the environment
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, "aws:amz:us-east-1:ecr");
@@ -92,7 +94,7 @@ void check_same_authorization(const CurlRequest& request, const aws::Credentials
 
     aws::SigningRequest ours;
     ours.method = request.method;
-    ours.url = url;  // no Host header: the signer derives "127.0.0.1:PORT" as curl does
+    ours.url = url; // no Host header: the signer derives "127.0.0.1:PORT" as curl does
     ours.headers = request.headers;
     ours.payload_hash = aws::sha256_hex(request.body);
     aws::Credentials with_token = credentials;
@@ -107,13 +109,14 @@ void check_same_authorization(const CurlRequest& request, const aws::Credentials
 
 TEST_CASE("SigV4 matches libcurl's CURLOPT_AWS_SIGV4", "[unit][sigv4][curl]") {
     SECTION("ECR JSON API call (POST)") {
-        check_same_authorization({"POST",
-                                  "/",
-                                  {{"Content-Type", "application/x-amz-json-1.1"},
-                                   {"X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories"}},
-                                  R"({"repositoryNames":["team/app"],"registryId":"123456789012"})",
-                                  ""},
-                                 k_credentials);
+        check_same_authorization(
+            {"POST",
+             "/",
+             {{"Content-Type", "application/x-amz-json-1.1"},
+              {"X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories"}},
+             R"({"repositoryNames":["team/app"],"registryId":"123456789012"})",
+             ""},
+            k_credentials);
     }
     SECTION("ECR JSON API call with a session token") {
         check_same_authorization(
@@ -127,6 +130,7 @@ TEST_CASE("SigV4 matches libcurl's CURLOPT_AWS_SIGV4", "[unit][sigv4][curl]") {
     }
     SECTION("GET with a query string") {
         check_same_authorization(
-            {"GET", "/v2/team/app/tags/list?last=1.4.2-dev&marker=a%2Fb%3Dc&n=100", {}, "", ""}, k_credentials);
+            {"GET", "/v2/team/app/tags/list?last=1.4.2-dev&marker=a%2Fb%3Dc&n=100", {}, "", ""},
+            k_credentials);
     }
 }

@@ -43,12 +43,13 @@ struct SuiteCase {
     aws::SignOptions options;
     std::string canonical_request;
     std::string string_to_sign;
-    std::string signature;  // empty when the case has no separate signature file
+    std::string signature; // empty when the case has no separate signature file
     RawRequest signed_request;
 };
 
 std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return s;
 }
 
@@ -100,7 +101,7 @@ std::vector<SuiteCase> load_legacy_cases() {
         c.signed_request = parse_raw_request(file(".sreq"));
         auto authz = file(".authz");
         auto sreq_authz = header_value(c.signed_request.headers, "Authorization");
-        REQUIRE(sreq_authz == authz);  // the two expectations agree
+        REQUIRE(sreq_authz == authz); // the two expectations agree
         cases.push_back(std::move(c));
     }
     return cases;
@@ -117,7 +118,8 @@ std::vector<SuiteCase> load_c_auth_cases() {
         SuiteCase c = suite_defaults();
         c.name = "c-auth/" + dir.filename().string();
         c.credentials.access_key_id = context.at("credentials").at("access_key_id").get<std::string>();
-        c.credentials.secret_access_key = context.at("credentials").at("secret_access_key").get<std::string>();
+        c.credentials.secret_access_key =
+            context.at("credentials").at("secret_access_key").get<std::string>();
         c.credentials.session_token = context.at("credentials").value("token", "");
         c.region = context.at("region").get<std::string>();
         c.service = context.at("service").get<std::string>();
@@ -149,7 +151,8 @@ aws::SigningRequest to_signing_request(const RawRequest& raw) {
 
 void check_case(const SuiteCase& c) {
     INFO("case " << c.name);
-    auto signed_headers = aws::sign(to_signing_request(c.request), c.credentials, c.region, c.service, c.time, c.options);
+    auto signed_headers =
+        aws::sign(to_signing_request(c.request), c.credentials, c.region, c.service, c.time, c.options);
     REQUIRE(signed_headers);
     CHECK(signed_headers->canonical_request == c.canonical_request);
     CHECK(signed_headers->string_to_sign == c.string_to_sign);
@@ -179,12 +182,16 @@ TEST_CASE("SigV4 test suite (legacy aws-sig-v4-test-suite), header signing", "[u
     auto cases = load_legacy_cases();
     REQUIRE(cases.size() == 6);
     for (const auto& c : cases)
-        DYNAMIC_SECTION(c.name) { check_case(c); }
+        DYNAMIC_SECTION(c.name) {
+            check_case(c);
+        }
 }
 
 TEST_CASE("SigV4 test suite (aws-c-auth aws-signing-test-suite v4), header signing", "[unit][sigv4]") {
     auto cases = load_c_auth_cases();
     REQUIRE(cases.size() == 8);
     for (const auto& c : cases)
-        DYNAMIC_SECTION(c.name) { check_case(c); }
+        DYNAMIC_SECTION(c.name) {
+            check_case(c);
+        }
 }
