@@ -1,5 +1,6 @@
 #pragma once
 
+#include <tagwarden/core/base64.hpp>
 #include <tagwarden/core/error.hpp>
 
 #include <nlohmann/json_fwd.hpp>
@@ -63,9 +64,5 @@ public:
 private:
     std::optional<std::pair<std::string, Credential>> m_explicit;
 };
-
-// Base64 (standard alphabet, padded) used for Basic auth and docker config "auth" fields.
-std::string base64_encode(std::string_view data);
-Result<std::string> base64_decode(std::string_view text);
 
 } // namespace tagwarden::registry
