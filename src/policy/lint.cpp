@@ -68,7 +68,7 @@ struct ProtectedEnv {
 
 class Linter {
 public:
-    Linter(const LifecyclePolicy& policy, const LintConfig& config) : m_config(config) {
+    Linter(const LifecyclePolicy& policy, const LintConfig& config) {
         for (const auto& rule : policy.rules)
             m_rules.push_back(view(rule));
         std::stable_sort(m_rules.begin(), m_rules.end(),
@@ -128,14 +128,15 @@ private:
 
     // A rule's selection as a JSON fragment for fixes that suggest a shielding rule.
     std::string shield_example(const ProtectedEnv& env, std::int64_t before) const {
-        std::string pattern = env.loose.text();
-        return "add a rule with a rulePriority below " + std::to_string(before) +
-               " that selects every " + env.name + " tag, e.g. {\"rulePriority\": " +
-               std::to_string(std::max<std::int64_t>(before - 1, 1)) +
-               ", \"selection\": {\"tagStatus\": \"tagged\", \"tagPatternList\": [\"" + pattern +
+        std::string where = before > 1 ? "with a rulePriority below " + std::to_string(before)
+                                       : "applied before rulePriority " + std::to_string(before) +
+                                             " (renumber: the lowest rulePriority is applied first)";
+        return "add a rule " + where + " that selects every " + env.name +
+               " tag, e.g. {\"rulePriority\": " + std::to_string(std::max<std::int64_t>(before - 1, 1)) +
+               ", \"selection\": {\"tagStatus\": \"tagged\", \"tagPatternList\": [\"" + env.loose.text() +
                "\"], \"countType\": \"imageCountMoreThan\", \"countNumber\": 100}, \"action\": {\"type\": "
                "\"expire\"}}: it keeps the 100 newest " + env.name +
-               " images and no lower-priority rule can touch an image it selects (renumber if that priority is taken)";
+               " images, and no lower-priority rule can act on an image it selects";
     }
 
     void policy_wide() {
@@ -352,7 +353,6 @@ private:
             shield_example(env, r.priority()));
     }
 
-    const LintConfig& m_config;
     std::vector<RuleView> m_rules;
     std::vector<ProtectedEnv> m_envs;
     std::vector<LintFinding> m_findings;

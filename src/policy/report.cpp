@@ -5,7 +5,7 @@
 
 namespace tagwarden::policy {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 json simulation_json(const std::vector<ImageRecord>& images, const std::vector<ImageDecision>& decisions) {
     json list = json::array();

@@ -25,6 +25,11 @@ TEST_CASE("tag shapes: what a pattern, prefix or template can match", "[unit][po
     SECTION("a single shape matches a valid tag unless its literal text cannot be a tag") {
         const TagShape ok[] = {pattern("prod-*")};
         CHECK(common_tag(ok) == "prod-");
+        // A leading '*' must match at least one character: a tag cannot start with '-'.
+        const TagShape leading_star[] = {pattern("*-prod")};
+        CHECK(common_tag(leading_star) == "a-prod");
+        const TagShape only_star[] = {pattern("*")};
+        CHECK(common_tag(only_star) == "a");
         for (const char* bad : {"git hash", "prod/*", "-x*", ".x", "*:latest"}) {
             INFO(bad);
             const TagShape one[] = {pattern(bad)};

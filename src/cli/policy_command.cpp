@@ -1,0 +1,152 @@
+#include "commands.hpp"
+
+#include <tagwarden/core/log.hpp>
+#include <tagwarden/policy/evaluate.hpp>
+#include <tagwarden/policy/image_record.hpp>
+#include <tagwarden/policy/lifecycle_policy.hpp>
+#include <tagwarden/policy/lint.hpp>
+#include <tagwarden/policy/report.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+
+namespace tagwarden::cli {
+
+namespace {
+
+// Exit code of `policy lint` when a finding has error severity (the guard-refusal class).
+constexpr int k_lint_error_exit = 3;
+
+struct SimulateArgs {
+    std::string policy_file;
+    std::string images_file;
+    std::string at;
+    std::string output = "text";
+};
+
+struct LintArgs {
+    std::string policy_file;
+    std::string output = "text";
+};
+
+Result<std::string> read_input(const std::string& path, const char* what) {
+    if (path == "-") {
+        std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+        return text;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        return fail(ErrorKind::invalid_input, std::string("cannot read the ") + what + " file " + path);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    return buffer.str();
+}
+
+// Reports policy problems (stderr; also stdout as JSON with --output json) and returns the bad-input exit code.
+int report_problems(const std::string& path, const std::vector<policy::PolicyProblem>& problems, bool json) {
+    log::error(path + ": invalid lifecycle policy (" + std::to_string(problems.size()) +
+               (problems.size() == 1 ? " problem)" : " problems)"));
+    for (const auto& p : problems)
+        log::error("  " + policy::to_string(p));
+    if (json)
+        std::cout << policy::problems_json(problems).dump(2) << std::endl;
+    return exit_code(ErrorKind::invalid_input);
+}
+
+Result<policy::LifecyclePolicy> checked_policy(const std::string& path, bool json, int& exit) {
+    auto text = read_input(path, "policy");
+    if (!text) {
+        exit = report_error(text.error());
+        return std::unexpected(text.error());
+    }
+    auto problems = policy::check_policy(*text);
+    if (!problems.empty()) {
+        exit = report_problems(path, problems, json);
+        return fail(ErrorKind::invalid_input, "invalid policy");
+    }
+    return policy::parse_policy(*text);
+}
+
+int run_simulate(const SimulateArgs& args) {
+    bool json = args.output == "json";
+    int exit = 0;
+    auto policy = checked_policy(args.policy_file, json, exit);
+    if (!policy)
+        return exit;
+    auto images_text = read_input(args.images_file, "images");
+    if (!images_text)
+        return report_error(images_text.error());
+    auto images = policy::parse_describe_images(*images_text);
+    if (!images)
+        return report_error(images.error());
+    policy::TimePoint now = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
+    if (!args.at.empty()) {
+        auto at = policy::parse_time(args.at);
+        if (!at)
+            return report_error(at.error().with_context("--at"));
+        now = *at;
+    }
+    auto decisions = policy::evaluate(*policy, *images, now);
+    if (json)
+        std::cout << policy::simulation_json(*images, decisions).dump(2) << std::endl;
+    else
+        std::cout << policy::simulation_text(*images, decisions, now);
+    return 0;
+}
+
+int run_lint(const LintArgs& args) {
+    bool json = args.output == "json";
+    int exit = 0;
+    auto policy = checked_policy(args.policy_file, json, exit);
+    if (!policy)
+        return exit;
+    // LintConfig defaults apply until tagwarden.yaml loading exists (protected env "prod", template
+    // "{version}-{env}").
+    auto findings = policy::lint(*policy, policy::LintConfig{});
+    if (json)
+        std::cout << policy::lint_json(findings).dump(2) << std::endl;
+    else
+        std::cout << policy::lint_text(findings);
+    return policy::has_errors(findings) ? k_lint_error_exit : 0;
+}
+
+} // namespace
+
+CommandRun setup_policy_command(CLI::App& app, const GlobalOptions&) {
+    auto* cmd = app.add_subcommand("policy", "Simulate and lint Amazon ECR lifecycle policies");
+    cmd->require_subcommand(1);
+
+    auto simulate = std::make_shared<SimulateArgs>();
+    auto* sim = cmd->add_subcommand(
+        "simulate", "Show what a lifecycle policy would expire or archive in a repository, as ECR evaluates it");
+    sim->add_option("--policy", simulate->policy_file, "Lifecycle policy JSON file ('-' for stdin)")->required();
+    sim->add_option("--images", simulate->images_file,
+                    "`aws ecr describe-images --filter imageStatus=ANY` output ('-' for stdin)")
+        ->required();
+    sim->add_option("--at", simulate->at, "Evaluate at this time (ISO 8601 or epoch seconds; default: now)");
+    sim->add_option("--output,-o", simulate->output, "Result format on stdout: text or json")
+        ->check(CLI::IsMember({"text", "json"}));
+
+    auto linting = std::make_shared<LintArgs>();
+    auto* lnt = cmd->add_subcommand(
+        "lint", "Find rules that can expire protected images; exit 3 when a finding is an error");
+    lnt->add_option("--policy", linting->policy_file, "Lifecycle policy JSON file ('-' for stdin)")->required();
+    lnt->add_option("--output,-o", linting->output, "Result format on stdout: text or json")
+        ->check(CLI::IsMember({"text", "json"}));
+
+    return [sim, lnt, simulate, linting]() -> int {
+        if (sim->parsed())
+            return run_simulate(*simulate);
+        if (lnt->parsed())
+            return run_lint(*linting);
+        return exit_code(ErrorKind::invalid_input);
+    };
+}
+
+} // namespace tagwarden::cli
