@@ -145,8 +145,9 @@ lines = [
     f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), {meminfo()} RAM, {platform.system()} {platform.release()}",
     f"- Image: {layers} incompressible layers of {layer_size} bytes ({mib:.0f} MiB of blobs), OCI layout, "
     "written once by `tests/support/make_image.py --incompressible`, read from the page cache",
-    "- Registry: `docker-registry` (filesystem storage) on 127.0.0.1, plain HTTP, a fresh one (empty storage) "
-    "for every run, so every blob is uploaded",
+    f"- Registry: `docker-registry` ({version('/usr/bin/docker-registry', '--version')}, filesystem storage) "
+    "on 127.0.0.1, plain HTTP, a fresh one (empty storage) for every run, so every blob is uploaded; "
+    "it shares the machine's CPUs with the client",
     f"- tagwarden: `{os.path.relpath(tagwarden) if not os.path.relpath(tagwarden).startswith('..') else tagwarden} push oci:IMAGE:bench HOST/bench:1` (--jobs: {jobs}); "
     f"{version(tagwarden, '--version')}",
     f"- skopeo: `skopeo copy --insecure-policy --dest-tls-verify=false oci:IMAGE:bench docker://HOST/bench:1`; "
