@@ -31,5 +31,6 @@ int report_error(const Error& error);
 CommandRun setup_push_command(CLI::App& app, const GlobalOptions& global);
 CommandRun setup_verify_command(CLI::App& app, const GlobalOptions& global);
 CommandRun setup_policy_command(CLI::App& app, const GlobalOptions& global);
+CommandRun setup_lock_command(CLI::App& app, const GlobalOptions& global);
 
 } // namespace tagwarden::cli

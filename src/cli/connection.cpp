@@ -39,14 +39,57 @@ Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const Co
     }
     client_options.keychain = keychain;
 
-    http::TransportOptions transport_options;
-    transport_options.ca_file = options.ca_file;
-    transport_options.user_agent = std::string("tagwarden/") + TAGWARDEN_VERSION;
-    std::shared_ptr<http::Transport> curl = http::make_curl_transport(transport_options);
-    std::shared_ptr<http::Transport> transport = http::make_retry_transport(curl, client_options.retry);
-    auto client = std::make_unique<registry::Client>(transport, ref.registry, client_options);
+    auto client = std::make_unique<registry::Client>(make_transport(options.ca_file), ref.registry, client_options);
     TW_TRY(client->ping());
     return client;
+}
+
+} // namespace tagwarden::cli
+
+namespace tagwarden::cli {
+
+std::shared_ptr<http::Transport> make_transport(const std::string& ca_file) {
+    http::TransportOptions transport_options;
+    transport_options.ca_file = ca_file;
+    transport_options.user_agent = std::string("tagwarden/") + TAGWARDEN_VERSION;
+    std::shared_ptr<http::Transport> curl = http::make_curl_transport(transport_options);
+    return http::make_retry_transport(curl, http::RetryPolicy{});
+}
+
+void add_lock_options(CLI::App* command, LockArgs& args) {
+    command->add_option("--lock", args.url,
+                        "Lock backend URL: file:///DIR (default), etcd://HOST:PORT[,HOST:PORT]; or TAGWARDEN_LOCK, "
+                        "or 'lock:' in tagwarden.yaml");
+    command->add_option("--lock-timeout", args.timeout, "How long to wait for a held tag lock (default 60s)");
+    command->add_option("--lock-ttl", args.ttl, "Lease length; a dead holder's lock lapses after it (default 30s)");
+}
+
+Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg) {
+    OpenLocks out;
+    auto url = !args.url.empty() ? args.url : !cfg.lock_url.empty() ? cfg.lock_url : lock::default_lock_url();
+    auto backend = lock::make_lock_backend(url, make_transport(""));
+    if (!backend)
+        return std::unexpected(backend.error());
+    out.backend = std::move(*backend);
+    out.timeout = cfg.lock_timeout;
+    if (!args.timeout.empty()) {
+        auto d = config::parse_duration(args.timeout, "--lock-timeout");
+        if (!d)
+            return std::unexpected(d.error());
+        out.timeout = *d;
+    }
+    auto ttl = cfg.lock_ttl;
+    if (!args.ttl.empty()) {
+        auto d = config::parse_duration(args.ttl, "--lock-ttl");
+        if (!d)
+            return std::unexpected(d.error());
+        if (*d < std::chrono::seconds(5))
+            return fail(ErrorKind::invalid_input, "--lock-ttl must be at least 5s");
+        ttl = *d;
+    }
+    out.owner = lock::LockOwner::current();
+    out.set = std::make_unique<lock::LockSet>(*out.backend, out.owner, ttl);
+    return out;
 }
 
 } // namespace tagwarden::cli

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <tagwarden/core/error.hpp>
+#include <tagwarden/config/config.hpp>
 #include <tagwarden/core/reference.hpp>
+#include <tagwarden/lock/lock.hpp>
 #include <tagwarden/registry/client.hpp>
 
 #include <CLI/CLI.hpp>
@@ -25,5 +27,27 @@ void add_connection_options(CLI::App* command, ConnectionOptions& options);
 // Builds a pinged client for `ref`'s registry. Reads the password from stdin when asked.
 Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const ConnectionOptions& options,
                                                   bool push_access);
+
+// Lock settings from the command line; empty or zero values defer to the configuration.
+struct LockArgs {
+    std::string url;
+    std::string timeout;
+    std::string ttl;
+};
+
+void add_lock_options(CLI::App* command, LockArgs& args);
+
+struct OpenLocks {
+    std::unique_ptr<lock::LockBackend> backend;
+    std::unique_ptr<lock::LockSet> set;
+    lock::LockOwner owner;
+    std::chrono::seconds timeout{0};
+};
+
+// Opens the lock backend named by --lock, TAGWARDEN_LOCK, tagwarden.yaml, or the default.
+Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg);
+
+// The transport for control-plane calls (lock backends): curl with the retry policy.
+std::shared_ptr<http::Transport> make_transport(const std::string& ca_file);
 
 } // namespace tagwarden::cli

@@ -21,6 +21,7 @@ namespace {
 const Command k_commands[] = {
     {"push", &setup_push_command},
     {"verify", &setup_verify_command},
+    {"lock", &setup_lock_command},
 };
 
 } // namespace

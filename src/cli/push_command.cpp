@@ -1,7 +1,9 @@
 #include "commands.hpp"
 #include "connection.hpp"
 
+#include <tagwarden/config/config.hpp>
 #include <tagwarden/core/log.hpp>
+#include <tagwarden/lock/lock.hpp>
 #include <tagwarden/push/push.hpp>
 #include <tagwarden/source/source.hpp>
 
@@ -14,42 +16,121 @@ namespace tagwarden::cli {
 namespace {
 
 struct PushArgs {
-    std::string source;
-    std::string target;
+    std::vector<std::string> positionals;  // SOURCE TARGET, or [REGISTRY/REPO] with --resume
     std::vector<std::string> tags;
+    std::string version;
+    std::string env;
+    bool allow_overwrite = false;
+    bool resume = false;
     std::string output = "text";
     bool dry_run = false;
+    LockArgs lock;
     ConnectionOptions connection;
 };
 
+int run_resume(const PushArgs& args, const config::Config& cfg) {
+    if (args.positionals.size() > 1)
+        return report_error(Error(ErrorKind::invalid_input, "push --resume takes at most one REGISTRY/REPO"));
+    std::optional<Reference> filter;
+    if (!args.positionals.empty()) {
+        auto r = Reference::parse(args.positionals[0]);
+        if (!r)
+            return report_error(r.error());
+        filter = *r;
+    }
+    auto state = config::state_directory(cfg);
+    auto paths = push::list_journals(state);
+    nlohmann::json results = nlohmann::json::array();
+    int handled = 0;
+    for (const auto& path : paths) {
+        auto journal = push::load_journal(path);
+        if (!journal)
+            return report_error(journal.error());
+        if (filter && (journal->registry != filter->registry || journal->repository != filter->repository))
+            continue;
+        Reference ref;
+        ref.registry = journal->registry;
+        ref.repository = journal->repository;
+        auto client = connect(ref, args.connection, true);
+        if (!client)
+            return report_error(client.error());
+        auto locks = open_locks(args.lock, cfg);
+        if (!locks)
+            return report_error(locks.error());
+        auto report = push::resume_run(*journal, **client, locks->set.get(), locks->timeout, args.connection.jobs);
+        if (!report)
+            return report_error(report.error().with_context("resuming run " + journal->run_id));
+        log::info("run " + report->run_id + " on " + report->repository + ": " + report->outcome);
+        ++handled;
+        if (args.output == "json")
+            results.push_back(push::to_json(*report));
+        else
+            std::cout << report->repository << "@" << report->digest.str() << " " << report->outcome << std::endl;
+    }
+    if (args.output == "json")
+        std::cout << nlohmann::json{{"resumed", results}}.dump(2) << std::endl;
+    if (handled == 0)
+        log::info("no interrupted run to resume in " + state + "/journal");
+    return 0;
+}
+
 int run_push(const PushArgs& args) {
-    auto target = Reference::parse(args.target);
+    auto cfg = config::load_config();
+    if (!cfg)
+        return report_error(cfg.error());
+    if (args.resume)
+        return run_resume(args, *cfg);
+    if (args.positionals.size() != 2)
+        return report_error(Error(ErrorKind::invalid_input, "push needs SOURCE and TARGET: tagwarden push oci:DIR REGISTRY/REPO --tag T"));
+    const auto& source_spec = args.positionals[0];
+    const auto& target_spec = args.positionals[1];
+
+    auto target = Reference::parse(target_spec);
     if (!target)
         return report_error(target.error());
     if (target->digest)
-        return report_error(Error(ErrorKind::invalid_input, "push target '" + args.target +
+        return report_error(Error(ErrorKind::invalid_input, "push target '" + target_spec +
                                                                 "' names a digest; push to REGISTRY/REPO[:TAG] and "
                                                                 "tagwarden prints the digest"));
+    push::TagNaming naming{cfg->tag_template, cfg->environments, cfg->protected_environments};
     std::vector<std::string> tags;
+    if (!args.version.empty() || !args.env.empty()) {
+        if (args.version.empty() || args.env.empty())
+            return report_error(Error(ErrorKind::invalid_input, "--version and --env go together (e.g. --version 1.4.2 --env dev)"));
+        auto tag = push::expand_tag(naming, args.version, args.env);
+        if (!tag)
+            return report_error(tag.error());
+        tags.push_back(*tag);
+    }
     if (!target->tag.empty())
         tags.push_back(target->tag);
     tags.insert(tags.end(), args.tags.begin(), args.tags.end());
 
-    auto source = source::open_source(args.source);
+    auto source = source::open_source(source_spec);
     if (!source)
         return report_error(source.error());
     auto plan = push::plan_push(**source, tags);
     if (!plan)
         return report_error(plan.error());
     if (plan->tags.empty())
-        log::warn("no tag given: the image is pushed by digest only (add --tag T)");
+        log::warn("no tag given: the image is pushed by digest only (add --tag T or --version V --env E)");
 
     auto client = connect(*target, args.connection, true);
     if (!client)
         return report_error(client.error());
+    auto locks = open_locks(args.lock, *cfg);
+    if (!locks)
+        return report_error(locks.error());
+
     push::PushOptions options;
     options.jobs = args.connection.jobs;
     options.dry_run = args.dry_run;
+    options.naming = naming;
+    options.allow_overwrite = args.allow_overwrite;
+    options.locks = locks->set.get();
+    options.lock_timeout = locks->timeout;
+    options.journal_dir = config::state_directory(*cfg);
+    options.run_id = locks->owner.run_id;
     auto report = push::execute_push(*plan, **source, **client, target->repository, options);
     if (!report)
         return report_error(report.error());
@@ -70,13 +151,21 @@ int run_push(const PushArgs& args) {
 
 CommandRun setup_push_command(CLI::App& app, const GlobalOptions&) {
     auto args = std::make_shared<PushArgs>();
-    auto* cmd = app.add_subcommand("push", "Push an image to a registry, then verify it");
-    cmd->add_option("source", args->source, "Image source: oci:DIR[:REF] (an OCI image layout)")->required();
-    cmd->add_option("target", args->target, "Destination REGISTRY/REPOSITORY[:TAG]")->required();
-    cmd->add_option("--tag,-t", args->tags, "Tag to write (repeatable); all tags are checked before any upload");
+    auto* cmd = app.add_subcommand("push", "Push an image to a registry under immutable tags, then verify it");
+    cmd->add_option("source target", args->positionals,
+                    "SOURCE (oci:DIR[:REF]) and TARGET (REGISTRY/REPOSITORY[:TAG]); with --resume: [REGISTRY/REPO]")
+        ->expected(0, 2);
+    cmd->add_option("--tag,-t", args->tags, "Tag to write (repeatable); all tags are written or none");
+    cmd->add_option("--version", args->version, "Release version; with --env writes the tag '{version}-{env}'");
+    cmd->add_option("--env", args->env, "Environment of the release (dev, prod, ...)");
+    cmd->add_flag("--allow-overwrite", args->allow_overwrite,
+                  "Let a tag that points at another digest move (never for protected environments); the old digest "
+                  "is reported");
+    cmd->add_flag("--resume", args->resume, "Finish or undo runs that were killed half-way (from their journals)");
     cmd->add_option("--output,-o", args->output, "Result format on stdout: text or json")
         ->check(CLI::IsMember({"text", "json"}));
     cmd->add_flag("--dry-run", args->dry_run, "Check tags and blobs and print the plan; write nothing");
+    add_lock_options(cmd, args->lock);
     add_connection_options(cmd, args->connection);
     return [args] { return run_push(*args); };
 }

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <numeric>
+#include <span>
+#include <string_view>
 #include <unordered_map>
 
 namespace tagwarden::policy {
@@ -77,10 +80,24 @@ Placement placement_after(const ImageRecord& image, const ImageDecision& decisio
     return image.status == ImageStatus::archived ? Placement::archive : Placement::standard;
 }
 
+// What a rule did to an image, rendered into ImageDecision::note once all rules have run.
+struct Reason {
+    const Rule* rule = nullptr;
+    std::string_view selected;  // the rule's selection, in words
+    std::size_t rank = 0;       // imageCountMoreThan: 0-based position among the matches, newest first
+    std::size_t matched = 0;    // imageCountMoreThan: number of matches
+    microseconds age{0};        // since*: age of the reference time
+};
+
+// The literal text every tag selected through `entry` begins with.
+std::string_view literal_prefix(std::string_view entry, bool pattern) {
+    return pattern ? entry.substr(0, entry.find('*')) : entry;
+}
+
 class Evaluator {
 public:
     Evaluator(const LifecyclePolicy& policy, const std::vector<ImageRecord>& images, TimePoint now)
-        : m_policy(policy), m_images(images), m_now(now), m_decisions(images.size()) {}
+        : m_policy(policy), m_images(images), m_now(now), m_decisions(images.size()), m_reasons(images.size()) {}
 
     std::vector<ImageDecision> run() {
         order_images();
@@ -96,10 +113,7 @@ public:
                     apply_rule(*rule, storage, claimed);
         }
         for (std::size_t i = 0; i < m_images.size(); ++i)
-            if (m_decisions[i].note.empty())
-                m_decisions[i].note = m_images[i].status == ImageStatus::activating
-                                          ? "being restored from archive (ACTIVATING); no rule selects it"
-                                          : "no rule selects it";
+            m_decisions[i].note = note(i);
         apply_references();
         flag_unknown_index_children();
         return std::move(m_decisions);
@@ -107,17 +121,37 @@ public:
 
 private:
     void order_images() {
-        m_newest_first.resize(m_images.size());
-        std::iota(m_newest_first.begin(), m_newest_first.end(), std::size_t{0});
+        std::vector<std::size_t> newest_first(m_images.size());
+        std::iota(newest_first.begin(), newest_first.end(), std::size_t{0});
         m_pushed.resize(m_images.size());
         for (std::size_t i = 0; i < m_images.size(); ++i)
             m_pushed[i] = m_images[i].effective_pushed_at();
         // Equal push times: ascending digest counts as newer (ECR's tie order is undocumented).
-        std::sort(m_newest_first.begin(), m_newest_first.end(), [&](std::size_t a, std::size_t b) {
+        std::sort(newest_first.begin(), newest_first.end(), [&](std::size_t a, std::size_t b) {
             if (m_pushed[a] != m_pushed[b])
                 return m_pushed[a] > m_pushed[b];
             return m_images[a].digest < m_images[b].digest;
         });
+        // Rules scan the images of their storage class newest first: keep those, and their tags, contiguous.
+        std::size_t tag_count = 0;
+        for (const auto& image : m_images)
+            tag_count += image.tags.size();
+        m_tag_views.reserve(tag_count);
+        for (std::size_t index : newest_first) {
+            const auto& image = m_images[index];
+            auto storage = image.storage_class();
+            if (!storage)
+                continue;
+            int c = *storage == StorageClass::archive ? 1 : 0;
+            std::size_t first = m_tag_views.size();
+            for (const auto& tag : image.tags) {
+                m_tag_index[c].push_back(TagRef{tag, m_by_class[c].size()});
+                m_tag_views.emplace_back(tag);
+            }
+            m_by_class[c].push_back(Candidate{index, first, image.tags.size()});
+        }
+        for (auto& index : m_tag_index)
+            std::sort(index.begin(), index.end(), [](const TagRef& a, const TagRef& b) { return a.tag < b.tag; });
     }
 
     TimePoint reference_time(const Rule& rule, const ImageRecord& image) const {
@@ -128,16 +162,51 @@ private:
         }
     }
 
+    // The images of `storage` the rule's selection matches, newest first.
+    std::vector<std::size_t> select(const Selection& s, int c) const {
+        const auto& candidates = m_by_class[c];
+        const std::span<const std::string_view> all_tags(m_tag_views);
+        auto matches = [&](const Candidate& candidate) {
+            return selection_matches_views(s, all_tags.subspan(candidate.first_tag, candidate.tag_count));
+        };
+        std::vector<std::size_t> matched;
+        // A tagged rule only selects images having a tag that begins with the literal prefix of each entry: look
+        // those tags up in the sorted index instead of scanning every image.
+        std::string_view prefix;
+        if (s.tag_status == TagStatus::tagged) {
+            bool pattern = s.tag_pattern_list.has_value();
+            const auto* list = pattern ? &*s.tag_pattern_list : s.tag_prefix_list ? &*s.tag_prefix_list : nullptr;
+            if (list)
+                for (const auto& entry : *list)
+                    if (auto p = literal_prefix(entry, pattern); p.size() > prefix.size())
+                        prefix = p;
+        }
+        if (prefix.empty()) {
+            for (const auto& candidate : candidates)
+                if (matches(candidate))
+                    matched.push_back(candidate.index);
+            return matched;
+        }
+        const auto& index = m_tag_index[c];
+        std::vector<std::size_t> positions;
+        auto it = std::lower_bound(index.begin(), index.end(), prefix,
+                                   [](const TagRef& ref, std::string_view value) { return ref.tag < value; });
+        for (; it != index.end() && it->tag.starts_with(prefix); ++it)
+            positions.push_back(it->position);
+        std::sort(positions.begin(), positions.end());
+        positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+        for (std::size_t position : positions)
+            if (matches(candidates[position]))
+                matched.push_back(candidates[position].index);
+        return matched;
+    }
+
     void apply_rule(const Rule& rule, StorageClass storage, std::vector<char>& claimed) {
         const auto& s = rule.selection;
-        std::vector<std::size_t> matched;
-        for (std::size_t index : m_newest_first) {
-            const auto& image = m_images[index];
-            if (image.storage_class() == storage && selection_matches(s, image.tags))
-                matched.push_back(index);
-        }
+        const std::vector<std::size_t> matched = select(s, storage == StorageClass::archive ? 1 : 0);
+        m_selection_texts.push_back(selection_text(rule));
+        const std::string_view selected = m_selection_texts.back();
         const std::int64_t priority = rule.rule_priority;
-        const std::string label = "rulePriority " + std::to_string(priority);
         const auto count = static_cast<std::size_t>(std::max<std::int64_t>(s.count_number, 0));
 
         if (s.count_type == CountType::image_count_more_than) {
@@ -150,41 +219,25 @@ private:
                 if (claimed[index])
                     continue;
                 auto& decision = m_decisions[index];
-                if (tie && m_pushed[index] == *tie) {
-                    decision.ambiguous = true;
-                }
-                std::string position = ordinal(rank + 1) + " newest of " + std::to_string(matched.size()) + " " +
-                                       selection_text(rule) + ", keeps " + std::to_string(count);
+                decision.ambiguous = tie && m_pushed[index] == *tie;
                 if (rank >= count) {
                     decision.action = action_of(rule);
                     decision.rule_priority = priority;
-                    decision.note = std::string(to_string(decision.action)) + " by " + label + ": " + position;
-                } else {
-                    decision.note = "kept by " + label + ": " + position;
                 }
-                if (decision.ambiguous)
-                    decision.note += "; its push time equals another image's at the count boundary, and ECR does "
-                                     "not document the order of equal push times";
+                m_reasons[index] = Reason{&rule, selected, rank, matched.size(), {}};
             }
         } else {
             const microseconds limit = std::chrono::days{std::max<std::int64_t>(s.count_number, 0)};
-            const char* what = s.count_type == CountType::since_image_pulled         ? "last pulled"
-                               : s.count_type == CountType::since_image_transitioned ? "archived"
-                                                                                      : "pushed";
             for (std::size_t index : matched) {
                 if (claimed[index])
                     continue;
                 auto& decision = m_decisions[index];
                 microseconds age = m_now - reference_time(rule, m_images[index]);
-                std::string detail = std::string(what) + " " + days_text(age) + " ago, limit " +
-                                     std::to_string(s.count_number) + " days (" + selection_text(rule) + ")";
                 if (age > limit) {
                     decision.action = action_of(rule);
                     decision.rule_priority = priority;
-                    decision.note = std::string(to_string(decision.action)) + " by " + label + ": " + detail;
-                } else {
-                    decision.note = "kept by " + label + ": " + detail;
                 }
+                m_reasons[index] = Reason{&rule, selected, 0, 0, age};
             }
         }
         for (std::size_t index : matched) {
@@ -195,10 +248,49 @@ private:
         }
     }
 
+    std::string note(std::size_t index) const {
+        const auto& decision = m_decisions[index];
+        const auto& reason = m_reasons[index];
+        if (!reason.rule)
+            return m_images[index].status == ImageStatus::activating
+                       ? "being restored from archive (ACTIVATING); no rule selects it"
+                       : "no rule selects it";
+        const auto& s = reason.rule->selection;
+        std::string out;
+        out.reserve(160);
+        if (decision.action == ImageAction::keep)
+            out += "kept by ";
+        else
+            out.append(to_string(decision.action)).append(" by ");
+        out.append("rulePriority ").append(std::to_string(reason.rule->rule_priority)).append(": ");
+        if (s.count_type == CountType::image_count_more_than) {
+            out.append(ordinal(reason.rank + 1)).append(" newest of ").append(std::to_string(reason.matched));
+            out.append(" ").append(reason.selected).append(", keeps ").append(std::to_string(s.count_number));
+            if (decision.ambiguous)
+                out += "; its push time equals another image's at the count boundary, and ECR does not document the "
+                       "order of equal push times";
+        } else {
+            out += s.count_type == CountType::since_image_pulled         ? "last pulled "
+                   : s.count_type == CountType::since_image_transitioned ? "archived "
+                                                                          : "pushed ";
+            out.append(days_text(reason.age)).append(" ago, limit ").append(std::to_string(s.count_number));
+            out.append(" days (").append(reason.selected).append(")");
+        }
+        return out;
+    }
+
     // Index children stay while their index stays; referrers follow their subject. Iterated to a fixed point
     // because an index can itself be a child or a referrer.
     void apply_references() {
-        std::unordered_map<std::string, std::size_t> by_digest;
+        m_has_parent.assign(m_images.size(), 0);
+        m_is_parent.assign(m_images.size(), 0);
+        bool has_links = std::any_of(m_images.begin(), m_images.end(), [](const ImageRecord& image) {
+            return !image.child_digests.empty() || !image.parent_index_digests.empty() || image.subject_digest;
+        });
+        if (!has_links)
+            return;
+        std::unordered_map<std::string_view, std::size_t> by_digest;
+        by_digest.reserve(m_images.size());
         for (std::size_t i = 0; i < m_images.size(); ++i)
             by_digest.emplace(m_images[i].digest, i);
         std::vector<std::vector<std::size_t>> parents(m_images.size());
@@ -226,8 +318,6 @@ private:
                     any_reference = true;
                 }
         }
-        m_has_parent.assign(m_images.size(), 0);
-        m_is_parent.assign(m_images.size(), 0);
         for (std::size_t i = 0; i < m_images.size(); ++i) {
             m_has_parent[i] = !parents[i].empty();
             for (auto p : parents[i])
@@ -236,11 +326,20 @@ private:
         if (!any_reference)
             return;
 
-        const std::vector<ImageDecision> by_rules = m_decisions;
-        for (std::size_t pass = 0; pass <= m_images.size(); ++pass) {
+        // Only images with a subject or a parent can change; the rest keep their rule decisions.
+        std::vector<std::size_t> dependent;
+        for (std::size_t i = 0; i < m_images.size(); ++i)
+            if (subject[i] || !parents[i].empty())
+                dependent.push_back(i);
+        std::vector<ImageDecision> by_rules;
+        by_rules.reserve(dependent.size());
+        for (std::size_t i : dependent)
+            by_rules.push_back(m_decisions[i]);
+        for (std::size_t pass = 0; pass <= dependent.size(); ++pass) {
             bool changed = false;
-            for (std::size_t i = 0; i < m_images.size(); ++i) {
-                ImageDecision next = by_rules[i];
+            for (std::size_t k = 0; k < dependent.size(); ++k) {
+                const std::size_t i = dependent[k];
+                ImageDecision next = by_rules[k];
                 if (subject[i]) {
                     const auto& subject_decision = m_decisions[*subject[i]];
                     const std::string& subject_digest = m_images[*subject[i]].digest;
@@ -313,7 +412,21 @@ private:
     const std::vector<ImageRecord>& m_images;
     TimePoint m_now;
     std::vector<ImageDecision> m_decisions;
-    std::vector<std::size_t> m_newest_first;
+    struct Candidate {
+        std::size_t index;      // into m_images
+        std::size_t first_tag;  // into m_tag_views
+        std::size_t tag_count;
+    };
+    struct TagRef {
+        std::string_view tag;
+        std::size_t position;  // into m_by_class[c]
+    };
+    // Per storage class (standard, archive): images newest first, and their tags sorted.
+    std::vector<Candidate> m_by_class[2];
+    std::vector<TagRef> m_tag_index[2];
+    std::vector<std::string_view> m_tag_views;
+    std::vector<Reason> m_reasons;
+    std::deque<std::string> m_selection_texts;  // stable addresses for Reason::selected
     std::vector<TimePoint> m_pushed;
     std::vector<char> m_has_parent;
     std::vector<char> m_is_parent;

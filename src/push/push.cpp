@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <algorithm>
+#include <filesystem>
 #include <mutex>
 
 namespace tagwarden::push {
@@ -40,6 +42,123 @@ Status put_checked(registry::Client& client, const std::string& repo, const std:
     return {};
 }
 
+// What a tag points to now, and what this run will do with it.
+struct TagPlan {
+    std::string tag;
+    std::optional<Digest> current;
+    std::string action;  // "create", "unchanged", "overwrite"
+};
+
+// Reads every tag's state and applies the tag rules. A lookup failure is an error, never "absent".
+Result<std::vector<TagPlan>> plan_tags(registry::Client& client, const std::string& repo, const PushPlan& plan,
+                                       const PushOptions& options, const std::string& shown_repo) {
+    std::vector<TagPlan> out;
+    for (const auto& tag : plan.tags) {
+        auto info = client.head_manifest(repo, tag);
+        if (!info) {
+            auto e = info.error().with_context("checking whether tag '" + tag + "' exists");
+            if (e.kind == ErrorKind::not_found)
+                e.kind = ErrorKind::registry;
+            return std::unexpected(e);
+        }
+        TagPlan t{tag, std::nullopt, "create"};
+        if (*info) {
+            t.current = (*info)->digest;
+            if ((*info)->digest == plan.root.digest) {
+                t.action = "unchanged";
+            } else if (is_protected_tag(options.naming, tag)) {
+                return fail(ErrorKind::tag_conflict,
+                            "tag " + shown_repo + ":" + tag + " already points to " + (*info)->digest.str() +
+                                ", not to " + plan.root.digest.str() + "; it belongs to the protected environment '" +
+                                environment_of(options.naming, tag).value_or("?") +
+                                "' and can never be overwritten: release under a new version");
+            } else if (!options.allow_overwrite) {
+                return fail(ErrorKind::tag_conflict,
+                            "tag " + shown_repo + ":" + tag + " already points to " + (*info)->digest.str() +
+                                ", not to " + plan.root.digest.str() +
+                                "; tags are immutable: push under a new tag, or pass --allow-overwrite to move it");
+            } else {
+                t.action = "overwrite";
+            }
+        }
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+// Removes, or restores, what a run wrote: overwritten tags get their previous manifest back; created tags
+// go with the manifest (DELETE by digest) when the manifest is this run's own, else one by one.
+Status undo_writes(registry::Client& client, const Journal& journal) {
+    const auto& repo = journal.repository;
+    std::vector<std::string> failures;
+    bool created_any = false;
+    for (auto it = journal.tags.rbegin(); it != journal.tags.rend(); ++it) {
+        if (!it->written)
+            continue;
+        if (it->previous) {
+            auto old = client.get_manifest(repo, it->previous->str());
+            if (!old) {
+                failures.push_back(it->tag + " (previous manifest unreadable: " + old.error().message + ")");
+                continue;
+            }
+            auto r = client.put_manifest(repo, it->tag, *old);
+            if (!r)
+                failures.push_back(it->tag + " (" + r.error().message + ")");
+            else
+                log::info("restored " + journal.name() + ":" + it->tag + " to " + it->previous->str());
+        } else {
+            created_any = true;
+        }
+    }
+    if (created_any) {
+        if (!journal.root_preexisting) {
+            auto r = client.delete_manifest(repo, journal.digest.str());
+            if (!r && r.error().kind != ErrorKind::not_found)
+                failures.push_back("manifest " + journal.digest.str() + " (" + r.error().message + ")");
+            else
+                log::info("removed " + journal.name() + "@" + journal.digest.str() + " and the tags this run created");
+        } else {
+            for (const auto& t : journal.tags) {
+                if (!t.written || t.previous)
+                    continue;
+                auto r = client.delete_manifest(repo, t.tag);
+                if (!r && r.error().kind != ErrorKind::not_found)
+                    failures.push_back(t.tag + " (" + r.error().message + ")");
+            }
+        }
+    }
+    if (!journal.root_preexisting) {
+        for (const auto& child : journal.children_created) {
+            auto r = client.delete_manifest(repo, child.str());
+            if (!r && r.error().kind != ErrorKind::not_found)
+                failures.push_back("child manifest " + child.str() + " (" + r.error().message + ")");
+        }
+    }
+    if (!failures.empty()) {
+        std::string list;
+        for (const auto& f : failures)
+            list += (list.empty() ? "" : "; ") + f;
+        return fail(ErrorKind::registry, "could not undo: " + list);
+    }
+    return {};
+}
+
+// Writes a manifest under `reference` and records it in the journal (when one is kept).
+Status write_tag(registry::Client& client, const std::string& repo, const std::string& tag, const image::Manifest& root,
+                 lock::LockSet* locks, Journal* journal, const std::string& journal_dir) {
+    // Fencing: a lease that lapsed while we worked must not be followed by a write.
+    if (locks)
+        TW_TRY(locks->check());
+    TW_TRY(put_checked(client, repo, tag, root));
+    if (journal) {
+        for (auto& t : journal->tags)
+            if (t.tag == tag)
+                t.written = true;
+        TW_TRY(save_journal(*journal, journal_dir));
+    }
+    return {};
+}
+
 } // namespace
 
 Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source, registry::Client& client,
@@ -50,23 +169,13 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
     report.media_type = plan.root.media_type;
     report.dry_run = options.dry_run;
 
-    // 1. Tag preflight, before a single byte is uploaded. A failed lookup is an error, never "absent".
-    std::vector<bool> tag_exists(plan.tags.size(), false);
-    for (std::size_t i = 0; i < plan.tags.size(); ++i) {
-        const auto& tag = plan.tags[i];
-        auto info = client.head_manifest(repo, tag);
-        if (!info)
-            return std::unexpected(info.error().with_context("checking whether tag '" + tag + "' exists"));
-        if (*info && (*info)->digest != plan.root.digest)
-            return fail(ErrorKind::tag_conflict, "tag " + report.repository + ":" + tag + " already points to " +
-                                                     (*info)->digest.str() + ", not to " + plan.root.digest.str() +
-                                                     "; tags are immutable: push under a new tag");
-        tag_exists[i] = info->has_value();
-    }
+    // 1. Tag preflight, before a single byte is uploaded.
+    auto tag_plan = plan_tags(client, repo, plan, options, report.repository);
+    if (!tag_plan)
+        return std::unexpected(tag_plan.error());
 
     // 2. Blobs, in parallel: skip what the registry has, upload the rest.
     std::mutex stats_mutex;
-    std::vector<char> missing(plan.blobs.size(), 0);
     log::info("pushing " + plan.root.digest.str() + " (" + std::to_string(plan.blobs.size()) + " blobs, " +
               human_bytes(plan.blob_bytes()) + ") to " + report.repository);
     auto blob_status = parallel_for(plan.blobs.size(), options.jobs, [&](std::size_t i) -> Status {
@@ -86,7 +195,6 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
                       " instead of " + std::to_string(blob.size) + "; uploading it again");
         if (options.dry_run) {
             std::lock_guard lock(stats_mutex);
-            missing[i] = 1;
             report.blobs.uploaded++;
             report.blobs.uploaded_bytes += blob.size;
             log::info(short_digest(blob.digest) + ": would upload " + human_bytes(blob.size));
@@ -103,47 +211,106 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
         return std::unexpected(blob_status.error());
 
     if (options.dry_run) {
-        for (std::size_t i = 0; i < plan.tags.size(); ++i)
-            report.tags.push_back({plan.tags[i], tag_exists[i] ? "unchanged" : "planned"});
+        for (const auto& t : *tag_plan)
+            report.tags.push_back({t.tag, t.action == "unchanged" ? "unchanged" : "planned", t.current});
         return report;
     }
 
-    // 3. Child manifests by digest, deepest first (the registry checks references on PUT).
+    // 3. Locks before any manifest is written; then the tag states again, now authoritative.
+    if (options.locks && !plan.tags.empty()) {
+        std::vector<std::string> keys;
+        for (const auto& t : plan.tags)
+            keys.push_back(lock::tag_lock_key(report.repository, t));
+        TW_TRY(options.locks->acquire(keys, options.lock_timeout));
+        tag_plan = plan_tags(client, repo, plan, options, report.repository);
+        if (!tag_plan)
+            return std::unexpected(tag_plan.error());
+    }
+
+    // 4. The journal, so a killed run can be finished or undone.
+    auto root_before = client.head_manifest(repo, plan.root.digest.str());
+    if (!root_before)
+        return std::unexpected(root_before.error());
+    Journal journal;
+    journal.run_id = options.run_id.empty() ? lock::LockOwner::current().run_id : options.run_id;
+    journal.registry = client.registry();
+    journal.repository = repo;
+    journal.digest = plan.root.digest;
+    journal.media_type = plan.root.media_type;
+    journal.manifest = plan.root.bytes;
+    journal.root_preexisting = root_before->has_value();
+    for (const auto& t : *tag_plan)
+        if (t.action != "unchanged")
+            journal.tags.push_back({t.tag, t.action == "overwrite" ? t.current : std::nullopt, false});
+    Journal* jp = options.journal_dir.empty() || journal.tags.empty() ? nullptr : &journal;
+    if (jp)
+        TW_TRY(save_journal(journal, options.journal_dir));
+
+    auto rollback = [&](const Error& cause) -> Error {
+        auto undone = undo_writes(client, journal);
+        Error e = cause;
+        if (undone) {
+            if (jp)
+                remove_journal(journal);
+            e.message += "; rolled back: no tag of this run remains";
+        } else {
+            e.message += "; ROLLBACK INCOMPLETE: " + undone.error().message +
+                         (jp ? " (finish with: tagwarden push --resume " + report.repository + ")" : "");
+        }
+        return e;
+    };
+
+    // 5. Child manifests by digest, deepest first (the registry checks references on PUT).
     for (const auto& child : plan.children) {
         auto existing = client.head_manifest(repo, child.digest.str());
         if (!existing)
-            return std::unexpected(existing.error());
+            return std::unexpected(rollback(existing.error()));
         if (*existing)
             continue;
-        TW_TRY(put_checked(client, repo, child.digest.str(), child));
+        if (auto r = put_checked(client, repo, child.digest.str(), child); !r)
+            return std::unexpected(rollback(r.error()));
+        journal.children_created.push_back(child.digest);
+        if (jp)
+            if (auto r = save_journal(journal, options.journal_dir); !r)
+                return std::unexpected(rollback(r.error()));
         report.manifests_written++;
     }
 
-    // 4. The root under its first tag, so it exists tagged or not at all; then the other tags.
+    // 6. The root under its first tag, so it exists tagged or not at all; then the other tags.
     bool root_written = false;
-    for (std::size_t i = 0; i < plan.tags.size(); ++i) {
-        if (tag_exists[i]) {
-            report.tags.push_back({plan.tags[i], "unchanged"});
+    for (const auto& t : *tag_plan) {
+        if (t.action == "unchanged") {
+            report.tags.push_back({t.tag, "unchanged", std::nullopt});
             continue;
         }
-        TW_TRY(put_checked(client, repo, plan.tags[i], plan.root));
+        if (auto r = write_tag(client, repo, t.tag, plan.root, options.locks, jp, options.journal_dir); !r) {
+            // The write may have reached the registry before the failure: undo it as if it had.
+            for (auto& jt : journal.tags)
+                if (jt.tag == t.tag)
+                    jt.written = true;
+            return std::unexpected(rollback(r.error().with_context("writing tag " + report.repository + ":" + t.tag)));
+        }
+        for (auto& jt : journal.tags)
+            if (jt.tag == t.tag)
+                jt.written = true;
         if (!root_written)
             report.manifests_written++;
         root_written = true;
-        report.tags.push_back({plan.tags[i], "created"});
-        log::info("tagged " + report.repository + ":" + plan.tags[i]);
-    }
-    if (plan.tags.empty()) {
-        auto existing = client.head_manifest(repo, plan.root.digest.str());
-        if (!existing)
-            return std::unexpected(existing.error());
-        if (!*existing) {
-            TW_TRY(put_checked(client, repo, plan.root.digest.str(), plan.root));
-            report.manifests_written++;
+        if (t.action == "overwrite") {
+            report.tags.push_back({t.tag, "overwritten", t.current});
+            log::warn("moved " + report.repository + ":" + t.tag + " from " + t.current->str() + " to " +
+                      plan.root.digest.str() + " (--allow-overwrite)");
+        } else {
+            report.tags.push_back({t.tag, "created", std::nullopt});
+            log::info("tagged " + report.repository + ":" + t.tag);
         }
     }
+    if (plan.tags.empty() && !*root_before) {
+        TW_TRY(put_checked(client, repo, plan.root.digest.str(), plan.root));
+        report.manifests_written++;
+    }
 
-    // 5. Verify what the registry now serves.
+    // 7. Verify what the registry now serves; a failure takes this run's tags back.
     std::vector<std::string> refs = plan.tags;
     if (refs.empty())
         refs.push_back(plan.root.digest.str());
@@ -153,17 +320,20 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
         if (i == 0) {
             auto v = verify_image(client, repo, refs[i], plan.root.digest, options.jobs);
             if (!v)
-                return std::unexpected(v.error());
+                return std::unexpected(rollback(v.error()));
             checked = *v;
         } else {
             auto info = client.head_manifest(repo, refs[i]);
             if (!info)
-                return std::unexpected(info.error());
+                return std::unexpected(rollback(info.error()));
             if (!*info || (*info)->digest != plan.root.digest)
-                return fail(ErrorKind::verification, "after the push, " + report.repository + ":" + refs[i] +
-                                                         " does not resolve to " + plan.root.digest.str());
+                return std::unexpected(rollback(Error(ErrorKind::verification,
+                                                      "after the push, " + report.repository + ":" + refs[i] +
+                                                          " does not resolve to " + plan.root.digest.str())));
         }
     }
+    if (jp)
+        remove_journal(journal);
     log::info("verified: " + std::to_string(checked.manifests_checked) + " manifest(s) and " +
               std::to_string(checked.blobs_checked) + " blob(s) present; " + std::to_string(refs.size()) +
               " reference(s) resolve to " + short_digest(plan.root.digest));
@@ -171,10 +341,72 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
     return report;
 }
 
+Result<ResumeReport> resume_run(Journal journal, registry::Client& client, lock::LockSet* locks,
+                                std::chrono::seconds lock_timeout, int jobs) {
+    ResumeReport report;
+    report.run_id = journal.run_id;
+    report.repository = journal.name();
+    report.digest = journal.digest;
+    const auto& repo = journal.repository;
+    if (locks) {
+        std::vector<std::string> keys;
+        for (const auto& t : journal.tags)
+            keys.push_back(lock::tag_lock_key(journal.name(), t.tag));
+        TW_TRY(locks->acquire(keys, lock_timeout));
+    }
+    auto root = image::parse_manifest(journal.manifest, journal.media_type);
+    if (!root)
+        return std::unexpected(root.error().with_context("journal " + journal.path));
+
+    // Finish only if nobody touched the tags the run had yet to write.
+    bool can_finish = true;
+    for (auto& t : journal.tags) {
+        auto info = client.head_manifest(repo, t.tag);
+        if (!info)
+            return std::unexpected(info.error());
+        std::optional<Digest> now = *info ? std::optional<Digest>((*info)->digest) : std::nullopt;
+        if (now == journal.digest) {
+            t.written = true;  // written before the run died, maybe after its last journal save
+            continue;
+        }
+        if (t.written || now != t.previous)
+            can_finish = false;
+    }
+    if (can_finish) {
+        for (auto& t : journal.tags) {
+            if (t.written) {
+                report.tags.push_back({t.tag, "unchanged", std::nullopt});
+                continue;
+            }
+            auto r = write_tag(client, repo, t.tag, *root, locks, &journal, std::filesystem::path(journal.path).parent_path().parent_path().string());
+            if (!r)
+                return std::unexpected(r.error());
+            report.tags.push_back({t.tag, t.previous ? "overwritten" : "created", t.previous});
+        }
+        auto v = verify_image(client, repo, journal.tags.empty() ? journal.digest.str() : journal.tags.front().tag,
+                              journal.digest, jobs);
+        if (!v)
+            return std::unexpected(v.error());
+        report.outcome = "finished";
+    } else {
+        TW_TRY(undo_writes(client, journal));
+        for (const auto& t : journal.tags)
+            if (t.written)
+                report.tags.push_back({t.tag, "removed", std::nullopt});
+        report.outcome = "undone";
+    }
+    remove_journal(journal);
+    return report;
+}
+
 nlohmann::json to_json(const PushReport& r) {
     nlohmann::json tags = nlohmann::json::array();
-    for (const auto& t : r.tags)
-        tags.push_back({{"tag", t.tag}, {"status", t.status}});
+    for (const auto& t : r.tags) {
+        nlohmann::json o = {{"tag", t.tag}, {"status", t.status}};
+        if (t.previous)
+            o["previousDigest"] = t.previous->str();
+        tags.push_back(o);
+    }
     return {
         {"repository", r.repository},
         {"digest", r.digest.str()},
@@ -199,6 +431,17 @@ nlohmann::json to_json(const VerifyReport& r) {
         {"tags", r.tags_checked},         {"manifests", r.manifests_checked}, {"blobs", r.blobs_checked},
         {"bytes", r.bytes_checked},       {"verified", true},
     };
+}
+
+} // namespace tagwarden::push
+
+namespace tagwarden::push {
+
+nlohmann::json to_json(const ResumeReport& r) {
+    nlohmann::json tags = nlohmann::json::array();
+    for (const auto& t : r.tags)
+        tags.push_back({{"tag", t.tag}, {"status", t.status}});
+    return {{"runId", r.run_id}, {"repository", r.repository}, {"digest", r.digest.str()}, {"outcome", r.outcome}, {"tags", tags}};
 }
 
 } // namespace tagwarden::push

@@ -4,6 +4,7 @@
 
 #include <tagwarden/policy/lifecycle_policy.hpp>
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,5 +23,7 @@ bool glob_match(std::string_view pattern, std::string_view tag);
 //   satisfied by two different tags, or by the same tag.
 // - One matching tag is enough: an image tagged dev-1 and prod-1 is selected by a "dev-" rule.
 bool selection_matches(const Selection& selection, const std::vector<std::string>& tags);
+// The same over views of the tags (the evaluator keeps them contiguous).
+bool selection_matches_views(const Selection& selection, std::span<const std::string_view> tags);
 
 } // namespace tagwarden::policy

@@ -3,6 +3,9 @@
 #include <tagwarden/core/error.hpp>
 #include <tagwarden/core/reference.hpp>
 #include <tagwarden/image/image_source.hpp>
+#include <tagwarden/lock/lock.hpp>
+#include <tagwarden/push/journal.hpp>
+#include <tagwarden/push/tags.hpp>
 #include <tagwarden/registry/client.hpp>
 
 #include <nlohmann/json_fwd.hpp>
@@ -34,7 +37,8 @@ struct BlobStats {
 
 struct TagOutcome {
     std::string tag;
-    std::string status;  // "created" or "unchanged" (or "planned" in a dry run)
+    std::string status;  // "created", "unchanged", "overwritten" (or "planned" in a dry run)
+    std::optional<Digest> previous;  // for "overwritten": what the tag pointed to before
 };
 
 struct VerifyReport {
@@ -61,12 +65,25 @@ struct PushReport {
 struct PushOptions {
     int jobs = 4;
     bool dry_run = false;
+    // Tag rules: a tag on another digest is refused unless allow_overwrite is set and the tag is not in
+    // a protected environment (per `naming`); then the previous digest is reported.
+    TagNaming naming;
+    bool allow_overwrite = false;
+    // When set, every tag is locked (sorted order) before any manifest is written, tag states are read
+    // again under the locks, and each tag write is fenced by a lease check.
+    lock::LockSet* locks = nullptr;
+    std::chrono::seconds lock_timeout{60};
+    // When set, a journal is kept there so `push --resume` can finish or undo a killed run.
+    std::string journal_dir;
+    std::string run_id;
 };
 
-// Pushes `plan` to `target` (its tag, if any, must already be in plan.tags). Order: tag preflight (an
-// existing tag on another digest is refused with Error{tag_conflict} before anything is uploaded), blobs
-// in parallel (HEAD, upload missing), child manifests by digest, the root manifest under its first tag
-// (so it is never left untagged), the other tags, then verify_image(). `client` must have been pinged.
+// Pushes `plan` to `repo`. Order: tag preflight (a tag on another digest is refused with
+// Error{tag_conflict} before anything is uploaded; a failed lookup is an error, never "absent"), blobs
+// in parallel (HEAD, upload missing), locks and a second tag check under them, child manifests by digest,
+// the root manifest under its first tag (so it is never left untagged), the other tags, then
+// verify_image(). The tags are written all or none: when a tag write or the verification fails, the tags
+// this run wrote are removed (or restored) again. `client` must have been pinged.
 Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source, registry::Client& client,
                                 const std::string& repo, const PushOptions& options);
 
@@ -76,7 +93,23 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
 Result<VerifyReport> verify_image(registry::Client& client, const std::string& repo, const std::string& reference,
                                   const std::optional<Digest>& expected, int jobs = 4);
 
+// What a resume did with one journal.
+struct ResumeReport {
+    std::string run_id;
+    std::string repository;
+    Digest digest;
+    std::string outcome;  // "finished" or "undone"
+    std::vector<TagOutcome> tags;
+};
+
+// Finishes the journal's run when every tag it had yet to write is still as the run found it (then
+// verifies), and undoes it otherwise. Takes the tags' locks when `locks` is set. Removes the journal
+// when done.
+Result<ResumeReport> resume_run(Journal journal, registry::Client& client, lock::LockSet* locks,
+                                std::chrono::seconds lock_timeout, int jobs);
+
 nlohmann::json to_json(const PushReport& report);
+nlohmann::json to_json(const ResumeReport& report);
 nlohmann::json to_json(const VerifyReport& report);
 
 } // namespace tagwarden::push

@@ -1,0 +1,180 @@
+#include <tagwarden/config/config.hpp>
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace tagwarden::config {
+
+namespace {
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::string(v) : std::string{};
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front())))
+            item.erase(item.begin());
+        while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back())))
+            item.pop_back();
+        if (!item.empty())
+            out.push_back(item);
+    }
+    return out;
+}
+
+Status check_template(const std::string& tmpl, const std::string& origin) {
+    if (tmpl.find("{version}") == std::string::npos || tmpl.find("{env}") == std::string::npos)
+        return fail(ErrorKind::invalid_input, origin + ": tag_template '" + tmpl +
+                                                  "' must contain both {version} and {env} (default '{version}-{env}')");
+    return {};
+}
+
+} // namespace
+
+Result<std::chrono::seconds> parse_duration(const std::string& text, const std::string& what) {
+    if (text.empty())
+        return fail(ErrorKind::invalid_input, what + " is empty: use seconds, e.g. 60, 60s, 5m or 1h");
+    std::size_t pos = 0;
+    long long value = 0;
+    try {
+        value = std::stoll(text, &pos);
+    } catch (const std::exception&) {
+        return fail(ErrorKind::invalid_input, what + " '" + text + "' is not a duration: use 60, 60s, 5m or 1h");
+    }
+    auto unit = text.substr(pos);
+    long long factor = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+    if (factor == 0 || value < 0)
+        return fail(ErrorKind::invalid_input, what + " '" + text + "' is not a duration: use 60, 60s, 5m or 1h");
+    return std::chrono::seconds(value * factor);
+}
+
+Result<Config> parse_config(const std::string& text, const std::string& origin) {
+    Config c;
+    c.loaded_from = origin;
+    YAML::Node root;
+    try {
+        root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+        return fail(ErrorKind::invalid_input, origin + ": not valid YAML: " + e.what());
+    }
+    if (root.IsNull())
+        return c;
+    if (!root.IsMap())
+        return fail(ErrorKind::invalid_input, origin + ": the top level must be a mapping of settings");
+    static const std::set<std::string> k_known = {"tag_template", "environments", "protected_environments",
+                                                  "lock",         "lock_ttl",     "lock_timeout",
+                                                  "state_dir"};
+    try {
+        for (const auto& item : root) {
+            auto key = item.first.as<std::string>();
+            if (!k_known.count(key)) {
+                std::string known;
+                for (const auto& k : k_known)
+                    known += (known.empty() ? "" : ", ") + k;
+                return fail(ErrorKind::invalid_input, origin + ": unknown setting '" + key + "' (known: " + known + ")");
+            }
+        }
+        auto list = [&](const char* key, std::vector<std::string>& out) -> Status {
+            auto n = root[key];
+            if (!n)
+                return {};
+            if (!n.IsSequence())
+                return fail(ErrorKind::invalid_input, origin + ": '" + key + "' must be a list, e.g. [dev, prod]");
+            out.clear();
+            for (const auto& e : n)
+                out.push_back(e.as<std::string>());
+            return {};
+        };
+        if (auto n = root["tag_template"])
+            c.tag_template = n.as<std::string>();
+        TW_TRY(check_template(c.tag_template, origin));
+        TW_TRY(list("environments", c.environments));
+        TW_TRY(list("protected_environments", c.protected_environments));
+        if (auto n = root["lock"])
+            c.lock_url = n.as<std::string>();
+        if (auto n = root["lock_ttl"]) {
+            auto d = parse_duration(n.as<std::string>(), origin + ": lock_ttl");
+            if (!d)
+                return std::unexpected(d.error());
+            c.lock_ttl = *d;
+        }
+        if (auto n = root["lock_timeout"]) {
+            auto d = parse_duration(n.as<std::string>(), origin + ": lock_timeout");
+            if (!d)
+                return std::unexpected(d.error());
+            c.lock_timeout = *d;
+        }
+        if (auto n = root["state_dir"])
+            c.state_dir = n.as<std::string>();
+    } catch (const YAML::Exception& e) {
+        return fail(ErrorKind::invalid_input, origin + ": " + e.what());
+    }
+    if (c.lock_ttl < std::chrono::seconds(5))
+        return fail(ErrorKind::invalid_input, origin + ": lock_ttl must be at least 5s");
+    return c;
+}
+
+Result<Config> load_config() {
+    Config c;
+    std::string path = env("TAGWARDEN_CONFIG");
+    bool explicit_path = !path.empty();
+    if (!explicit_path)
+        path = "tagwarden.yaml";
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) {
+        std::ifstream in(path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        auto parsed = parse_config(ss.str(), path);
+        if (!parsed)
+            return parsed;
+        c = *parsed;
+    } else if (explicit_path) {
+        return fail(ErrorKind::invalid_input, "TAGWARDEN_CONFIG names " + path + ", which does not exist");
+    }
+    if (auto v = env("TAGWARDEN_TAG_TEMPLATE"); !v.empty()) {
+        TW_TRY(check_template(v, "TAGWARDEN_TAG_TEMPLATE"));
+        c.tag_template = v;
+    }
+    if (auto v = env("TAGWARDEN_PROTECTED_ENVIRONMENTS"); !v.empty())
+        c.protected_environments = split_list(v);
+    if (auto v = env("TAGWARDEN_LOCK"); !v.empty())
+        c.lock_url = v;
+    if (auto v = env("TAGWARDEN_LOCK_TTL"); !v.empty()) {
+        auto d = parse_duration(v, "TAGWARDEN_LOCK_TTL");
+        if (!d)
+            return std::unexpected(d.error());
+        c.lock_ttl = *d;
+    }
+    if (auto v = env("TAGWARDEN_LOCK_TIMEOUT"); !v.empty()) {
+        auto d = parse_duration(v, "TAGWARDEN_LOCK_TIMEOUT");
+        if (!d)
+            return std::unexpected(d.error());
+        c.lock_timeout = *d;
+    }
+    if (auto v = env("TAGWARDEN_STATE_DIR"); !v.empty())
+        c.state_dir = v;
+    return c;
+}
+
+std::string state_directory(const Config& config) {
+    if (!config.state_dir.empty())
+        return config.state_dir;
+    if (auto x = env("XDG_STATE_HOME"); !x.empty())
+        return x + "/tagwarden";
+    auto home = env("HOME");
+    return (home.empty() ? std::string("/tmp") : home) + "/.local/state/tagwarden";
+}
+
+} // namespace tagwarden::config

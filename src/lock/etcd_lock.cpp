@@ -1,0 +1,238 @@
+// Locks in etcd through its v3 HTTP/JSON gateway: a lease per lock, a transaction that creates the key
+// only if it does not exist (create_revision == 0), keep-alive while held, revoke on release.
+// A holder that dies stops renewing; etcd deletes its key when the lease's TTL runs out.
+#include <tagwarden/core/base64.hpp>
+#include <tagwarden/core/log.hpp>
+#include <tagwarden/lock/lock.hpp>
+
+#include <nlohmann/json.hpp>
+
+namespace tagwarden::lock {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view k_key_prefix = "tagwarden/locks/";
+
+class EtcdClient {
+public:
+    EtcdClient(std::vector<std::string> endpoints, std::shared_ptr<http::Transport> transport)
+        : m_endpoints(std::move(endpoints)), m_transport(std::move(transport)) {}
+
+    // POSTs `body` to /v3/<path> on the first endpoint that answers.
+    Result<json> call(const std::string& path, const json& body) {
+        Error last(ErrorKind::lock_unavailable, "no etcd endpoint configured");
+        for (const auto& endpoint : m_endpoints) {
+            http::Request req;
+            req.method = "POST";
+            req.url = endpoint + "/v3/" + path;
+            req.headers.set("Content-Type", "application/json");
+            req.body = std::make_shared<http::StringBody>(body.dump());
+            auto r = m_transport->send(req);
+            if (!r) {
+                last = r.error();
+                last.kind = ErrorKind::lock_unavailable;
+                continue;
+            }
+            if (r->status != 200) {
+                std::string message = r->body;
+                try {
+                    auto doc = json::parse(r->body);
+                    message = doc.value("message", doc.value("error", r->body));
+                } catch (const json::exception&) {
+                }
+                return fail(ErrorKind::lock_unavailable, "etcd " + path + ": HTTP " + std::to_string(r->status) + ": " + message);
+            }
+            try {
+                return json::parse(r->body);
+            } catch (const json::exception&) {
+                return fail(ErrorKind::lock_unavailable, "etcd " + path + " answered something that is not JSON");
+            }
+        }
+        return std::unexpected(last.with_context("etcd unreachable"));
+    }
+
+    [[nodiscard]] std::string describe() const {
+        std::string s = "etcd://";
+        for (std::size_t i = 0; i < m_endpoints.size(); ++i) {
+            auto e = m_endpoints[i];
+            s += (i ? "," : "") + e.substr(e.find("://") + 3);
+        }
+        return s;
+    }
+
+private:
+    std::vector<std::string> m_endpoints;
+    std::shared_ptr<http::Transport> m_transport;
+};
+
+std::string etcd_key(const std::string& key) { return base64_encode(std::string(k_key_prefix) + key); }
+
+std::string holder_message(const std::string& key, const json& kv) {
+    try {
+        auto value = base64_decode(kv.value("value", ""));
+        if (value) {
+            auto info = lock_info_from_json(json::parse(*value));
+            if (info)
+                return info->describe();
+        }
+    } catch (const json::exception&) {
+    }
+    return key + " is held by another process";
+}
+
+class EtcdLease final : public Lease {
+public:
+    EtcdLease(std::shared_ptr<EtcdClient> client, std::string key, std::string lease_id)
+        : m_client(std::move(client)), m_key(std::move(key)), m_lease_id(std::move(lease_id)) {}
+    ~EtcdLease() override { (void)release(); }
+
+    [[nodiscard]] const std::string& key() const override { return m_key; }
+
+    Status renew() override {
+        if (m_released)
+            return fail(ErrorKind::lock_unavailable, m_key + " was released");
+        auto r = m_client->call("lease/keepalive", {{"ID", m_lease_id}});
+        if (!r)
+            return std::unexpected(r.error());
+        auto result = r->value("result", json::object());
+        if (std::stoll(result.value("TTL", std::string("0"))) <= 0)
+            return fail(ErrorKind::lock_unavailable, "the etcd lease of " + m_key + " expired");
+        return {};
+    }
+
+    Status check() override {
+        if (m_released)
+            return fail(ErrorKind::lock_unavailable, m_key + " was released");
+        auto r = m_client->call("kv/range", {{"key", etcd_key(m_key)}});
+        if (!r)
+            return std::unexpected(r.error());
+        auto kvs = r->value("kvs", json::array());
+        if (kvs.empty())
+            return fail(ErrorKind::lock_unavailable, m_key + " no longer exists in etcd (lease expired or force-released)");
+        if (kvs[0].value("lease", std::string()) != m_lease_id)
+            return fail(ErrorKind::lock_unavailable, m_key + " now belongs to " + holder_message(m_key, kvs[0]));
+        return {};
+    }
+
+    Status release() override {
+        if (m_released)
+            return {};
+        m_released = true;
+        // Revoking the lease deletes the key attached to it.
+        auto r = m_client->call("lease/revoke", {{"ID", m_lease_id}});
+        if (!r)
+            return std::unexpected(r.error());
+        return {};
+    }
+
+private:
+    std::shared_ptr<EtcdClient> m_client;
+    std::string m_key;
+    std::string m_lease_id;
+    bool m_released = false;
+};
+
+class EtcdBackend final : public LockBackend {
+public:
+    explicit EtcdBackend(std::shared_ptr<EtcdClient> client) : m_client(std::move(client)) {}
+
+    [[nodiscard]] std::string describe() const override { return m_client->describe(); }
+
+    Result<std::unique_ptr<Lease>> try_acquire(const std::string& key, const LockOwner& owner,
+                                               std::chrono::seconds ttl) override {
+        auto grant = m_client->call("lease/grant", {{"TTL", ttl.count()}});
+        if (!grant)
+            return std::unexpected(grant.error());
+        std::string lease_id = grant->value("ID", "");
+        if (lease_id.empty())
+            return fail(ErrorKind::lock_unavailable, "etcd granted no lease: " + grant->value("error", grant->dump()));
+        LockInfo info{key, owner, Clock::now(), ttl, true};
+        auto k = etcd_key(key);
+        json txn = {
+            {"compare", {{{"key", k}, {"result", "EQUAL"}, {"target", "CREATE"}, {"create_revision", "0"}}}},
+            {"success", {{{"request_put", {{"key", k}, {"value", base64_encode(to_json(info).dump())}, {"lease", lease_id}}}}}},
+            {"failure", {{{"request_range", {{"key", k}}}}}},
+        };
+        auto r = m_client->call("kv/txn", txn);
+        if (r && r->value("succeeded", false))
+            return std::unique_ptr<Lease>(std::make_unique<EtcdLease>(m_client, key, lease_id));
+        (void)m_client->call("lease/revoke", {{"ID", lease_id}});
+        if (!r)
+            return std::unexpected(r.error());
+        try {
+            const auto& kvs = r->at("responses").at(0).at("response_range").at("kvs");
+            if (!kvs.empty())
+                return fail(ErrorKind::lock_unavailable, holder_message(key, kvs[0]));
+        } catch (const json::exception&) {
+        }
+        return fail(ErrorKind::lock_unavailable, key + " is held by another process");
+    }
+
+    Result<std::vector<LockInfo>> list() override {
+        std::string prefix(k_key_prefix);
+        std::string end = prefix;
+        end.back() = static_cast<char>(end.back() + 1);
+        auto r = m_client->call("kv/range", {{"key", base64_encode(prefix)}, {"range_end", base64_encode(end)}});
+        if (!r)
+            return std::unexpected(r.error());
+        std::vector<LockInfo> out;
+        for (const auto& kv : r->value("kvs", json::array())) {
+            auto value = base64_decode(kv.value("value", ""));
+            if (!value)
+                continue;
+            try {
+                auto info = lock_info_from_json(json::parse(*value));
+                if (info)
+                    out.push_back(*info);
+            } catch (const json::exception&) {
+            }
+        }
+        return out;
+    }
+
+    Status force_release(const std::string& key) override {
+        auto r = m_client->call("kv/deleterange", {{"key", etcd_key(key)}});
+        if (!r)
+            return std::unexpected(r.error());
+        if (std::stoll(r->value("deleted", std::string("0"))) == 0)
+            return fail(ErrorKind::not_found, "no lock " + key + " in " + describe());
+        return {};
+    }
+
+private:
+    std::shared_ptr<EtcdClient> m_client;
+};
+
+} // namespace
+
+Result<std::unique_ptr<LockBackend>> make_etcd_backend(std::string_view url, std::shared_ptr<http::Transport> transport) {
+    auto rest = url.substr(std::string_view("etcd://").size());
+    std::string scheme = "http";
+    if (auto q = rest.find('?'); q != std::string_view::npos) {
+        auto query = rest.substr(q + 1);
+        rest = rest.substr(0, q);
+        if (query.find("tls=1") != std::string_view::npos || query.find("tls=true") != std::string_view::npos)
+            scheme = "https";
+    }
+    while (!rest.empty() && rest.back() == '/')
+        rest.remove_suffix(1);
+    std::vector<std::string> endpoints;
+    std::size_t start = 0;
+    while (start <= rest.size()) {
+        auto comma = rest.find(',', start);
+        auto host = rest.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+        if (host.empty() || host.find(':') == std::string_view::npos)
+            return fail(ErrorKind::invalid_input, "lock URL '" + std::string(url) +
+                                                      "': each etcd endpoint must be HOST:PORT (etcd://127.0.0.1:2379)");
+        endpoints.push_back(scheme + "://" + std::string(host));
+        if (comma == std::string_view::npos)
+            break;
+        start = comma + 1;
+    }
+    return std::unique_ptr<LockBackend>(
+        std::make_unique<EtcdBackend>(std::make_shared<EtcdClient>(std::move(endpoints), std::move(transport))));
+}
+
+} // namespace tagwarden::lock

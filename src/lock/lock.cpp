@@ -1,0 +1,233 @@
+#include <tagwarden/core/log.hpp>
+#include <tagwarden/lock/lock.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
+#include <random>
+#include <unistd.h>
+
+namespace tagwarden::lock {
+
+using nlohmann::json;
+
+namespace {
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::string(v) : std::string{};
+}
+
+std::string random_id() {
+    std::random_device rd;
+    std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+    char buffer[33];
+    std::snprintf(buffer, sizeof buffer, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                  static_cast<unsigned long long>(rng()));
+    return buffer;
+}
+
+std::string format_time(Clock::time_point t) {
+    auto tt = Clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buffer[32];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buffer;
+}
+
+} // namespace
+
+LockOwner LockOwner::current() {
+    LockOwner o;
+    char host[256] = {0};
+    if (gethostname(host, sizeof host - 1) == 0)
+        o.host = host;
+    o.pid = static_cast<long>(getpid());
+    o.run_id = random_id();
+    if (!env("GITHUB_RUN_ID").empty()) {
+        auto server = env("GITHUB_SERVER_URL").empty() ? std::string("https://github.com") : env("GITHUB_SERVER_URL");
+        o.ci_url = server + "/" + env("GITHUB_REPOSITORY") + "/actions/runs/" + env("GITHUB_RUN_ID");
+        if (!env("GITHUB_RUN_ATTEMPT").empty())
+            o.ci_url += "/attempts/" + env("GITHUB_RUN_ATTEMPT");
+    } else if (!env("CODEBUILD_BUILD_ID").empty()) {
+        // CODEBUILD_BUILD_ID is "project:uuid"; the console URL needs the region.
+        auto id = env("CODEBUILD_BUILD_ID");
+        auto region = env("AWS_REGION").empty() ? env("AWS_DEFAULT_REGION") : env("AWS_REGION");
+        auto colon = id.find(':');
+        if (!region.empty() && colon != std::string::npos)
+            o.ci_url = "https://" + region + ".console.aws.amazon.com/codesuite/codebuild/projects/" +
+                       id.substr(0, colon) + "/build/" + id + "/";
+        else
+            o.ci_url = "codebuild:" + id;
+    }
+    return o;
+}
+
+std::string LockOwner::describe() const {
+    std::string s = "pid " + std::to_string(pid) + " on " + (host.empty() ? std::string("?") : host);
+    if (!ci_url.empty())
+        s += " (" + ci_url + ")";
+    return s;
+}
+
+std::string LockInfo::describe() const {
+    std::string s = key + " held by " + owner.describe() + " since " + format_time(acquired);
+    if (ttl.count() > 0)
+        s += ", ttl " + std::to_string(ttl.count()) + "s";
+    if (!held)
+        s += " [stale: nobody holds it]";
+    return s;
+}
+
+json to_json(const LockInfo& i) {
+    return {{"key", i.key},
+            {"owner", {{"host", i.owner.host}, {"pid", i.owner.pid}, {"runId", i.owner.run_id}, {"ciUrl", i.owner.ci_url}}},
+            {"acquiredAt", format_time(i.acquired)},
+            {"acquiredEpoch", std::chrono::duration_cast<std::chrono::seconds>(i.acquired.time_since_epoch()).count()},
+            {"ttlSeconds", i.ttl.count()},
+            {"held", i.held}};
+}
+
+Result<LockInfo> lock_info_from_json(const json& j) {
+    try {
+        LockInfo i;
+        i.key = j.at("key").get<std::string>();
+        const auto& o = j.at("owner");
+        i.owner.host = o.value("host", "");
+        i.owner.pid = o.value("pid", 0L);
+        i.owner.run_id = o.value("runId", "");
+        i.owner.ci_url = o.value("ciUrl", "");
+        i.acquired = Clock::time_point(std::chrono::seconds(j.value("acquiredEpoch", 0LL)));
+        i.ttl = std::chrono::seconds(j.value("ttlSeconds", 0LL));
+        i.held = j.value("held", true);
+        return i;
+    } catch (const json::exception& e) {
+        return fail(ErrorKind::lock_unavailable, std::string("unreadable lock record: ") + e.what());
+    }
+}
+
+std::string default_lock_url() {
+    auto tmp = env("TMPDIR");
+    return "file://" + (tmp.empty() ? std::string("/tmp") : tmp) + "/tagwarden-locks";
+}
+
+std::string tag_lock_key(std::string_view repository, std::string_view tag) {
+    return std::string(repository) + ":" + std::string(tag);
+}
+
+Result<std::unique_ptr<LockBackend>> make_lock_backend(std::string_view url, std::shared_ptr<http::Transport> transport) {
+    if (url.starts_with("file://")) {
+        auto dir = url.substr(7);
+        if (dir.empty() || dir.front() != '/')
+            return fail(ErrorKind::invalid_input, "lock URL '" + std::string(url) +
+                                                      "' needs an absolute directory: file:///var/lock/tagwarden");
+        return make_file_backend(std::string(dir));
+    }
+    if (url.starts_with("etcd://"))
+        return make_etcd_backend(url, std::move(transport));
+    return fail(ErrorKind::invalid_input, "unsupported lock URL '" + std::string(url) +
+                                              "': use file:///DIR or etcd://HOST:PORT[,HOST:PORT]");
+}
+
+LockSet::LockSet(LockBackend& backend, LockOwner owner, std::chrono::seconds ttl)
+    : m_backend(backend), m_owner(std::move(owner)), m_ttl(ttl) {}
+
+LockSet::~LockSet() { (void)release(); }
+
+Status LockSet::acquire(std::vector<std::string> keys, std::chrono::seconds timeout) {
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    for (const auto& key : keys) {
+        auto delay = std::chrono::milliseconds(100);
+        bool waiting_logged = false;
+        while (true) {
+            auto lease = m_backend.try_acquire(key, m_owner, m_ttl);
+            if (lease) {
+                std::lock_guard guard(m_mutex);
+                m_leases.push_back(std::move(*lease));
+                log::debug("lock acquired: " + key + " via " + m_backend.describe());
+                break;
+            }
+            if (lease.error().kind != ErrorKind::lock_unavailable || std::chrono::steady_clock::now() >= deadline) {
+                auto e = lease.error();
+                (void)release();
+                if (e.kind == ErrorKind::lock_unavailable)
+                    e.message = "lock not acquired within " + std::to_string(timeout.count()) + "s: " + e.message +
+                                " (raise --lock-timeout, or if the holder is gone for good: tagwarden lock release '" +
+                                key + "' --force)";
+                return std::unexpected(e);
+            }
+            if (!waiting_logged) {
+                log::info("waiting for lock: " + lease.error().message);
+                waiting_logged = true;
+            }
+            std::uniform_int_distribution<long long> jitter(delay.count() / 2, delay.count());
+            auto sleep = std::chrono::milliseconds(jitter(rng));
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            std::this_thread::sleep_for(std::max(std::chrono::milliseconds(1), std::min(sleep, left)));
+            delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+        }
+    }
+    if (!m_keeper.joinable() && !m_leases.empty()) {
+        m_stop = false;
+        m_keeper = std::thread([this] { keep_alive(); });
+    }
+    return {};
+}
+
+void LockSet::keep_alive() {
+    // Renew at a third of the TTL so two renewals can fail before the lease lapses.
+    auto period = std::max(std::chrono::milliseconds(200),
+                           std::chrono::duration_cast<std::chrono::milliseconds>(m_ttl) / 3);
+    while (!m_stop) {
+        auto until = std::chrono::steady_clock::now() + period;
+        while (!m_stop && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (m_stop)
+            return;
+        std::lock_guard guard(m_mutex);
+        for (auto& lease : m_leases) {
+            auto r = lease->renew();
+            if (!r && !m_lost) {
+                m_lost = r.error();
+                log::warn("lease lost: " + r.error().message);
+            }
+        }
+    }
+}
+
+Status LockSet::check() {
+    std::lock_guard guard(m_mutex);
+    if (m_lost)
+        return fail(ErrorKind::lock_unavailable, "lock lost while working: " + m_lost->message +
+                                                     "; stopping before any tag is written");
+    for (auto& lease : m_leases) {
+        auto r = lease->check();
+        if (!r)
+            return fail(ErrorKind::lock_unavailable, "lock lost while working: " + r.error().message +
+                                                         "; stopping before any tag is written");
+    }
+    return {};
+}
+
+Status LockSet::release() {
+    m_stop = true;
+    if (m_keeper.joinable())
+        m_keeper.join();
+    std::lock_guard guard(m_mutex);
+    Status result;
+    for (auto it = m_leases.rbegin(); it != m_leases.rend(); ++it) {
+        auto r = (*it)->release();
+        if (!r && result)
+            result = r;
+    }
+    m_leases.clear();
+    return result;
+}
+
+} // namespace tagwarden::lock
