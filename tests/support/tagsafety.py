@@ -1,0 +1,252 @@
+"""Shared by the tag-safety tests (tests/integration/test_tag_*.py and test_lock_*.py).
+
+    from tagsafety import TagSafetyTestCase, setUpModule
+
+    class T(TagSafetyTestCase):
+        def test_x(self):
+            reg = self.start_registry()              # a fresh docker-registry for this test
+            proxy = self.start_proxy(reg)            # optional: a FaultProxy in front of it
+            etcd = self.start_etcd()                 # optional: a fresh etcd
+            layout, image = self.image("a")
+            proc = self.push(f"oci:{layout}", f"{proxy.host}/{self.repo()}:1.0", "--output", "json")
+
+Every tagwarden run gets ``TAGWARDEN_STATE_DIR`` (journals) and ``TAGWARDEN_LOCK`` (a file://
+lock directory) of its own test, so nothing leaks into ~/.local/state or $TMPDIR, and runs from an
+empty working directory unless ``cwd`` is given (then a tagwarden.yaml there is read).
+Each test starts its own servers on free 127.0.0.1 ports; they are stopped by the test's cleanup.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import deps
+import make_image
+import tw
+from etcd import Etcd
+from fault_proxy import FaultProxy
+from registry import Registry
+
+deps.PACKAGES.setdefault("etcd", "etcd-server")
+
+
+def setUpModule():  # noqa: N802 (unittest's name)
+    """A missing component fails the module (never a skip)."""
+    deps.require("docker-registry", "etcd")
+    deps.tagwarden_bin()
+
+
+def short_forms(digest):
+    """The forms a message may use to name a digest: full, hex only, or the 12-character short hex."""
+    hex_part = digest.split(":", 1)[1]
+    return digest, hex_part, hex_part[:12]
+
+
+def mentions_digest(text, digest):
+    return any(form in text for form in short_forms(digest))
+
+
+class TagSafetyTestCase(unittest.TestCase):
+    """A fresh temporary directory, journal directory and file:// lock directory per test."""
+
+    maxDiff = None
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix=f"tw-{self._testMethodName[:40]}-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.state_dir = os.path.join(self.tmp, "state")
+        self.lock_dir = os.path.join(self.tmp, "locks")
+        os.makedirs(self.state_dir)
+        self.lock_url = "file://" + self.lock_dir
+        self._children = []
+        self.addCleanup(self._kill_children)
+
+    # -- servers ---------------------------------------------------------------------------------
+
+    def start_registry(self, mode="plain"):
+        reg = Registry(mode)
+        reg.start()
+        self.addCleanup(reg.stop)
+        return reg
+
+    def start_proxy(self, registry):
+        proxy = FaultProxy(registry.host)
+        proxy.start()
+        self.addCleanup(proxy.stop)
+        return proxy
+
+    def start_etcd(self):
+        etcd = Etcd()
+        etcd.start()
+        self.addCleanup(etcd.stop)
+        return etcd
+
+    # -- names and images ------------------------------------------------------------------------
+
+    def repo(self, suffix=""):
+        """A repository name unique to this test (lowercase, valid)."""
+        name = re.sub(r"[^a-z0-9]+", "-", self._testMethodName.lower()).strip("-")
+        return f"{type(self).__name__.lower()}/{name}{('-' + suffix) if suffix else ''}"
+
+    def image(self, name="img", **kwargs):
+        """(layout dir, ImageInfo) of a small image; its digest differs for every ``name``/``seed``."""
+        kwargs.setdefault("layers", 1)
+        kwargs.setdefault("layer_size", 4096)
+        kwargs.setdefault("seed", f"{self.id()}-{name}")
+        layout = os.path.join(self.tmp, "images", name)
+        return layout, make_image.make_image(layout, **kwargs)
+
+    # -- running tagwarden -----------------------------------------------------------------------
+
+    def env(self, extra=None):
+        """The variables every run gets (on top of tw.clean_env): state dir and lock URL of this test."""
+        env = {"TAGWARDEN_STATE_DIR": self.state_dir, "TAGWARDEN_LOCK": self.lock_url}
+        env.update(extra or {})
+        return env
+
+    def workdir(self, config=None):
+        """A new working directory, with ``config`` (text or a dict, written as JSON, which is YAML) as tagwarden.yaml."""
+        path = tempfile.mkdtemp(prefix="cwd-", dir=self.tmp)
+        if config is not None:
+            text = config if isinstance(config, str) else json.dumps(config)
+            with open(os.path.join(path, "tagwarden.yaml"), "w") as f:
+                f.write(text)
+        return path
+
+    def run_tw(self, *args, env=None, cwd=None, timeout=tw.DEFAULT_TIMEOUT):
+        return tw.run_tagwarden(*args, env=self.env(env), cwd=cwd or self.workdir(), timeout=timeout)
+
+    def push(self, source, target, *args, env=None, cwd=None, timeout=tw.DEFAULT_TIMEOUT):
+        """tagwarden push SOURCE TARGET --plain-http ARGS (the test registries speak plain HTTP)."""
+        return self.run_tw("push", source, target, "--plain-http", *args, env=env, cwd=cwd, timeout=timeout)
+
+    def push_json(self, source, target, *args, **kwargs):
+        proc = self.push(source, target, "--output", "json", *args, **kwargs)
+        self.assert_exit(proc, 0)
+        return tw.parse_json(self, proc)
+
+    def spawn(self, *args, env=None, cwd=None):
+        """Starts tagwarden ARGS in the background (its own process group); returns the Popen.
+
+        stdout/stderr go to files, read back by ``finish``. The test's cleanup kills it if still running.
+        """
+        index = len(self._children)
+        out = open(os.path.join(self.tmp, f"child-{index}.out"), "wb")
+        err = open(os.path.join(self.tmp, f"child-{index}.err"), "wb")
+        proc = subprocess.Popen([deps.tagwarden_bin(), *[str(a) for a in args]], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err, env=tw.clean_env(self.env(env)),
+                                cwd=cwd or self.workdir(), start_new_session=True)
+        proc._tw_files = (out, err)
+        self._children.append(proc)
+        return proc
+
+    def spawn_push(self, source, target, *args, env=None, cwd=None):
+        return self.spawn("push", source, target, "--plain-http", *args, env=env, cwd=cwd)
+
+    def finish(self, proc, timeout=tw.DEFAULT_TIMEOUT):
+        """Waits for a spawned run; returns a CompletedProcess with its text output."""
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            self.fail(f"tagwarden (pid {proc.pid}) did not finish in {timeout}s: {proc.args}")
+        return self._completed(proc)
+
+    def _completed(self, proc):
+        out, err = proc._tw_files
+        for handle in (out, err):
+            handle.flush()
+        with open(out.name, "rb") as f:
+            stdout = f.read().decode("utf-8", "replace")
+        with open(err.name, "rb") as f:
+            stderr = f.read().decode("utf-8", "replace")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+    def kill(self, proc):
+        """SIGKILL, as an OOM killer or a cancelled CI job would."""
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        return self._completed(proc)
+
+    def _kill_children(self):
+        for proc in self._children:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=30)
+            for handle in proc._tw_files:
+                handle.close()
+
+    def lock_list(self, lock_url=None):
+        """``tagwarden lock list --output json`` -> the parsed document."""
+        args = ["lock", "list", "--output", "json"] + (["--lock", lock_url] if lock_url else [])
+        proc = self.run_tw(*args)
+        self.assert_exit(proc, 0)
+        return tw.parse_json(self, proc)
+
+    def held_locks(self, lock_url=None):
+        """{key: lock record} of the locks that are held now."""
+        return {entry["key"]: entry for entry in self.lock_list(lock_url)["locks"] if entry.get("held", True)}
+
+    # -- journals --------------------------------------------------------------------------------
+
+    def journal_dir(self):
+        return os.path.join(self.state_dir, "journal")
+
+    def journals(self):
+        """{file name: parsed journal} in TAGWARDEN_STATE_DIR/journal (temporary files included as text)."""
+        found = {}
+        if os.path.isdir(self.journal_dir()):
+            for name in sorted(os.listdir(self.journal_dir())):
+                path = os.path.join(self.journal_dir(), name)
+                with open(path) as f:
+                    text = f.read()
+                try:
+                    found[name] = json.loads(text)
+                except ValueError:
+                    found[name] = text
+        return found
+
+    def wait_for(self, predicate, timeout, what, interval=0.05):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        self.fail(f"timed out after {timeout}s waiting for {what}")
+
+    # -- assertions ------------------------------------------------------------------------------
+
+    def assert_exit(self, proc, code):
+        tw.assert_exit(self, proc, code)
+
+    def assert_exit_in(self, proc, codes):
+        self.assertIn(proc.returncode, codes, f"expected an exit code in {codes}" + tw.describe(proc))
+
+    def assert_stderr_mentions(self, proc, *alternatives):
+        text = proc.stderr.lower()
+        self.assertTrue(any(a.lower() in text for a in alternatives),
+                        f"stderr should name one of {alternatives!r}" + tw.describe(proc))
+
+    def assert_stderr_names_digest(self, proc, digest):
+        self.assertTrue(mentions_digest(proc.stderr, digest), f"stderr should name {digest}" + tw.describe(proc))
+
+    def assert_nothing_stored(self, registry, repo, proc=None):
+        self.assertEqual(registry.tags(repo), {}, f"no tag may exist in {repo}" + (tw.describe(proc) if proc else ""))
+        self.assertEqual(registry.manifest_digests(repo), set(),
+                         f"no manifest revision may exist in {repo}" + (tw.describe(proc) if proc else ""))
+
+    def tag_statuses(self, report):
+        """{tag: status} of a push report."""
+        return {t["tag"]: t["status"] for t in report["tags"]}
