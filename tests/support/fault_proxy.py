@@ -21,6 +21,10 @@ were added; the first rule that matches a request decides what happens to it:
 - ``hold``: wait until the rule's ``release()`` (or its ``timeout``), then forward;
 - ``drop``: close the connection without an answer.
 
+``match`` (a predicate on method, path and headers) and ``body_match`` (a predicate on the request
+body, which is then read into memory before the rule decides) narrow a rule further, e.g. "fail the
+PUT of tag x only when it carries this manifest".
+
 After a delay or hold the request is forwarded only if its client is still connected: a client
 killed while its request was parked never reaches the registry, as if it had died before sending.
 
@@ -35,6 +39,7 @@ CLI (for manual use): fault_proxy.py UPSTREAM_HOST:PORT [--port N] [--fail METHO
 import http.client
 import http.server
 import itertools
+import json
 import re
 import select
 import socket
@@ -82,13 +87,14 @@ class Rule:
     _ids = itertools.count(1)
 
     def __init__(self, method=None, path=None, status=None, delay=None, hold=False, drop=False, nth=1, times=None,
-                 timeout=120.0, body=None, headers=None, name=None, match=None):
+                 timeout=120.0, body=None, headers=None, name=None, match=None, body_match=None):
         if sum(x is not None and x is not False for x in (status, delay, hold or None, drop or None)) != 1:
             raise ValueError("a rule does exactly one of: status, delay, hold, drop")
         self.id = next(self._ids)
         self.method = method.upper() if method else None
         self.path = re.compile(path) if isinstance(path, str) else path
         self.match = match  # optional predicate(method, path, headers) -> bool
+        self.body_match = body_match  # optional predicate(request body bytes) -> bool (reads the body first)
         self.status = status
         self.delay = delay
         self.hold = hold
@@ -124,13 +130,15 @@ class Rule:
     def wait_released(self):
         return self._released.wait(self.timeout)
 
-    def _claim(self, method, path, headers):
+    def _claim(self, method, path, headers, load_body):
         """True if this rule acts on the request (and counts it)."""
         if self.method and method != self.method:
             return False
         if self.path and not self.path.search(path):
             return False
         if self.match and not self.match(method, path, headers):
+            return False
+        if self.body_match and not self.body_match(load_body()):
             return False
         with self._lock:
             self.matches += 1
@@ -180,11 +188,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         method = self.command
         uri = self.path
         path = uri.split("?", 1)[0]
-        rule = proxy._rule_for(method, path, self.headers)
+        loaded = []
+
+        def load_body():
+            if not loaded:
+                chunks = []
+                self._read_body(sink=chunks.append)
+                loaded.append(b"".join(chunks))
+            return loaded[0]
+
+        rule = proxy._rule_for(method, path, self.headers, load_body)
 
         if rule is not None and rule.drop:
             rule.reached.set()
-            self._read_body(sink=None)
+            if not loaded:
+                self._read_body(sink=None)
             proxy._log(LoggedRequest(method, uri, None, rule.name, False))
             self.close_connection = True
             try:
@@ -195,17 +213,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         if rule is not None and rule.status is not None:
             rule.reached.set()
-            self._read_body(sink=None)
+            if not loaded:
+                self._read_body(sink=None)
             self._answer_error(rule)
             proxy._log(LoggedRequest(method, uri, rule.status, rule.name, False))
             return
 
         # Delayed and held requests are read in full first, then parked, then forwarded.
-        body = None
+        body = loaded[0] if loaded else None
         if rule is not None:
-            chunks = []
-            self._read_body(sink=chunks.append)
-            body = b"".join(chunks)
+            body = load_body()
             rule.reached.set()
             if rule.delay is not None:
                 proxy._sleep(rule.delay)
@@ -276,8 +293,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer_error(self, rule):
         body = rule.body
         if body is None:
-            body = (b'{"errors":[{"code":"UNKNOWN","message":"injected by the test fault proxy (' +
-                    rule.name.encode("utf-8", "replace") + b')"}]}')
+            body = json.dumps({"errors": [{"code": "UNKNOWN",
+                                           "message": f"injected by the test fault proxy ({rule.name})"}]}).encode()
         self.send_response_only(rule.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -323,7 +340,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as error:
             conn.close()
-            message = f'{{"errors":[{{"code":"UNKNOWN","message":"fault proxy: upstream failed: {error}"}}]}}'.encode()
+            message = json.dumps({"errors": [{"code": "UNKNOWN",
+                                              "message": f"fault proxy: upstream failed: {error}"}]}).encode()
             self.send_response_only(502)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(message)))
@@ -469,11 +487,11 @@ class FaultProxy:
         """Closes the connection of matching requests without an answer."""
         return self.add_rule(Rule(method, path, drop=True, nth=nth, times=times, **kwargs))
 
-    def _rule_for(self, method, path, headers):
+    def _rule_for(self, method, path, headers, load_body):
         with self._rules_lock:
             rules = list(self._rules)
         for rule in rules:
-            if rule._claim(method, path, headers):
+            if rule._claim(method, path, headers, load_body):
                 return rule
         return None
 
