@@ -1,0 +1,173 @@
+"""Lock holders, for the file and etcd backends: a push that waits past --lock-timeout exits 5 naming
+the holder (pid, host, CI run URL); `lock list` shows the holder while it holds; `lock release KEY`
+needs --force; and a holder whose lock is force-released stops before writing any tag (fencing).
+
+A holder is a real push parked by the fault proxy right after it took its locks: the proxy holds
+its lookup of the root manifest by digest, which comes after the locks and before any manifest.
+"""
+
+import json
+import socket
+import time
+import unittest
+
+import tw
+from fault_proxy import digest_ref_path, tag_put_path
+from tagsafety import TagSafetyTestCase, setUpModule  # noqa: F401
+
+GITHUB_ENV = {"GITHUB_SERVER_URL": "https://github.example", "GITHUB_REPOSITORY": "acme/shop",
+              "GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "2"}
+GITHUB_URL = "https://github.example/acme/shop/actions/runs/4242"
+
+
+class LockHolderTests:
+    """Mixed into one TestCase per backend; ``lock_backend()`` returns the lock URL."""
+
+    ci_env = GITHUB_ENV
+    ci_url = GITHUB_URL
+
+    def setUp(self):
+        super().setUp()
+        self.registry = self.start_registry()
+        self.proxy = self.start_proxy(self.registry)
+        self.url = self.lock_backend()
+
+    def target(self, repo):
+        return f"{self.proxy.host}/{repo}"
+
+    def start_holder(self, repo, layout, image, extra_env=None):
+        """A push of ``image`` to REPO:1.0-dev, parked after taking its lock; returns (Popen, hold rule)."""
+        hold = self.proxy.hold("HEAD", digest_ref_path(repo, image.digest), timeout=90)
+        holder = self.spawn_push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
+                                 "--output", "json", "--lock", self.url, "--lock-ttl", "10s",
+                                 env=extra_env)
+        if not hold.reached.wait(30):
+            self.fail("the holder never reached the point after its locks" + tw.describe(self.finish(holder, 5)))
+        return holder, hold
+
+    def key(self, repo, tag="1.0-dev"):
+        return f"{self.proxy.host}/{repo}:{tag}"
+
+    def test_timeout_names_the_holder_and_list_shows_it(self):
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        layout_b, image_b = self.image("b")
+        holder, hold = self.start_holder(repo, layout_a, image_a, extra_env=self.ci_env)
+
+        listed = self.lock_list(self.url)
+        self.assertIn(self.key(repo), {entry["key"] for entry in listed["locks"]}, json.dumps(listed, indent=2))
+        entry = next(e for e in listed["locks"] if e["key"] == self.key(repo))
+        self.assertEqual(entry["owner"]["pid"], holder.pid)
+        self.assertEqual(entry["owner"]["host"], socket.gethostname())
+        self.assertTrue(entry["owner"]["ciUrl"].startswith(self.ci_url), entry)
+        self.assertTrue(entry["owner"]["runId"])
+        self.assertIs(entry["held"], True)
+        self.assertEqual(entry["ttlSeconds"], 10)
+        self.assertLessEqual(abs(entry["acquiredEpoch"] - time.time()), 60)
+        self.assertTrue(listed["backend"])
+
+        start = time.monotonic()
+        waiter = self.push(f"oci:{layout_b}", self.target(repo), "--version", "1.0", "--env", "dev",
+                           "--lock", self.url, "--lock-timeout", "2s")
+        elapsed = time.monotonic() - start
+        self.assert_exit(waiter, tw.EXIT_LOCK)
+        self.assertGreaterEqual(elapsed, 2.0, "the waiter must wait --lock-timeout before giving up")
+        self.assertLess(elapsed, 30, "the waiter must give up after about --lock-timeout")
+        self.assert_stderr_mentions(waiter, f"pid {holder.pid}")
+        self.assert_stderr_mentions(waiter, self.ci_url)
+        self.assert_stderr_mentions(waiter, socket.gethostname())
+        self.assert_stderr_mentions(waiter, "1.0-dev")
+        self.assertEqual(self.registry.tags(repo), {}, "the waiter wrote nothing")
+        self.assertNotIn(image_b.digest, self.registry.manifest_digests(repo))
+
+        hold.release()
+        done = self.finish(holder)
+        self.assert_exit(done, 0)
+        self.assertEqual(tw.parse_json(self, done)["tags"], [{"tag": "1.0-dev", "status": "created"}])
+        self.assertEqual(self.registry.tags(repo), {"1.0-dev": image_a.digest})
+        self.assertEqual(self.held_locks(self.url), {}, "the holder released its lock when it finished")
+
+    def test_release_needs_force_then_fences_the_holder(self):
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        holder, hold = self.start_holder(repo, layout_a, image_a)
+
+        refused = self.run_tw("lock", "release", self.key(repo), "--lock", self.url)
+        self.assert_exit(refused, tw.EXIT_USAGE)
+        self.assert_stderr_mentions(refused, "--force")
+        self.assertIn(self.key(repo), self.held_locks(self.url), "without --force the lock stays")
+
+        released = self.run_tw("lock", "release", self.key(repo), "--force", "--lock", self.url)
+        self.assert_exit(released, 0)
+        self.assertNotIn(self.key(repo), self.held_locks(self.url))
+
+        hold.release()
+        fenced = self.finish(holder)
+        self.assert_exit(fenced, tw.EXIT_LOCK)
+        self.assert_stderr_mentions(fenced, "lock")
+        self.assertEqual(self.proxy.requests("PUT", tag_put_path(repo)), [],
+                         "a holder that lost its lock must not write a tag" + tw.describe(fenced))
+        self.assertEqual(self.registry.tags(repo), {})
+        self.assertEqual(self.registry.manifest_digests(repo), set())
+        self.assertEqual(self.journals(), {}, tw.describe(fenced))
+
+        # The tag is free for the next push.
+        report = self.push_json(f"oci:{layout_a}", self.target(repo), "--version", "1.0", "--env", "dev",
+                                "--lock", self.url)
+        self.assertEqual(report["tags"], [{"tag": "1.0-dev", "status": "created"}])
+
+    def test_release_of_an_unknown_lock_is_a_usage_error(self):
+        proc = self.run_tw("lock", "release", f"{self.proxy.host}/nothing/here:1", "--force", "--lock", self.url)
+        self.assert_exit(proc, tw.EXIT_USAGE)
+
+    def test_list_without_locks(self):
+        listed = self.lock_list(self.url)
+        self.assertEqual(listed["locks"], [])
+
+    def test_lock_url_from_environment_and_config(self):
+        # The backend URL reaches `lock list` from TAGWARDEN_LOCK and from `lock:` in tagwarden.yaml.
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        holder, hold = self.start_holder(repo, layout_a, image_a)
+        from_env = tw.run_tagwarden("lock", "list", "--output", "json", env={"TAGWARDEN_LOCK": self.url})
+        from_file = tw.run_tagwarden("lock", "list", "--output", "json", cwd=self.workdir(f"lock: '{self.url}'\n"))
+        for proc in (from_env, from_file):
+            self.assert_exit(proc, 0)
+            self.assertIn(self.key(repo), {e["key"] for e in tw.parse_json(self, proc)["locks"]}, tw.describe(proc))
+        hold.release()
+        self.assert_exit(self.finish(holder), 0)
+
+
+class FileLockHolders(LockHolderTests, TagSafetyTestCase):
+
+    def lock_backend(self):
+        return self.lock_url
+
+
+class EtcdLockHolders(LockHolderTests, TagSafetyTestCase):
+    ci_env = {"CODEBUILD_BUILD_ID": "shop-build:0b9c2e1a-1111-2222-3333-444455556666", "AWS_REGION": "eu-west-1"}
+    ci_url = ("https://eu-west-1.console.aws.amazon.com/codesuite/codebuild/projects/shop-build/build/"
+              "shop-build:0b9c2e1a-1111-2222-3333-444455556666")
+
+    def lock_backend(self):
+        self.etcd = self.start_etcd()
+        return self.etcd.url
+
+    def test_lock_key_lives_in_etcd_with_a_lease(self):
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        holder, hold = self.start_holder(repo, layout_a, image_a)
+        records = self.etcd.kvs("tagwarden/locks/")
+        self.assertEqual([r["key"] for r in records], [f"tagwarden/locks/{self.key(repo)}"])
+        lease = records[0]["lease"]
+        self.assertNotIn(lease, ("", "0"), "the lock key must be attached to a lease")
+        self.assertGreater(self.etcd.lease_ttl(lease), 0)
+        self.assertEqual(json.loads(records[0]["value"])["owner"]["pid"], holder.pid)
+        hold.release()
+        self.assert_exit(self.finish(holder), 0)
+        self.assertEqual(self.etcd.keys("tagwarden/"), {}, "release revokes the lease and so the key")
+        self.assertLess(self.etcd.lease_ttl(lease), 0, "the lease is revoked, not left to expire")
+
+
+if __name__ == "__main__":
+    unittest.main()
