@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <numeric>
 #include <span>
@@ -89,11 +90,6 @@ struct Reason {
     microseconds age{0};        // since*: age of the reference time
 };
 
-// The literal text every tag selected through `entry` begins with.
-std::string_view literal_prefix(std::string_view entry, bool pattern) {
-    return pattern ? entry.substr(0, entry.find('*')) : entry;
-}
-
 class Evaluator {
 public:
     Evaluator(const LifecyclePolicy& policy, const std::vector<ImageRecord>& images, TimePoint now)
@@ -120,6 +116,25 @@ public:
     }
 
 private:
+    struct Candidate {
+        std::size_t index;      // into m_images
+        std::size_t first_tag;  // into m_tag_views
+        std::size_t tag_count;
+    };
+    struct TagRef {
+        std::uint64_t key;  // the first 8 bytes, big-endian: orders like the text, compared in one instruction
+        std::string_view tag;
+        std::size_t position;  // into m_by_class[c]
+
+        TagRef(std::string_view text, std::size_t at) : key(0), tag(text), position(at) {
+            for (std::size_t i = 0; i < 8; ++i)
+                key = (key << 8) | (i < text.size() ? static_cast<unsigned char>(text[i]) : 0u);
+        }
+        friend bool operator<(const TagRef& a, const TagRef& b) {
+            return a.key != b.key ? a.key < b.key : a.tag < b.tag;
+        }
+    };
+
     void order_images() {
         std::vector<std::size_t> newest_first(m_images.size());
         std::iota(newest_first.begin(), newest_first.end(), std::size_t{0});
@@ -134,9 +149,15 @@ private:
         });
         // Rules scan the images of their storage class newest first: keep those, and their tags, contiguous.
         std::size_t tag_count = 0;
-        for (const auto& image : m_images)
+        std::size_t tag_bytes = 0;
+        for (const auto& image : m_images) {
             tag_count += image.tags.size();
+            for (const auto& tag : image.tags)
+                tag_bytes += tag.size();
+        }
         m_tag_views.reserve(tag_count);
+        // Reversed copies of the tags, for lookups by suffix ("*-prod"); reserved so the views stay valid.
+        m_reversed_arena.reserve(tag_bytes);
         for (std::size_t index : newest_first) {
             const auto& image = m_images[index];
             auto storage = image.storage_class();
@@ -145,13 +166,19 @@ private:
             int c = *storage == StorageClass::archive ? 1 : 0;
             std::size_t first = m_tag_views.size();
             for (const auto& tag : image.tags) {
-                m_tag_index[c].push_back(TagRef{tag, m_by_class[c].size()});
+                m_tag_index[c].emplace_back(tag, m_by_class[c].size());
+                const std::size_t offset = m_reversed_arena.size();
+                m_reversed_arena.append(tag.rbegin(), tag.rend());
+                m_reversed_index[c].emplace_back(std::string_view(m_reversed_arena).substr(offset, tag.size()),
+                                                 m_by_class[c].size());
                 m_tag_views.emplace_back(tag);
             }
             m_by_class[c].push_back(Candidate{index, first, image.tags.size()});
         }
-        for (auto& index : m_tag_index)
-            std::sort(index.begin(), index.end(), [](const TagRef& a, const TagRef& b) { return a.tag < b.tag; });
+        for (int c = 0; c < 2; ++c) {
+            std::sort(m_tag_index[c].begin(), m_tag_index[c].end());
+            std::sort(m_reversed_index[c].begin(), m_reversed_index[c].end());
+        }
     }
 
     TimePoint reference_time(const Rule& rule, const ImageRecord& image) const {
@@ -162,40 +189,56 @@ private:
         }
     }
 
-    // The images of `storage` the rule's selection matches, newest first.
+    // Candidate positions (into m_by_class[c]) of the images having a tag that begins with `text` (or, in the
+    // reversed index, ends with it), ascending = newest first.
+    std::vector<std::size_t> lookup(const std::vector<TagRef>& index, std::string_view text, int c) const {
+        std::vector<std::size_t> positions;
+        auto it = std::lower_bound(index.begin(), index.end(), text,
+                                   [](const TagRef& ref, std::string_view value) { return ref.tag < value; });
+        for (; it != index.end() && it->tag.starts_with(text); ++it)
+            positions.push_back(it->position);
+        const std::size_t total = m_by_class[c].size();
+        if (positions.size() < total / 16) {
+            std::sort(positions.begin(), positions.end());
+            positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+            return positions;
+        }
+        // Many hits: a pass over a bitmap is cheaper than sorting them.
+        std::vector<char> hit(total, 0);
+        for (auto position : positions)
+            hit[position] = 1;
+        positions.clear();
+        for (std::size_t position = 0; position < total; ++position)
+            if (hit[position])
+                positions.push_back(position);
+        return positions;
+    }
+
+    // The images of storage class `c` the rule's selection matches, newest first.
     std::vector<std::size_t> select(const Selection& s, int c) const {
+        const TagFilter filter(s);
         const auto& candidates = m_by_class[c];
         const std::span<const std::string_view> all_tags(m_tag_views);
         auto matches = [&](const Candidate& candidate) {
-            return selection_matches_views(s, all_tags.subspan(candidate.first_tag, candidate.tag_count));
+            return filter.matches(all_tags.subspan(candidate.first_tag, candidate.tag_count));
         };
         std::vector<std::size_t> matched;
-        // A tagged rule only selects images having a tag that begins with the literal prefix of each entry: look
-        // those tags up in the sorted index instead of scanning every image.
-        std::string_view prefix;
-        if (s.tag_status == TagStatus::tagged) {
-            bool pattern = s.tag_pattern_list.has_value();
-            const auto* list = pattern ? &*s.tag_pattern_list : s.tag_prefix_list ? &*s.tag_prefix_list : nullptr;
-            if (list)
-                for (const auto& entry : *list)
-                    if (auto p = literal_prefix(entry, pattern); p.size() > prefix.size())
-                        prefix = p;
+        // A tagged rule selects only images with a tag that begins with the literal head of each entry (and ends
+        // with its literal tail): look those tags up in the sorted indexes instead of scanning every image.
+        std::optional<std::vector<std::size_t>> positions;
+        if (filter.index_prefix().size() >= filter.index_suffix().size() && !filter.index_prefix().empty()) {
+            positions = lookup(m_tag_index[c], filter.index_prefix(), c);
+        } else if (!filter.index_suffix().empty()) {
+            std::string reversed(filter.index_suffix().rbegin(), filter.index_suffix().rend());
+            positions = lookup(m_reversed_index[c], reversed, c);
         }
-        if (prefix.empty()) {
+        if (!positions) {
             for (const auto& candidate : candidates)
                 if (matches(candidate))
                     matched.push_back(candidate.index);
             return matched;
         }
-        const auto& index = m_tag_index[c];
-        std::vector<std::size_t> positions;
-        auto it = std::lower_bound(index.begin(), index.end(), prefix,
-                                   [](const TagRef& ref, std::string_view value) { return ref.tag < value; });
-        for (; it != index.end() && it->tag.starts_with(prefix); ++it)
-            positions.push_back(it->position);
-        std::sort(positions.begin(), positions.end());
-        positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
-        for (std::size_t position : positions)
+        for (std::size_t position : *positions)
             if (matches(candidates[position]))
                 matched.push_back(candidates[position].index);
         return matched;
@@ -412,18 +455,11 @@ private:
     const std::vector<ImageRecord>& m_images;
     TimePoint m_now;
     std::vector<ImageDecision> m_decisions;
-    struct Candidate {
-        std::size_t index;      // into m_images
-        std::size_t first_tag;  // into m_tag_views
-        std::size_t tag_count;
-    };
-    struct TagRef {
-        std::string_view tag;
-        std::size_t position;  // into m_by_class[c]
-    };
     // Per storage class (standard, archive): images newest first, and their tags sorted.
     std::vector<Candidate> m_by_class[2];
     std::vector<TagRef> m_tag_index[2];
+    std::vector<TagRef> m_reversed_index[2];
+    std::string m_reversed_arena;
     std::vector<std::string_view> m_tag_views;
     std::vector<Reason> m_reasons;
     std::deque<std::string> m_selection_texts;  // stable addresses for Reason::selected
