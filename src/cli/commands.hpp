@@ -32,5 +32,6 @@ CommandRun setup_push_command(CLI::App& app, const GlobalOptions& global);
 CommandRun setup_verify_command(CLI::App& app, const GlobalOptions& global);
 CommandRun setup_policy_command(CLI::App& app, const GlobalOptions& global);
 CommandRun setup_lock_command(CLI::App& app, const GlobalOptions& global);
+CommandRun setup_promote_command(CLI::App& app, const GlobalOptions& global);
 
 } // namespace tagwarden::cli

@@ -20,6 +20,7 @@ namespace {
 // One row per subcommand; the order is the order of `tagwarden --help`.
 const Command k_commands[] = {
     {"push", &setup_push_command},
+    {"promote", &setup_promote_command},
     {"verify", &setup_verify_command},
     {"lock", &setup_lock_command},
 };

@@ -5,6 +5,7 @@
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/lock/lock.hpp>
 #include <tagwarden/push/push.hpp>
+#include <tagwarden/registry/registry_source.hpp>
 #include <tagwarden/source/source.hpp>
 
 #include <nlohmann/json.hpp>
@@ -106,18 +107,57 @@ int run_push(const PushArgs& args) {
         tags.push_back(target->tag);
     tags.insert(tags.end(), args.tags.begin(), args.tags.end());
 
-    auto source = source::open_source(source_spec);
-    if (!source)
-        return report_error(source.error());
-    auto plan = push::plan_push(**source, tags);
+    // Local sources are checked before any connection; a docker:// source needs its registry.
+    std::unique_ptr<image::ImageSource> source;
+    std::shared_ptr<registry::Client> client;
+    std::string mount_from;
+    bool blobs_present = false;
+    if (source_spec.starts_with("docker://")) {
+        auto from = Reference::parse(source_spec.substr(9));
+        if (!from)
+            return report_error(from.error().with_context("source"));
+        if (from->tag.empty() && !from->digest)
+            return report_error(Error(ErrorKind::invalid_input, "source '" + source_spec + "' needs a tag or digest"));
+        auto c = connect(*target, args.connection, true);
+        if (!c)
+            return report_error(c.error());
+        client = std::move(*c);
+        std::shared_ptr<registry::Client> source_client = client;
+        if (from->registry != target->registry) {
+            ConnectionOptions source_options = args.connection;
+            source_options.username.clear();  // explicit credentials are for the destination
+            source_options.password_stdin = false;
+            auto sc = connect(*from, source_options, false);
+            if (!sc)
+                return report_error(sc.error());
+            source_client = std::move(*sc);
+        } else if (from->repository != target->repository) {
+            mount_from = from->repository;
+        } else {
+            blobs_present = true;
+        }
+        auto opened = registry::open_registry_source(source_client, from->repository, from->manifest_ref());
+        if (!opened)
+            return report_error(opened.error());
+        source = std::move(*opened);
+    } else {
+        auto opened = source::open_source(source_spec);
+        if (!opened)
+            return report_error(opened.error());
+        source = std::move(*opened);
+    }
+    auto plan = push::plan_push(*source, tags, !blobs_present);
     if (!plan)
         return report_error(plan.error());
     if (plan->tags.empty())
         log::warn("no tag given: the image is pushed by digest only (add --tag T or --version V --env E)");
 
-    auto client = connect(*target, args.connection, true);
-    if (!client)
-        return report_error(client.error());
+    if (!client) {
+        auto c = connect(*target, args.connection, true);
+        if (!c)
+            return report_error(c.error());
+        client = std::move(*c);
+    }
     auto locks = open_locks(args.lock, *cfg);
     if (!locks)
         return report_error(locks.error());
@@ -131,7 +171,9 @@ int run_push(const PushArgs& args) {
     options.lock_timeout = locks->timeout;
     options.journal_dir = config::state_directory(*cfg);
     options.run_id = locks->owner.run_id;
-    auto report = push::execute_push(*plan, **source, **client, target->repository, options);
+    options.mount_from = mount_from;
+    options.blobs_present = blobs_present;
+    auto report = push::execute_push(*plan, *source, *client, target->repository, options);
     if (!report)
         return report_error(report.error());
 
@@ -153,7 +195,7 @@ CommandRun setup_push_command(CLI::App& app, const GlobalOptions&) {
     auto args = std::make_shared<PushArgs>();
     auto* cmd = app.add_subcommand("push", "Push an image to a registry under immutable tags, then verify it");
     cmd->add_option("source target", args->positionals,
-                    "SOURCE (oci:DIR[:REF]) and TARGET (REGISTRY/REPOSITORY[:TAG]); with --resume: [REGISTRY/REPO]")
+                    "SOURCE (oci:DIR[:REF] or docker://REGISTRY/REPO:TAG) and TARGET (REGISTRY/REPOSITORY[:TAG]); with --resume: [REGISTRY/REPO]")
         ->expected(0, 2);
     cmd->add_option("--tag,-t", args->tags, "Tag to write (repeatable); all tags are written or none");
     cmd->add_option("--version", args->version, "Release version; with --env writes the tag '{version}-{env}'");

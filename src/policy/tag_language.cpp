@@ -1,5 +1,6 @@
 #include <tagwarden/policy/tag_language.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <unordered_map>
@@ -114,6 +115,32 @@ std::optional<std::string> search(std::span<const TagShape> shapes,
     return std::nullopt;
 }
 
+// The characters every tag of the shape begins with (`from_end`: ends with), in order from that end.
+std::string literal_end(const TagShape& shape, bool from_end) {
+    std::string out;
+    const auto& tokens = shape.tokens();
+    for (std::size_t k = 0; k < tokens.size(); ++k) {
+        const auto& token = tokens[from_end ? tokens.size() - 1 - k : k];
+        if (token.repeat || token.chars.count() != 1)
+            break;
+        for (std::size_t c = 0; c < token.chars.size(); ++c)
+            if (token.chars.test(c))
+                out += static_cast<char>(c);
+    }
+    return out;
+}
+
+bool compatible(const std::string& a, const std::string& b) {
+    std::size_t n = std::min(a.size(), b.size());
+    return a.compare(0, n, b, 0, n) == 0;
+}
+
+// Quick exact test: two shapes whose literal beginnings (or endings) differ share no tag.
+bool disjoint_ends(const TagShape& a, const TagShape& b) {
+    return !compatible(literal_end(a, false), literal_end(b, false)) ||
+           !compatible(literal_end(a, true), literal_end(b, true));
+}
+
 } // namespace
 
 void TagShape::literal(char c) {
@@ -185,6 +212,10 @@ TagShape TagShape::from_template(std::string_view tag_template, std::string_view
 std::optional<std::string> common_tag(std::span<const TagShape> shapes) {
     if (shapes.empty())
         return std::nullopt;
+    for (std::size_t i = 0; i < shapes.size(); ++i)
+        for (std::size_t j = i + 1; j < shapes.size(); ++j)
+            if (disjoint_ends(shapes[i], shapes[j]))
+                return std::nullopt;
     return search(
         shapes,
         [](const std::vector<States>& node) {
@@ -204,7 +235,14 @@ std::optional<std::string> common_tag(std::span<const TagShape> shapes) {
 std::optional<std::string> tag_outside(const TagShape& inner, std::span<const TagShape> outer) {
     std::vector<TagShape> all;
     all.push_back(inner);
-    all.insert(all.end(), outer.begin(), outer.end());
+    // An outer shape disjoint from the inner one removes none of its tags.
+    for (const auto& shape : outer)
+        if (!disjoint_ends(inner, shape))
+            all.push_back(shape);
+    if (all.size() == 1) {
+        const TagShape alone[] = {inner};
+        return common_tag(alone);
+    }
     return search(
         all, [](const std::vector<States>& node) { return !empty(node[0]); },
         [&](const std::vector<States>& node) {

@@ -10,11 +10,12 @@ namespace {
 constexpr int k_max_index_depth = 4;
 
 Status collect(image::ImageSource& source, const image::Manifest& manifest, int depth, PushPlan& plan,
-               std::set<Digest>& seen_blobs, std::set<Digest>& seen_manifests) {
+               std::set<Digest>& seen_blobs, std::set<Digest>& seen_manifests, bool check_blobs) {
     auto add_blob = [&](const image::Descriptor& d) -> Status {
         if (!seen_blobs.insert(d.digest).second)
             return {};
-        TW_TRY(source.check_blob(d));
+        if (check_blobs)
+            TW_TRY(source.check_blob(d));
         plan.blobs.push_back(d);
         return {};
     };
@@ -37,7 +38,7 @@ Status collect(image::ImageSource& source, const image::Manifest& manifest, int 
         auto m = source.manifest(child);
         if (!m)
             return std::unexpected(m.error());
-        TW_TRY(collect(source, *m, depth + 1, plan, seen_blobs, seen_manifests));
+        TW_TRY(collect(source, *m, depth + 1, plan, seen_blobs, seen_manifests, check_blobs));
         plan.children.push_back(std::move(*m));  // after its own children: deepest first
     }
     return {};
@@ -52,7 +53,7 @@ std::uint64_t PushPlan::blob_bytes() const {
     return total;
 }
 
-Result<PushPlan> plan_push(image::ImageSource& source, const std::vector<std::string>& tags) {
+Result<PushPlan> plan_push(image::ImageSource& source, const std::vector<std::string>& tags, bool check_blobs) {
     PushPlan plan;
     for (const auto& t : tags) {
         TW_TRY(validate_tag(t));
@@ -64,7 +65,7 @@ Result<PushPlan> plan_push(image::ImageSource& source, const std::vector<std::st
         return std::unexpected(root.error());
     plan.root = std::move(*root);
     std::set<Digest> seen_blobs, seen_manifests{plan.root.digest};
-    TW_TRY(collect(source, plan.root, 0, plan, seen_blobs, seen_manifests));
+    TW_TRY(collect(source, plan.root, 0, plan, seen_blobs, seen_manifests, check_blobs));
     return plan;
 }
 

@@ -176,9 +176,13 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
 
     // 2. Blobs, in parallel: skip what the registry has, upload the rest.
     std::mutex stats_mutex;
-    log::info("pushing " + plan.root.digest.str() + " (" + std::to_string(plan.blobs.size()) + " blobs, " +
-              human_bytes(plan.blob_bytes()) + ") to " + report.repository);
-    auto blob_status = parallel_for(plan.blobs.size(), options.jobs, [&](std::size_t i) -> Status {
+    log::info((options.blobs_present ? "writing " : "pushing ") + plan.root.digest.str() + " (" +
+              std::to_string(plan.blobs.size()) + " blobs, " + human_bytes(plan.blob_bytes()) + ") to " +
+              report.repository);
+    auto blob_count = options.blobs_present ? std::size_t{0} : plan.blobs.size();
+    if (options.blobs_present)
+        log::info("every blob is already in " + report.repository + ": no blob is read or written");
+    auto blob_status = parallel_for(blob_count, options.jobs, [&](std::size_t i) -> Status {
         const auto& blob = plan.blobs[i];
         auto size = client.blob_size(repo, blob.digest);
         if (!size)
@@ -199,6 +203,19 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
             report.blobs.uploaded_bytes += blob.size;
             log::info(short_digest(blob.digest) + ": would upload " + human_bytes(blob.size));
             return {};
+        }
+        if (!options.mount_from.empty()) {
+            auto mounted = client.mount_blob(repo, blob, options.mount_from);
+            if (!mounted)
+                return std::unexpected(mounted.error());
+            if (*mounted) {
+                std::lock_guard lock(stats_mutex);
+                report.blobs.mounted++;
+                report.blobs.mounted_bytes += blob.size;
+                log::info(short_digest(blob.digest) + ": mounted from " + options.mount_from);
+                return {};
+            }
+            log::info(short_digest(blob.digest) + ": the registry did not mount it; copying");
         }
         TW_TRY(client.upload_blob(repo, blob, [&]() { return source.open_blob(blob); }));
         std::lock_guard lock(stats_mutex);

@@ -381,6 +381,62 @@ Result<std::optional<std::uint64_t>> Client::blob_size(const std::string& repo, 
     return std::optional<std::uint64_t>(size);
 }
 
+Status Client::get_blob(const std::string& repo, const Digest& digest,
+                        const std::function<Status(const char*, std::size_t)>& sink) {
+    http::Request req;
+    req.method = "GET";
+    req.url = repo_url(repo, "/blobs/" + digest.str());
+    req.retryable = false;  // a partially streamed body cannot be replayed into the sink
+    req.body_sink = sink;
+    auto r = send(req, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status != 200)
+        return std::unexpected(status_error(*r, "GET blob " + digest.str() + " from " + repo));
+    return {};
+}
+
+Result<std::vector<image::Descriptor>> Client::list_referrers(const std::string& repo, const Digest& subject) {
+    std::vector<image::Descriptor> out;
+    http::Request req;
+    req.method = "GET";
+    req.url = repo_url(repo, "/referrers/" + subject.str());
+    req.headers.set("Accept", std::string(image::media_type::oci_index));
+    auto r = send(req, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    std::string body;
+    if (r->status == 200) {
+        body = r->body;
+    } else if (r->status == 404 || r->status == 400 || r->status == 405) {
+        // No referrers API: the fallback tag schema "<alg>-<hex>" holds an index of referrers.
+        auto tag = std::string(subject.algorithm()) + "-" + std::string(subject.hex()).substr(0, 64);
+        auto head = head_manifest(repo, tag);
+        if (!head)
+            return std::unexpected(head.error());
+        if (!*head)
+            return out;
+        auto m = get_manifest(repo, tag);
+        if (!m)
+            return std::unexpected(m.error());
+        body = m->bytes;
+    } else {
+        return std::unexpected(status_error(*r, "listing referrers of " + subject.str()));
+    }
+    try {
+        auto doc = json::parse(body);
+        for (const auto& d : doc.value("manifests", json::array())) {
+            auto desc = image::parse_descriptor(d, "referrer");
+            if (!desc)
+                return std::unexpected(desc.error());
+            out.push_back(*desc);
+        }
+    } catch (const json::exception& e) {
+        return fail(ErrorKind::registry, "referrers of " + subject.str() + " are not a valid index: " + e.what());
+    }
+    return out;
+}
+
 Status Client::put_upload(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
                           const std::string& location) {
     http::Request put;

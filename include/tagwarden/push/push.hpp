@@ -28,7 +28,9 @@ struct PushPlan {
 
 // Reads the image graph from `source`, checks that every blob is present with its declared size and that
 // every tag is valid. Returns Error{invalid_input} naming the first problem; nothing is sent anywhere.
-Result<PushPlan> plan_push(image::ImageSource& source, const std::vector<std::string>& tags);
+// With check_blobs false the blobs are listed but not checked (a source whose manifests guarantee them,
+// such as the same registry repository).
+Result<PushPlan> plan_push(image::ImageSource& source, const std::vector<std::string>& tags, bool check_blobs = true);
 
 struct BlobStats {
     int uploaded = 0, existing = 0, mounted = 0;
@@ -76,6 +78,10 @@ struct PushOptions {
     // When set, a journal is kept there so `push --resume` can finish or undo a killed run.
     std::string journal_dir;
     std::string run_id;
+    // The destination already holds every blob (a promotion within one repository): no blob request.
+    bool blobs_present = false;
+    // A repository of the same registry to mount missing blobs from (?mount=&from=) before uploading.
+    std::string mount_from;
 };
 
 // Pushes `plan` to `repo`. Order: tag preflight (a tag on another digest is refused with

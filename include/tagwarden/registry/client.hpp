@@ -60,6 +60,11 @@ public:
 
     // HEAD a blob. Returns its size, or nullopt when the registry does not have it.
     Result<std::optional<std::uint64_t>> blob_size(const std::string& repo, const Digest& digest);
+    // GET a blob, streaming its bytes to `sink` (follows redirects to object storage, without credentials).
+    // The bytes are not checked here; wrap the consumer in a VerifyingReader.
+    Status get_blob(const std::string& repo, const Digest& digest, const std::function<Status(const char*, std::size_t)>& sink);
+    // The referrers of a manifest (OCI 1.1 referrers API, falling back to the "sha256-<hex>" tag schema).
+    Result<std::vector<image::Descriptor>> list_referrers(const std::string& repo, const Digest& subject);
     // Monolithic upload: POST a session, then PUT the streamed bytes with ?digest=. The whole sequence is
     // retried on transient failures, reopening the blob each time.
     Status upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open);
