@@ -65,6 +65,25 @@ bool empty(const States& states) {
     return true;
 }
 
+// One character per class of characters the shapes cannot tell apart (same membership in every token, same
+// validity as a first character): the first of the class in exploration order, so witnesses stay the same.
+std::vector<char> alphabet(std::span<const TagShape> shapes) {
+    std::vector<char> out;
+    std::vector<std::string> signatures;
+    for (char c : k_tag_chars) {
+        auto bit = static_cast<unsigned char>(c);
+        std::string signature(1, valid_first(c) ? '1' : '0');
+        for (const auto& shape : shapes)
+            for (const auto& token : shape.tokens())
+                signature += token.chars.test(bit) ? '1' : '0';
+        if (std::find(signatures.begin(), signatures.end(), signature) == signatures.end()) {
+            signatures.push_back(std::move(signature));
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
 // Breadth-first search over the product of the shapes' subset automata for the shortest valid tag whose
 // acceptance vector satisfies `goal`. `alive` prunes product states that can no longer reach the goal.
 std::optional<std::string> search(std::span<const TagShape> shapes,
@@ -91,12 +110,13 @@ std::optional<std::string> search(std::span<const TagShape> shapes,
     // The start node is not recorded in `seen`: it differs from a later node with the same states (the empty tag is
     // not a tag, and the first character has its own rule).
     queue.push_back(Node{initial, ""});
+    const std::vector<char> chars = alphabet(shapes);
     while (!queue.empty()) {
         Node node = std::move(queue.front());
         queue.pop_front();
         if (node.tag.size() >= k_max_tag_length)
             continue;
-        for (char c : k_tag_chars) {
+        for (char c : chars) {
             if (node.tag.empty() && !valid_first(c))
                 continue;
             std::vector<States> next;
