@@ -35,11 +35,11 @@ class LockHolderTests:
     def target(self, repo):
         return f"{self.proxy.host}/{repo}"
 
-    def start_holder(self, repo, layout, image, extra_env=None):
+    def start_holder(self, repo, layout, image, extra_env=None, lock_url=None, ttl="10s"):
         """A push of ``image`` to REPO:1.0-dev, parked after taking its lock; returns (Popen, hold rule)."""
         hold = self.proxy.hold("HEAD", digest_ref_path(repo, image.digest), timeout=90)
         holder = self.spawn_push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
-                                 "--output", "json", "--lock", self.url, "--lock-ttl", "10s",
+                                 "--output", "json", "--lock", lock_url or self.url, "--lock-ttl", ttl,
                                  env=extra_env)
         if not hold.reached.wait(30):
             self.fail("the holder never reached the point after its locks" + tw.describe(self.finish(holder, 5)))
@@ -80,6 +80,15 @@ class LockHolderTests:
         self.assertEqual(self.registry.tags(repo), {}, "the waiter wrote nothing")
         self.assertNotIn(image_b.digest, self.registry.manifest_digests(repo))
 
+        # The timeout from the environment, and from tagwarden.yaml, the same way.
+        for env, cwd in (({"TAGWARDEN_LOCK_TIMEOUT": "1s"}, None), (None, self.workdir("lock_timeout: 1s\n"))):
+            start = time.monotonic()
+            waiter = self.push(f"oci:{layout_b}", self.target(repo), "--version", "1.0", "--env", "dev",
+                               "--lock", self.url, env=env, cwd=cwd)
+            self.assert_exit(waiter, tw.EXIT_LOCK)
+            self.assertLess(time.monotonic() - start, 30, "the configured timeout applies, not the 60s default")
+            self.assert_stderr_mentions(waiter, f"pid {holder.pid}")
+
         hold.release()
         done = self.finish(holder)
         self.assert_exit(done, 0)
@@ -116,6 +125,28 @@ class LockHolderTests:
                                 "--lock", self.url)
         self.assertEqual(report["tags"], [{"tag": "1.0-dev", "status": "created"}])
 
+    def test_fencing_before_the_second_tag(self):
+        # The lock is taken away while the first tag's PUT is in flight (its fencing check has
+        # passed): the first tag gets written, the check before the second tag fails, and the
+        # run takes the first tag back and exits 5.
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        hold = self.proxy.hold("PUT", tag_put_path(repo, "1.0-dev"), timeout=90)
+        holder = self.spawn_push(f"oci:{layout_a}", self.target(repo), "--version", "1.0", "--env", "dev",
+                                 "--tag", "latest", "--lock", self.url)
+        if not hold.reached.wait(30):
+            self.fail("the push never reached its first tag" + tw.describe(self.finish(holder, 5)))
+        released = self.run_tw("lock", "release", self.key(repo), "--force", "--lock", self.url)
+        self.assert_exit(released, 0)
+        hold.release()
+        fenced = self.finish(holder)
+        self.assert_exit(fenced, tw.EXIT_LOCK)
+        self.assertEqual(self.proxy.requests("PUT", tag_put_path(repo, "latest")), [],
+                         "no tag may be written after the lock was lost" + tw.describe(fenced))
+        self.assertEqual(self.registry.tags(repo), {}, "the first tag is taken back" + tw.describe(fenced))
+        self.assertEqual(self.registry.manifest_digests(repo), set(), tw.describe(fenced))
+        self.assertEqual(self.journals(), {}, tw.describe(fenced))
+
     def test_release_of_an_unknown_lock_is_a_usage_error(self):
         proc = self.run_tw("lock", "release", f"{self.proxy.host}/nothing/here:1", "--force", "--lock", self.url)
         self.assert_exit(proc, tw.EXIT_USAGE)
@@ -143,6 +174,20 @@ class FileLockHolders(LockHolderTests, TagSafetyTestCase):
     def lock_backend(self):
         return self.lock_url
 
+    def test_lock_ttl_below_five_seconds_is_refused(self):
+        # The same floor from the flag, the environment and tagwarden.yaml (backend-independent).
+        layout_a, _image_a = self.image("a")
+        repo = self.repo()
+        cases = [(["--lock-ttl", "1s"], None, None),
+                 ([], {"TAGWARDEN_LOCK_TTL": "1s"}, None),
+                 ([], None, self.workdir("lock_ttl: 1s\n"))]
+        for args, env, cwd in cases:
+            with self.subTest(args=args, env=env, config=bool(cwd)):
+                proc = self.push(f"oci:{layout_a}", self.target(repo), "--version", "1.0", "--env", "dev",
+                                 "--lock", self.url, *args, env=env, cwd=cwd)
+                self.assert_exit(proc, tw.EXIT_USAGE)
+        self.assertEqual(self.registry.tags(repo), {})
+
 
 class EtcdLockHolders(LockHolderTests, TagSafetyTestCase):
     ci_env = {"CODEBUILD_BUILD_ID": "shop-build:0b9c2e1a-1111-2222-3333-444455556666", "AWS_REGION": "eu-west-1"}
@@ -167,6 +212,26 @@ class EtcdLockHolders(LockHolderTests, TagSafetyTestCase):
         self.assert_exit(self.finish(holder), 0)
         self.assertEqual(self.etcd.keys("tagwarden/"), {}, "release revokes the lease and so the key")
         self.assertLess(self.etcd.lease_ttl(lease), 0, "the lease is revoked, not left to expire")
+
+    def test_lost_lease_aborts_before_tagging(self):
+        # etcd is reached through a second fault proxy; once the holder is parked, its keep-alives
+        # fail, the lease runs out (5s) and etcd deletes the key: the holder must not tag.
+        from fault_proxy import FaultProxy
+        etcd_proxy = FaultProxy(self.etcd.host)
+        etcd_proxy.start()
+        self.addCleanup(etcd_proxy.stop)
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        holder, hold = self.start_holder(repo, layout_a, image_a, lock_url=f"etcd://{etcd_proxy.host}", ttl="5s")
+        self.assertEqual(len(self.etcd.keys("tagwarden/locks/")), 1)
+        etcd_proxy.fail("POST", r"^/v3/lease/keepalive$", status=503)
+        self.wait_for(lambda: not self.etcd.keys("tagwarden/locks/"), 30, "the holder's lease to expire")
+        hold.release()
+        lost = self.finish(holder)
+        self.assert_exit(lost, tw.EXIT_LOCK)
+        self.assertEqual(self.proxy.requests("PUT", tag_put_path(repo)), [], tw.describe(lost))
+        self.assertEqual(self.registry.tags(repo), {})
+        self.assertEqual(self.registry.manifest_digests(repo), set())
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ all 16 have asked, then lets them go at once: every racer sees the tag absent an
 blobs, and all 16 meet at the lock.
 """
 
-import json
+import os
 import re
+import time
 import unittest
 
 import tw
@@ -94,8 +95,34 @@ class TagRace(TagSafetyTestCase):
         self.race(etcd.url)
         self.assertEqual(etcd.keys("tagwarden/"), {}, "every etcd lock key is gone (leases revoked)")
 
+    def test_overlapping_tags_in_opposite_order_do_not_deadlock(self):
+        # A locks x then y in its tag order, B y then x; sorted lock order means no deadlock:
+        # one wins, the other is refused, long before the lock timeout.
+        registry = self.start_registry()
+        proxy = self.start_proxy(registry)
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        layout_b, image_b = self.image("b")
+        barrier = proxy.hold("HEAD", tag_put_path(repo, "x"), times=2, timeout=60)
+        start = time.monotonic()
+        a = self.spawn_push(f"oci:{layout_a}", f"{proxy.host}/{repo}:x", "--tag", "y", "--lock-timeout", "40s")
+        b = self.spawn_push(f"oci:{layout_b}", f"{proxy.host}/{repo}:y", "--tag", "x", "--lock-timeout", "40s")
+        try:
+            self.wait_for(lambda: barrier.count >= 2 or a.poll() is not None or b.poll() is not None, 60,
+                          "both pushes to check their tags")
+        finally:
+            barrier.release()
+        results = [self.finish(a), self.finish(b)]
+        elapsed = time.monotonic() - start
+        codes = sorted(r.returncode for r in results)
+        self.assertEqual(codes[0], 0, "one push wins" + "".join(tw.describe(r) for r in results))
+        self.assertIn(codes[1], (tw.EXIT_TAG_CONFLICT,), "".join(tw.describe(r) for r in results))
+        self.assertLess(elapsed, 30, "no deadlock: the loser did not sit out its lock timeout")
+        winner = image_a if results[0].returncode == 0 else image_b
+        self.assertEqual(registry.tags(repo), {"x": winner.digest, "y": winner.digest})
+        self.assertEqual(registry.manifest_digests(repo), {winner.digest})
+
     def lock_files(self):
-        import os
         return sorted(os.listdir(self.lock_dir)) if os.path.isdir(self.lock_dir) else []
 
 
