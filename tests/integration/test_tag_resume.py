@@ -178,6 +178,28 @@ class KilledMidPushFileLock(TagSafetyTestCase):
         self.assertEqual(self.registry.tags(self.repo_name), {FIRST: image_a.digest, SECOND: image_a.digest})
         self.assertEqual(self.journals(), {})
 
+    def test_killed_before_its_first_tag(self):
+        # The journal is saved before the first manifest write: a run killed while its first tag's
+        # PUT is in flight is known to resume, which writes both tags.
+        layout_a, image_a = self.image("a")
+        hold = self.proxy.hold("PUT", tag_put_path(self.repo_name, FIRST), timeout=60)
+        proc = self.spawn_push(f"oci:{layout_a}", self.target, *self.push_args())
+        if not hold.reached.wait(30):
+            self.fail("the push never reached its first tag" + tw.describe(self.finish(proc, 5)))
+        self.kill(proc)
+        hold.release()
+        self.wait_for(lambda: any("client gone" in (r.rule or "") for r in self.proxy.requests("PUT")), 10,
+                      "the proxy to drop the dead client's request")
+        self.assertEqual(self.registry.tags(self.repo_name), {})
+        journals = list(self.journals().values())
+        self.assertEqual(len(journals), 1, "the journal must exist before the first manifest write")
+        self.assertEqual({t["tag"]: t["written"] for t in journals[0]["tags"]}, {FIRST: False, SECOND: False})
+        resumed = self.resume()["resumed"]
+        self.assertEqual([r["outcome"] for r in resumed], ["finished"])
+        self.assertEqual({t["tag"]: t["status"] for t in resumed[0]["tags"]}, {FIRST: "created", SECOND: "created"})
+        self.assertEqual(self.registry.tags(self.repo_name), {FIRST: image_a.digest, SECOND: image_a.digest})
+        self.assertEqual(self.journals(), {})
+
     def test_resume_state_dir_from_config(self):
         # `state_dir:` in tagwarden.yaml is where journals go (and where resume finds them).
         layout_a, image_a = self.image("a")
