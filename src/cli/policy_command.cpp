@@ -48,7 +48,8 @@ Result<std::string> read_input(const std::string& path, const char* what) {
     return buffer.str();
 }
 
-// Reports policy problems (stderr; also stdout as JSON with --output json) and returns the bad-input exit code.
+// Reports policy problems (stderr; also stdout as JSON with --output json) and returns the bad-input exit
+// code.
 int report_problems(const std::string& path, const std::vector<policy::PolicyProblem>& problems, bool json) {
     log::error(path + ": invalid lifecycle policy (" + std::to_string(problems.size()) +
                (problems.size() == 1 ? " problem)" : " problems)"));
@@ -124,8 +125,10 @@ CommandRun setup_policy_command(CLI::App& app, const GlobalOptions&) {
 
     auto simulate = std::make_shared<SimulateArgs>();
     auto* sim = cmd->add_subcommand(
-        "simulate", "Show what a lifecycle policy would expire or archive in a repository, as ECR evaluates it");
-    sim->add_option("--policy", simulate->policy_file, "Lifecycle policy JSON file ('-' for stdin)")->required();
+        "simulate",
+        "Show what a lifecycle policy would expire or archive in a repository, as ECR evaluates it");
+    sim->add_option("--policy", simulate->policy_file, "Lifecycle policy JSON file ('-' for stdin)")
+        ->required();
     sim->add_option("--images", simulate->images_file,
                     "`aws ecr describe-images --filter imageStatus=ANY` output ('-' for stdin)")
         ->required();
@@ -136,7 +139,8 @@ CommandRun setup_policy_command(CLI::App& app, const GlobalOptions&) {
     auto linting = std::make_shared<LintArgs>();
     auto* lnt = cmd->add_subcommand(
         "lint", "Find rules that can expire protected images; exit 3 when a finding is an error");
-    lnt->add_option("--policy", linting->policy_file, "Lifecycle policy JSON file ('-' for stdin)")->required();
+    lnt->add_option("--policy", linting->policy_file, "Lifecycle policy JSON file ('-' for stdin)")
+        ->required();
     lnt->add_option("--output,-o", linting->output, "Result format on stdout: text or json")
         ->check(CLI::IsMember({"text", "json"}));
 

@@ -15,9 +15,12 @@ namespace tagwarden::policy {
 
 std::string_view to_string(ImageAction action) {
     switch (action) {
-    case ImageAction::keep: return "keep";
-    case ImageAction::expire: return "expire";
-    case ImageAction::transition: return "transition";
+    case ImageAction::keep:
+        return "keep";
+    case ImageAction::expire:
+        return "expire";
+    case ImageAction::transition:
+        return "transition";
     }
     return "keep";
 }
@@ -35,9 +38,12 @@ std::string selection_text(const Rule& rule) {
         return out;
     };
     switch (s.tag_status) {
-    case TagStatus::any: return "all images";
-    case TagStatus::untagged: return "untagged images";
-    case TagStatus::tagged: break;
+    case TagStatus::any:
+        return "all images";
+    case TagStatus::untagged:
+        return "untagged images";
+    case TagStatus::tagged:
+        break;
     }
     if (s.tag_pattern_list)
         return "images with tags matching " + list(*s.tag_pattern_list);
@@ -84,16 +90,17 @@ Placement placement_after(const ImageRecord& image, const ImageDecision& decisio
 // What a rule did to an image, rendered into ImageDecision::note once all rules have run.
 struct Reason {
     const Rule* rule = nullptr;
-    std::string_view selected;  // the rule's selection, in words
-    std::size_t rank = 0;       // imageCountMoreThan: 0-based position among the matches, newest first
-    std::size_t matched = 0;    // imageCountMoreThan: number of matches
-    microseconds age{0};        // since*: age of the reference time
+    std::string_view selected; // the rule's selection, in words
+    std::size_t rank = 0;      // imageCountMoreThan: 0-based position among the matches, newest first
+    std::size_t matched = 0;   // imageCountMoreThan: number of matches
+    microseconds age{0};       // since*: age of the reference time
 };
 
 class Evaluator {
-public:
+  public:
     Evaluator(const LifecyclePolicy& policy, const std::vector<ImageRecord>& images, TimePoint now)
-        : m_policy(policy), m_images(images), m_now(now), m_decisions(images.size()), m_reasons(images.size()) {}
+        : m_policy(policy), m_images(images), m_now(now), m_decisions(images.size()),
+          m_reasons(images.size()) {}
 
     std::vector<ImageDecision> run() {
         order_images();
@@ -115,16 +122,16 @@ public:
         return std::move(m_decisions);
     }
 
-private:
+  private:
     struct Candidate {
-        std::size_t index;      // into m_images
-        std::size_t first_tag;  // into m_tag_views
+        std::size_t index;     // into m_images
+        std::size_t first_tag; // into m_tag_views
         std::size_t tag_count;
     };
     struct TagRef {
-        std::uint64_t key;  // the first 8 bytes, big-endian: orders like the text, compared in one instruction
+        std::uint64_t key; // the first 8 bytes, big-endian: orders like the text, compared in one instruction
         std::string_view tag;
-        std::size_t position;  // into m_by_class[c]
+        std::size_t position; // into m_by_class[c]
 
         TagRef(std::string_view text, std::size_t at) : key(0), tag(text), position(at) {
             for (std::size_t i = 0; i < 8; ++i)
@@ -169,8 +176,8 @@ private:
                 m_tag_index[c].emplace_back(tag, m_by_class[c].size());
                 const std::size_t offset = m_reversed_arena.size();
                 m_reversed_arena.append(tag.rbegin(), tag.rend());
-                m_reversed_index[c].emplace_back(std::string_view(m_reversed_arena).substr(offset, tag.size()),
-                                                 m_by_class[c].size());
+                m_reversed_index[c].emplace_back(
+                    std::string_view(m_reversed_arena).substr(offset, tag.size()), m_by_class[c].size());
                 m_tag_views.emplace_back(tag);
             }
             m_by_class[c].push_back(Candidate{index, first, image.tags.size()});
@@ -183,9 +190,12 @@ private:
 
     TimePoint reference_time(const Rule& rule, const ImageRecord& image) const {
         switch (rule.selection.count_type) {
-        case CountType::since_image_pulled: return image.effective_pulled_at();
-        case CountType::since_image_transitioned: return image.transitioned_at.value_or(image.effective_pushed_at());
-        default: return image.effective_pushed_at();
+        case CountType::since_image_pulled:
+            return image.effective_pulled_at();
+        case CountType::since_image_transitioned:
+            return image.transitioned_at.value_or(image.effective_pushed_at());
+        default:
+            return image.effective_pushed_at();
         }
     }
 
@@ -223,8 +233,9 @@ private:
             return filter.matches(all_tags.subspan(candidate.first_tag, candidate.tag_count));
         };
         std::vector<std::size_t> matched;
-        // A tagged rule selects only images with a tag that begins with the literal head of each entry (and ends
-        // with its literal tail): look those tags up in the sorted indexes instead of scanning every image.
+        // A tagged rule selects only images with a tag that begins with the literal head of each entry (and
+        // ends with its literal tail): look those tags up in the sorted indexes instead of scanning every
+        // image.
         std::optional<std::vector<std::size_t>> positions;
         if (filter.index_prefix().size() >= filter.index_suffix().size() && !filter.index_prefix().empty()) {
             positions = lookup(m_tag_index[c], filter.index_prefix(), c);
@@ -255,7 +266,8 @@ private:
         if (s.count_type == CountType::image_count_more_than) {
             // Equal push times straddling the keep/mark boundary: which of them survives is ECR's choice.
             std::optional<TimePoint> tie;
-            if (count > 0 && matched.size() > count && m_pushed[matched[count - 1]] == m_pushed[matched[count]])
+            if (count > 0 && matched.size() > count &&
+                m_pushed[matched[count - 1]] == m_pushed[matched[count]])
                 tie = m_pushed[matched[count]];
             for (std::size_t rank = 0; rank < matched.size(); ++rank) {
                 std::size_t index = matched[rank];
@@ -310,12 +322,13 @@ private:
             out.append(ordinal(reason.rank + 1)).append(" newest of ").append(std::to_string(reason.matched));
             out.append(" ").append(reason.selected).append(", keeps ").append(std::to_string(s.count_number));
             if (decision.ambiguous)
-                out += "; its push time equals another image's at the count boundary, and ECR does not document the "
+                out += "; its push time equals another image's at the count boundary, and ECR does not "
+                       "document the "
                        "order of equal push times";
         } else {
             out += s.count_type == CountType::since_image_pulled         ? "last pulled "
                    : s.count_type == CountType::since_image_transitioned ? "archived "
-                                                                          : "pushed ";
+                                                                         : "pushed ";
             out.append(days_text(reason.age)).append(" ago, limit ").append(std::to_string(s.count_number));
             out.append(" days (").append(reason.selected).append(")");
         }
@@ -328,7 +341,8 @@ private:
         m_has_parent.assign(m_images.size(), 0);
         m_is_parent.assign(m_images.size(), 0);
         bool has_links = std::any_of(m_images.begin(), m_images.end(), [](const ImageRecord& image) {
-            return !image.child_digests.empty() || !image.parent_index_digests.empty() || image.subject_digest;
+            return !image.child_digests.empty() || !image.parent_index_digests.empty() ||
+                   image.subject_digest;
         });
         if (!has_links)
             return;
@@ -338,8 +352,8 @@ private:
             by_digest.emplace(m_images[i].digest, i);
         std::vector<std::vector<std::size_t>> parents(m_images.size());
         auto add_parent = [&](std::size_t child, std::size_t parent) {
-            if (child != parent && std::find(parents[child].begin(), parents[child].end(), parent) ==
-                                       parents[child].end())
+            if (child != parent &&
+                std::find(parents[child].begin(), parents[child].end(), parent) == parents[child].end())
                 parents[child].push_back(parent);
         };
         std::vector<std::optional<std::size_t>> subject(m_images.size());
@@ -356,7 +370,8 @@ private:
                     any_reference = true;
                 }
             if (m_images[i].subject_digest)
-                if (auto it = by_digest.find(*m_images[i].subject_digest); it != by_digest.end() && it->second != i) {
+                if (auto it = by_digest.find(*m_images[i].subject_digest);
+                    it != by_digest.end() && it->second != i) {
                     subject[i] = it->second;
                     any_reference = true;
                 }
@@ -387,7 +402,8 @@ private:
                     const auto& subject_decision = m_decisions[*subject[i]];
                     const std::string& subject_digest = m_images[*subject[i]].digest;
                     bool standard = m_images[i].status != ImageStatus::archived;
-                    if (subject_decision.action == ImageAction::expire && next.action != ImageAction::expire) {
+                    if (subject_decision.action == ImageAction::expire &&
+                        next.action != ImageAction::expire) {
                         next.action = ImageAction::expire;
                         next.rule_priority.reset();
                         next.note = "expire with its subject " + subject_digest + " (referrer)";
@@ -407,8 +423,9 @@ private:
                             next.note = "kept: referenced by index " + m_images[parent].digest + ", which " +
                                         (after == Placement::archive ? "stays archived" : "is kept") +
                                         " (would otherwise " + std::string(to_string(next.action)) +
-                                        (next.rule_priority ? " by rulePriority " + std::to_string(*next.rule_priority)
-                                                            : std::string()) +
+                                        (next.rule_priority
+                                             ? " by rulePriority " + std::to_string(*next.rule_priority)
+                                             : std::string()) +
                                         ")";
                             next.action = ImageAction::keep;
                             next.rule_priority.reset();
@@ -428,8 +445,8 @@ private:
         }
     }
 
-    // DescribeImages does not list an index's children. When an index has no known children, an untagged image
-    // reported as expiring may be one of them (ECR would keep it): flag those decisions.
+    // DescribeImages does not list an index's children. When an index has no known children, an untagged
+    // image reported as expiring may be one of them (ECR would keep it): flag those decisions.
     void flag_unknown_index_children() {
         std::optional<std::size_t> opaque_index;
         for (std::size_t i = 0; i < m_images.size(); ++i)
@@ -462,7 +479,7 @@ private:
     std::string m_reversed_arena;
     std::vector<std::string_view> m_tag_views;
     std::vector<Reason> m_reasons;
-    std::deque<std::string> m_selection_texts;  // stable addresses for Reason::selected
+    std::deque<std::string> m_selection_texts; // stable addresses for Reason::selected
     std::vector<TimePoint> m_pushed;
     std::vector<char> m_has_parent;
     std::vector<char> m_is_parent;

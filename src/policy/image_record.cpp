@@ -13,14 +13,18 @@ using nlohmann::json;
 
 bool ImageRecord::is_index() const {
     return media_type == "application/vnd.oci.image.index.v1+json" ||
-           media_type == "application/vnd.docker.distribution.manifest.list.v2+json" || !child_digests.empty();
+           media_type == "application/vnd.docker.distribution.manifest.list.v2+json" ||
+           !child_digests.empty();
 }
 
 std::optional<StorageClass> ImageRecord::storage_class() const {
     switch (status) {
-    case ImageStatus::active: return StorageClass::standard;
-    case ImageStatus::archived: return StorageClass::archive;
-    case ImageStatus::activating: return std::nullopt;
+    case ImageStatus::active:
+        return StorageClass::standard;
+    case ImageStatus::archived:
+        return StorageClass::archive;
+    case ImageStatus::activating:
+        return std::nullopt;
     }
     return std::nullopt;
 }
@@ -45,7 +49,8 @@ std::unexpected<Error> bad_entry(std::size_t index, std::string_view digest, con
     std::string where = "imageDetails[" + std::to_string(index) + "]";
     if (!digest.empty())
         where += " (" + std::string(digest) + ")";
-    return fail(ErrorKind::invalid_input, "invalid describe-images document: " + where + " " + field + ": " + why);
+    return fail(ErrorKind::invalid_input,
+                "invalid describe-images document: " + where + " " + field + ": " + why);
 }
 
 Result<TimePoint> parse_timestamp(const json& value) {
@@ -53,7 +58,8 @@ Result<TimePoint> parse_timestamp(const json& value) {
         return time_from_epoch_seconds(value.get<double>());
     if (value.is_string())
         return parse_time(value.get<std::string>());
-    return fail(ErrorKind::invalid_input, "expected epoch seconds or an ISO 8601 string, got " + value.dump());
+    return fail(ErrorKind::invalid_input,
+                "expected epoch seconds or an ISO 8601 string, got " + value.dump());
 }
 
 Result<std::optional<TimePoint>> optional_timestamp(const json& entry, const char* key) {
@@ -95,16 +101,17 @@ Result<std::vector<ImageRecord>> parse_describe_images(std::string_view text) {
     try {
         root = json::parse(text);
     } catch (const json::parse_error& e) {
-        return fail(ErrorKind::invalid_input, std::string("invalid describe-images document: not valid JSON: ") +
-                                                  e.what());
+        return fail(ErrorKind::invalid_input,
+                    std::string("invalid describe-images document: not valid JSON: ") + e.what());
     }
     const json* details = nullptr;
     if (root.is_object()) {
         auto it = root.find("imageDetails");
         if (it == root.end() || !it->is_array())
-            return fail(ErrorKind::invalid_input,
-                        "invalid describe-images document: expected {\"imageDetails\": [...]} as printed by "
-                        "`aws ecr describe-images --repository-name REPO --filter imageStatus=ANY --output json`");
+            return fail(
+                ErrorKind::invalid_input,
+                "invalid describe-images document: expected {\"imageDetails\": [...]} as printed by "
+                "`aws ecr describe-images --repository-name REPO --filter imageStatus=ANY --output json`");
         details = &*it;
     } else if (root.is_array()) {
         details = &root;

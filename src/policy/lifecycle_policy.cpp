@@ -15,19 +15,26 @@ using nlohmann::json;
 
 std::string_view to_string(TagStatus value) {
     switch (value) {
-    case TagStatus::tagged: return "tagged";
-    case TagStatus::untagged: return "untagged";
-    case TagStatus::any: return "any";
+    case TagStatus::tagged:
+        return "tagged";
+    case TagStatus::untagged:
+        return "untagged";
+    case TagStatus::any:
+        return "any";
     }
     return "any";
 }
 
 std::string_view to_string(CountType value) {
     switch (value) {
-    case CountType::image_count_more_than: return "imageCountMoreThan";
-    case CountType::since_image_pushed: return "sinceImagePushed";
-    case CountType::since_image_pulled: return "sinceImagePulled";
-    case CountType::since_image_transitioned: return "sinceImageTransitioned";
+    case CountType::image_count_more_than:
+        return "imageCountMoreThan";
+    case CountType::since_image_pushed:
+        return "sinceImagePushed";
+    case CountType::since_image_pulled:
+        return "sinceImagePulled";
+    case CountType::since_image_transitioned:
+        return "sinceImageTransitioned";
     }
     return "imageCountMoreThan";
 }
@@ -66,15 +73,23 @@ namespace {
 
 const char* json_type_name(const json& value) {
     switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+        return "null";
+    case json::value_t::object:
+        return "an object";
+    case json::value_t::array:
+        return "an array";
+    case json::value_t::string:
+        return "a string";
+    case json::value_t::boolean:
+        return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a non-integer number";
-    default: return "an unsupported value";
+    case json::value_t::number_unsigned:
+        return "an integer";
+    case json::value_t::number_float:
+        return "a non-integer number";
+    default:
+        return "an unsupported value";
     }
 }
 
@@ -126,10 +141,10 @@ std::string quoted_list(std::span<const std::string_view> values) {
 }
 
 constexpr std::array<std::string_view, 1> k_policy_fields = {"rules"};
-constexpr std::array<std::string_view, 4> k_rule_fields = {"rulePriority", "description", "selection", "action"};
-constexpr std::array<std::string_view, 7> k_selection_fields = {"tagStatus",  "tagPrefixList", "tagPatternList",
-                                                                "storageClass", "countType",   "countUnit",
-                                                                "countNumber"};
+constexpr std::array<std::string_view, 4> k_rule_fields = {"rulePriority", "description", "selection",
+                                                           "action"};
+constexpr std::array<std::string_view, 7> k_selection_fields = {
+    "tagStatus", "tagPrefixList", "tagPatternList", "storageClass", "countType", "countUnit", "countNumber"};
 constexpr std::array<std::string_view, 2> k_action_fields = {"type", "targetStorageClass"};
 
 constexpr std::array<std::string_view, 3> k_tag_status_names = {"tagged", "untagged", "any"};
@@ -139,7 +154,7 @@ constexpr std::array<std::string_view, 2> k_storage_class_names = {"standard", "
 constexpr std::array<std::string_view, 2> k_action_type_names = {"expire", "transition"};
 
 class Parser {
-public:
+  public:
     explicit Parser(std::vector<PolicyProblem>& problems) : m_problems(problems) {}
 
     LifecyclePolicy parse(std::string_view text) {
@@ -155,8 +170,9 @@ public:
             return policy;
         }
         if (!root.is_object()) {
-            add("", std::string("the policy must be a JSON object with a \"rules\" array, got ") +
-                        json_type_name(root),
+            add("",
+                std::string("the policy must be a JSON object with a \"rules\" array, got ") +
+                    json_type_name(root),
                 "write {\"rules\": [ ... ]}");
             return policy;
         }
@@ -180,13 +196,14 @@ public:
         return policy;
     }
 
-private:
+  private:
     void add(std::string field, std::string message, std::string fix) {
-        m_problems.push_back(
-            PolicyProblem{m_rule_index, m_rule_priority, std::move(field), std::move(message), std::move(fix)});
+        m_problems.push_back(PolicyProblem{m_rule_index, m_rule_priority, std::move(field),
+                                           std::move(message), std::move(fix)});
     }
 
-    void check_unknown(const json& object, std::span<const std::string_view> known, const std::string& where) {
+    void check_unknown(const json& object, std::span<const std::string_view> known,
+                       const std::string& where) {
         for (const auto& [key, value] : object.items()) {
             if (std::find(known.begin(), known.end(), key) != known.end())
                 continue;
@@ -206,10 +223,12 @@ private:
         return &*it;
     }
 
-    std::optional<std::int64_t> integer(const json& value, const std::string& field, const std::string& example) {
+    std::optional<std::int64_t> integer(const json& value, const std::string& field,
+                                        const std::string& example) {
         if (value.is_number_integer()) {
             if (value.is_number_unsigned() &&
-                value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+                value.get<std::uint64_t>() >
+                    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
                 add(field, "integer out of range", "use a value below 2147483648");
                 return std::nullopt;
             }
@@ -279,7 +298,8 @@ private:
             }
         } else {
             add("rulePriority", "rulePriority is required",
-                "add a unique positive integer \"rulePriority\"; rules are applied from the lowest number up");
+                "add a unique positive integer \"rulePriority\"; rules are applied from the lowest number "
+                "up");
         }
         check_unknown(value, k_rule_fields, "");
         if (const json* description = member(value, "description")) {
@@ -309,14 +329,16 @@ private:
             if (auto e = enumeration<TagStatus>(*v, "selection.tagStatus", k_tag_status_names))
                 selection.tag_status = *e;
         } else {
-            add("selection.tagStatus", "tagStatus is required", "add \"tagStatus\": \"tagged\", \"untagged\" or \"any\"");
+            add("selection.tagStatus", "tagStatus is required",
+                "add \"tagStatus\": \"tagged\", \"untagged\" or \"any\"");
         }
         if (const json* v = member(value, "tagPrefixList"))
             selection.tag_prefix_list = string_list(*v, "selection.tagPrefixList");
         if (const json* v = member(value, "tagPatternList"))
             selection.tag_pattern_list = string_list(*v, "selection.tagPatternList");
         if (const json* v = member(value, "storageClass"))
-            selection.storage_class = enumeration<StorageClass>(*v, "selection.storageClass", k_storage_class_names);
+            selection.storage_class =
+                enumeration<StorageClass>(*v, "selection.storageClass", k_storage_class_names);
         if (const json* v = member(value, "countType")) {
             if (auto e = enumeration<CountType>(*v, "selection.countType", k_count_type_names))
                 selection.count_type = *e;

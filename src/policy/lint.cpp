@@ -8,9 +8,12 @@ namespace tagwarden::policy {
 
 std::string_view to_string(Severity severity) {
     switch (severity) {
-    case Severity::error: return "error";
-    case Severity::warning: return "warning";
-    case Severity::info: return "info";
+    case Severity::error:
+        return "error";
+    case Severity::warning:
+        return "warning";
+    case Severity::info:
+        return "info";
     }
     return "info";
 }
@@ -23,8 +26,8 @@ bool has_errors(const std::vector<LintFinding>& findings) {
 namespace {
 
 struct Entry {
-    std::string text;     // as written
-    bool prefix = false;  // tagPrefixList entry
+    std::string text;    // as written
+    bool prefix = false; // tagPrefixList entry
     TagShape shape;
     bool matchable = true;
 };
@@ -49,7 +52,7 @@ std::string entries_name(const std::vector<Entry>& entries) {
 
 struct RuleView {
     const Rule* rule = nullptr;
-    std::vector<Entry> entries;  // tagged rules only
+    std::vector<Entry> entries; // tagged rules only
     bool selects_nothing = false;
 
     [[nodiscard]] StorageClass storage() const { return rule->selection.effective_storage_class(); }
@@ -59,7 +62,8 @@ struct RuleView {
     [[nodiscard]] ActionType action() const { return rule->action.type; }
 };
 
-// The protected environment's tags: `strict` for what real tags look like, `loose` for "any tag of that shape".
+// The protected environment's tags: `strict` for what real tags look like, `loose` for "any tag of that
+// shape".
 struct ProtectedEnv {
     std::string name;
     TagShape strict;
@@ -67,7 +71,7 @@ struct ProtectedEnv {
 };
 
 class Linter {
-public:
+  public:
     Linter(const LifecyclePolicy& policy, const LintConfig& config) {
         for (const auto& rule : policy.rules)
             m_rules.push_back(view(rule));
@@ -90,7 +94,7 @@ public:
         return std::move(m_findings);
     }
 
-private:
+  private:
     static RuleView view(const Rule& rule) {
         RuleView v;
         v.rule = &rule;
@@ -99,7 +103,8 @@ private:
             return v;
         auto add = [&](const std::vector<std::string>& list, bool prefix) {
             for (const auto& text : list) {
-                Entry e{text, prefix, prefix ? TagShape::from_prefix(text) : TagShape::from_pattern(text), true};
+                Entry e{text, prefix, prefix ? TagShape::from_prefix(text) : TagShape::from_pattern(text),
+                        true};
                 const TagShape one[] = {e.shape};
                 e.matchable = common_tag(one).has_value();
                 v.entries.push_back(std::move(e));
@@ -121,7 +126,8 @@ private:
 
     void add(std::string id, Severity severity, std::optional<std::int64_t> priority, std::string message,
              std::string fix) {
-        m_findings.push_back(LintFinding{std::move(id), severity, priority, std::move(message), std::move(fix)});
+        m_findings.push_back(
+            LintFinding{std::move(id), severity, priority, std::move(message), std::move(fix)});
     }
 
     std::string rule_text(const RuleView& r) const { return "rulePriority " + std::to_string(r.priority()); }
@@ -135,8 +141,8 @@ private:
                " tag, e.g. {\"rulePriority\": " + std::to_string(std::max<std::int64_t>(before - 1, 1)) +
                ", \"selection\": {\"tagStatus\": \"tagged\", \"tagPatternList\": [\"" + env.loose.text() +
                "\"], \"countType\": \"imageCountMoreThan\", \"countNumber\": 100}, \"action\": {\"type\": "
-               "\"expire\"}}: it keeps the 100 newest " + env.name +
-               " images, and no lower-priority rule can act on an image it selects";
+               "\"expire\"}}: it keeps the 100 newest " +
+               env.name + " images, and no lower-priority rule can act on an image it selects";
     }
 
     void policy_wide() {
@@ -145,11 +151,13 @@ private:
         });
         if (!expires)
             add("never-expires", Severity::error, std::nullopt,
-                m_rules.empty() ? "the policy has no rules, so no image is ever expired"
-                                : "no rule can ever expire an image (every rule transitions, or selects nothing): the "
-                                  "repository only grows until pushes fail at the images-per-repository quota",
+                m_rules.empty()
+                    ? "the policy has no rules, so no image is ever expired"
+                    : "no rule can ever expire an image (every rule transitions, or selects nothing): the "
+                      "repository only grows until pushes fail at the images-per-repository quota",
                 "add an expire rule, e.g. untagged images older than 1 day: {\"tagStatus\": \"untagged\", "
-                "\"countType\": \"sinceImagePushed\", \"countUnit\": \"days\", \"countNumber\": 1} with action "
+                "\"countType\": \"sinceImagePushed\", \"countUnit\": \"days\", \"countNumber\": 1} with "
+                "action "
                 "expire");
         bool untagged = std::any_of(m_rules.begin(), m_rules.end(), [](const RuleView& r) {
             return r.storage() == StorageClass::standard &&
@@ -170,13 +178,15 @@ private:
             if (e.prefix && e.text.find('*') != std::string::npos) {
                 add("prefix-contains-wildcard", Severity::warning, r.priority(),
                     "tagPrefixList entry " + quoted(e.text) +
-                        " contains '*', which a prefix matches literally; no tag contains '*', so the rule selects "
+                        " contains '*', which a prefix matches literally; no tag contains '*', so the rule "
+                        "selects "
                         "nothing",
                     "use \"tagPatternList\": [" + quoted(e.text) + "] for a wildcard match");
             } else if (!e.matchable) {
                 add("pattern-unmatchable", Severity::warning, r.priority(),
-                    entry_name(e) + " cannot match any valid tag (tags are [A-Za-z0-9_][A-Za-z0-9._-]{0,127}), so "
-                                    "the rule selects nothing",
+                    entry_name(e) +
+                        " cannot match any valid tag (tags are [A-Za-z0-9_][A-Za-z0-9._-]{0,127}), so "
+                        "the rule selects nothing",
                     "fix the " + std::string(e.prefix ? "prefix" : "pattern") +
                         " or delete the rule; check for spaces, '/', ':' or a leading '.' or '-'");
             }
@@ -189,7 +199,8 @@ private:
         if (!common_tag(shapes))
             add("list-and-semantics", Severity::warning, r.priority(),
                 "no single tag matches " + entries_name(r.entries) +
-                    ": entries of one list are ANDed, so the rule selects only images carrying one matching tag "
+                    ": entries of one list are ANDed, so the rule selects only images carrying one matching "
+                    "tag "
                     "per entry",
                 "if you meant images matching either, write one rule per " +
                     std::string(r.entries.front().prefix ? "prefix" : "pattern"));
@@ -209,7 +220,8 @@ private:
                 continue;
             add("any-not-last", Severity::error, r.priority(),
                 "this tagStatus \"any\" rule is not the last " + std::string(to_string(r.storage())) +
-                    " rule (" + rule_text(m_rules[j]) + " comes after it); ECR rejects the policy, and even if "
+                    " rule (" + rule_text(m_rules[j]) +
+                    " comes after it); ECR rejects the policy, and even if "
                     "it did not, every later rule would see only images the \"any\" rule already selected",
                 "give the \"any\" rule the highest rulePriority of its storage class");
             return;
@@ -221,7 +233,8 @@ private:
     static bool selects_superset(const RuleView& higher, const RuleView& lower) {
         if (higher.status() == TagStatus::any)
             return true;
-        if (higher.status() != TagStatus::tagged || lower.status() != TagStatus::tagged || higher.entries.empty())
+        if (higher.status() != TagStatus::tagged || lower.status() != TagStatus::tagged ||
+            higher.entries.empty())
             return false;
         return std::all_of(higher.entries.begin(), higher.entries.end(), [&](const Entry& outer) {
             return std::any_of(lower.entries.begin(), lower.entries.end(),
@@ -239,9 +252,10 @@ private:
                 continue;
             if (h.status() == TagStatus::tagged && selects_superset(h, r)) {
                 add("shadowed-rule", Severity::warning, r.priority(),
-                    "every image this rule selects (" + entries_name(r.entries) + ") is already selected by " +
-                        rule_text(h) + " (" + entries_name(h.entries) +
-                        "), and a rule never acts on images a higher-priority rule selected: this rule never acts",
+                    "every image this rule selects (" + entries_name(r.entries) +
+                        ") is already selected by " + rule_text(h) + " (" + entries_name(h.entries) +
+                        "), and a rule never acts on images a higher-priority rule selected: this rule never "
+                        "acts",
                     "narrow " + rule_text(h) + ", give this rule the lower rulePriority, or delete it");
                 return;
             }
@@ -278,28 +292,31 @@ private:
                       std::all_of(r.entries.begin(), r.entries.end(),
                                   [&](const Entry& e) { return shape_covers(e.shape, env.strict); });
         // An entry that matches only tags of this environment makes the rule select only its images.
-        bool exact = covers && std::any_of(r.entries.begin(), r.entries.end(), [&](const Entry& e) {
-                         return shape_covers(env.loose, e.shape);
-                     });
+        bool exact = covers && std::any_of(r.entries.begin(), r.entries.end(),
+                                           [&](const Entry& e) { return shape_covers(env.loose, e.shape); });
         std::string what = r.status() == TagStatus::any ? std::string("all images") : entries_name(r.entries);
 
         if (r.action() == ActionType::transition) {
             add("archive-rule-reaches-protected", Severity::warning, r.priority(),
                 "this rule archives " + what + " by " + std::string(to_string(r.count_type())) + "; " + name +
-                    " images it selects (also through a second tag) become unpullable (404) until restored, which "
+                    " images it selects (also through a second tag) become unpullable (404) until restored, "
+                    "which "
                     "takes up to 20 minutes, e.g. during a rollback",
                 shield_example(env, r.priority()));
             return;
         }
         if (r.count_type() == CountType::since_image_pushed) {
             add("age-rule-expires-protected", Severity::error, r.priority(),
-                "this rule expires " + what + " pushed more than " + std::to_string(r.rule->selection.count_number) +
-                    " days ago, and it can select " + name + " images" +
-                    (covers ? "" : " (an image is selected when any of its tags matches, so a " + name +
-                                       " image that also carries such a tag is selected)") +
-                    ": a release that has not changed in that time loses its image, and rollback targets go with it",
-                "select " + name + " images by count instead of age, and shield them: " +
-                    shield_example(env, r.priority()));
+                "this rule expires " + what + " pushed more than " +
+                    std::to_string(r.rule->selection.count_number) + " days ago, and it can select " + name +
+                    " images" +
+                    (covers ? ""
+                            : " (an image is selected when any of its tags matches, so a " + name +
+                                  " image that also carries such a tag is selected)") +
+                    ": a release that has not changed in that time loses its image, and rollback targets go "
+                    "with it",
+                "select " + name +
+                    " images by count instead of age, and shield them: " + shield_example(env, r.priority()));
             return;
         }
         if (r.count_type() != CountType::image_count_more_than)
@@ -307,8 +324,10 @@ private:
         auto kept = std::to_string(r.rule->selection.count_number);
         if (exact) {
             add("protected-retention", Severity::info, r.priority(),
-                "this rule keeps the " + kept + " newest " + name + " images and expires older ones; it also "
-                "shields " + name + " images from lower-priority rules",
+                "this rule keeps the " + kept + " newest " + name +
+                    " images and expires older ones; it also "
+                    "shields " +
+                    name + " images from lower-priority rules",
                 "make sure " + kept + " covers every release you may roll back to");
             return;
         }
@@ -325,8 +344,8 @@ private:
             add("protected-tag-overbroad", Severity::error, r.priority(),
                 "this rule selects every " + name + " image and other images too (" + what +
                     (example.empty() ? "" : " also matches e.g. " + quoted(example)) +
-                    "): all of them share the " + kept + " kept slots, so pushes of other images expire " + name +
-                    " images",
+                    "): all of them share the " + kept + " kept slots, so pushes of other images expire " +
+                    name + " images",
                 "narrow the selection to the " + name + " tags only, e.g. \"tagPatternList\": [" +
                     quoted(env.loose.text()) + "], and give other images their own rules");
             return;
@@ -342,14 +361,17 @@ private:
         if (direct) {
             add("protected-tag-match", Severity::error, r.priority(),
                 "the rule's " + what + " also matches " + tags + ", e.g. " + quoted(*direct) +
-                    ": those images are counted and expired with the others once more than " + kept + " match",
+                    ": those images are counted and expired with the others once more than " + kept +
+                    " match",
                 "exclude " + name + " tags from this selection, or " + shield_example(env, r.priority()));
             return;
         }
         add("multi-tag-reach", Severity::error, r.priority(),
-            "this rule selects images by " + what + ", and an image is selected when ANY of its tags matches: an "
-            "image also tagged for " + name + " (e.g. promoted without a new digest) is expired once more than " +
-                kept + " newer images match, and no higher-priority rule shields " + name + " images",
+            "this rule selects images by " + what +
+                ", and an image is selected when ANY of its tags matches: an "
+                "image also tagged for " +
+                name + " (e.g. promoted without a new digest) is expired once more than " + kept +
+                " newer images match, and no higher-priority rule shields " + name + " images",
             shield_example(env, r.priority()));
     }
 

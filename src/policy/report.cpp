@@ -14,7 +14,8 @@ json simulation_json(const std::vector<ImageRecord>& images, const std::vector<I
         entry["imageDigest"] = images[i].digest;
         entry["imageTags"] = images[i].tags;
         entry["action"] = std::string(to_string(decisions[i].action));
-        entry["rulePriority"] = decisions[i].rule_priority ? json(*decisions[i].rule_priority) : json(nullptr);
+        entry["rulePriority"] =
+            decisions[i].rule_priority ? json(*decisions[i].rule_priority) : json(nullptr);
         list.push_back(std::move(entry));
     }
     return json{{"images", std::move(list)}};
@@ -46,8 +47,8 @@ std::string joined_tags(const std::vector<std::string>& tags) {
 
 } // namespace
 
-std::string simulation_text(const std::vector<ImageRecord>& images, const std::vector<ImageDecision>& decisions,
-                            TimePoint now) {
+std::string simulation_text(const std::vector<ImageRecord>& images,
+                            const std::vector<ImageDecision>& decisions, TimePoint now) {
     std::vector<std::size_t> order(std::min(images.size(), decisions.size()));
     std::iota(order.begin(), order.end(), std::size_t{0});
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -68,7 +69,7 @@ std::string simulation_text(const std::vector<ImageRecord>& images, const std::v
             action += "?";
         std::string storage = images[i].status == ImageStatus::archived     ? " [archived]"
                               : images[i].status == ImageStatus::activating ? " [activating]"
-                                                                             : "";
+                                                                            : "";
         rows.push_back({action, d.rule_priority ? std::to_string(*d.rule_priority) : "-",
                         format_time(std::chrono::floor<std::chrono::seconds>(images[i].pushed_at)),
                         short_digest(images[i].digest), joined_tags(images[i].tags) + storage, d.note});
@@ -83,12 +84,13 @@ std::string simulation_text(const std::vector<ImageRecord>& images, const std::v
     }
     std::string out;
     for (const auto& r : rows)
-        out += pad(r.action, widths[0]) + "  " + pad(r.rule, widths[1]) + "  " + pad(r.pushed, widths[2]) + "  " +
-               pad(r.digest, widths[3]) + "  " + pad(r.tags, widths[4]) + "  " + r.note + "\n";
-    out += "\n" + std::to_string(order.size()) + " images at " + format_time(now) + ": " + std::to_string(expire) +
-           " expire, " + std::to_string(transition) + " transition, " +
+        out += pad(r.action, widths[0]) + "  " + pad(r.rule, widths[1]) + "  " + pad(r.pushed, widths[2]) +
+               "  " + pad(r.digest, widths[3]) + "  " + pad(r.tags, widths[4]) + "  " + r.note + "\n";
+    out += "\n" + std::to_string(order.size()) + " images at " + format_time(now) + ": " +
+           std::to_string(expire) + " expire, " + std::to_string(transition) + " transition, " +
            std::to_string(order.size() - expire - transition) + " keep";
-    bool ambiguous = std::any_of(decisions.begin(), decisions.end(), [](const ImageDecision& d) { return d.ambiguous; });
+    bool ambiguous =
+        std::any_of(decisions.begin(), decisions.end(), [](const ImageDecision& d) { return d.ambiguous; });
     if (ambiguous)
         out += " ('?' = depends on behaviour ECR does not document; see WHY)";
     out += "\n";

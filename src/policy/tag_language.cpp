@@ -107,8 +107,8 @@ std::optional<std::string> search(std::span<const TagShape> shapes,
     };
     std::deque<Node> queue;
     std::unordered_map<std::string, bool> seen;
-    // The start node is not recorded in `seen`: it differs from a later node with the same states (the empty tag is
-    // not a tag, and the first character has its own rule).
+    // The start node is not recorded in `seen`: it differs from a later node with the same states (the empty
+    // tag is not a tag, and the first character has its own rule).
     queue.push_back(Node{initial, ""});
     const std::vector<char> chars = alphabet(shapes);
     while (!queue.empty()) {

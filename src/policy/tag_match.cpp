@@ -20,7 +20,8 @@ bool begins_with(std::string_view text, std::string_view head) {
 }
 
 bool ends_with(std::string_view text, std::string_view tail) {
-    return text.size() >= tail.size() && same(text.data() + text.size() - tail.size(), tail.data(), tail.size());
+    return text.size() >= tail.size() &&
+           same(text.data() + text.size() - tail.size(), tail.data(), tail.size());
 }
 
 std::size_t find_in(std::string_view text, std::string_view segment) {
@@ -66,8 +67,8 @@ bool Glob::matches(std::string_view tag) const {
         return tag.size() == m_head.size() && same(tag.data(), m_head.data(), tag.size());
     if (tag.size() < m_min_length || !begins_with(tag, m_head) || !ends_with(tag, m_tail))
         return false;
-    // Between the anchored head and tail the segments must occur in order; the leftmost occurrence of each never
-    // loses a match.
+    // Between the anchored head and tail the segments must occur in order; the leftmost occurrence of each
+    // never loses a match.
     std::string_view rest = tag.substr(m_head.size(), tag.size() - m_head.size() - m_tail.size());
     for (auto segment : m_segments) {
         const auto at = find_in(rest, segment);
@@ -109,18 +110,21 @@ Glob Glob::prefix(std::string_view prefix) {
     return glob;
 }
 
-template <class Tags>
-bool TagFilter::match(const Tags& tags) const {
+template <class Tags> bool TagFilter::match(const Tags& tags) const {
     switch (m_status) {
-    case TagStatus::any: return true;
-    case TagStatus::untagged: return tags.empty();
-    case TagStatus::tagged: break;
+    case TagStatus::any:
+        return true;
+    case TagStatus::untagged:
+        return tags.empty();
+    case TagStatus::tagged:
+        break;
     }
     // A tagged rule without a list is invalid (validate_policy() reports it); it selects nothing.
     if (tags.empty() || m_entries.empty())
         return false;
     return std::all_of(m_entries.begin(), m_entries.end(), [&](const Glob& entry) {
-        return std::any_of(tags.begin(), tags.end(), [&](std::string_view tag) { return entry.matches(tag); });
+        return std::any_of(tags.begin(), tags.end(),
+                           [&](std::string_view tag) { return entry.matches(tag); });
     });
 }
 

@@ -42,9 +42,8 @@ struct Cursor {
 };
 
 std::unexpected<Error> bad_time(std::string_view text, std::string_view why) {
-    return fail(ErrorKind::invalid_input,
-                "invalid time '" + std::string(text) + "': " + std::string(why) +
-                    " (use ISO 8601 like 2025-06-15T12:00:00Z, or epoch seconds)");
+    return fail(ErrorKind::invalid_input, "invalid time '" + std::string(text) + "': " + std::string(why) +
+                                              " (use ISO 8601 like 2025-06-15T12:00:00Z, or epoch seconds)");
 }
 
 bool is_epoch_number(std::string_view text) {
@@ -106,7 +105,8 @@ Result<TimePoint> parse_time(std::string_view text) {
     auto day = in.digits(2);
     if (!day)
         return bad_time(text, "expected YYYY-MM-DD");
-    std::chrono::year_month_day date{std::chrono::year{*year}, std::chrono::month{static_cast<unsigned>(*month)},
+    std::chrono::year_month_day date{std::chrono::year{*year},
+                                     std::chrono::month{static_cast<unsigned>(*month)},
                                      std::chrono::day{static_cast<unsigned>(*day)}};
     if (!date.ok())
         return bad_time(text, "no such date");
@@ -147,8 +147,8 @@ Result<TimePoint> parse_time(std::string_view text) {
             for (; count < 6; ++count)
                 micros *= 10;
         }
-        time_of_day = std::chrono::hours{*hour} + std::chrono::minutes{*minute} + std::chrono::seconds{second} +
-                      microseconds{micros};
+        time_of_day = std::chrono::hours{*hour} + std::chrono::minutes{*minute} +
+                      std::chrono::seconds{second} + microseconds{micros};
         if (in.accept('Z') || in.accept('z')) {
         } else if (in.peek() == '+' || in.peek() == '-') {
             int sign = in.peek() == '-' ? -1 : 1;
@@ -180,10 +180,11 @@ std::string format_time(TimePoint time) {
                       static_cast<int>(tod.hours().count()), static_cast<int>(tod.minutes().count()),
                       static_cast<int>(tod.seconds().count()));
     else
-        std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ", static_cast<int>(date.year()),
-                      static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                      static_cast<int>(tod.hours().count()), static_cast<int>(tod.minutes().count()),
-                      static_cast<int>(tod.seconds().count()), static_cast<long long>(micros));
+        std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ",
+                      static_cast<int>(date.year()), static_cast<unsigned>(date.month()),
+                      static_cast<unsigned>(date.day()), static_cast<int>(tod.hours().count()),
+                      static_cast<int>(tod.minutes().count()), static_cast<int>(tod.seconds().count()),
+                      static_cast<long long>(micros));
     return buffer;
 }
 

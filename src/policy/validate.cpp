@@ -1,6 +1,7 @@
-// ECR's semantic rules for a lifecycle policy. Sources: the ECR user guide pages "Lifecycle policy properties"
-// [PARAMS], "Lifecycle policy evaluation rules" [LP], "Examples of lifecycle policies" [EX], the service quotas
-// page [QUOTAS] and the API model [API] (see /work/shared/reference/ecr-lifecycle-spec.md section 3).
+// ECR's semantic rules for a lifecycle policy. Sources: the ECR user guide pages "Lifecycle policy
+// properties" [PARAMS], "Lifecycle policy evaluation rules" [LP], "Examples of lifecycle policies" [EX], the
+// service quotas page [QUOTAS] and the API model [API] (see /work/shared/reference/ecr-lifecycle-spec.md
+// section 3).
 
 #include <tagwarden/policy/lifecycle_policy.hpp>
 
@@ -15,7 +16,7 @@ namespace {
 constexpr std::int64_t k_max_int32 = std::numeric_limits<std::int32_t>::max();
 
 class Validator {
-public:
+  public:
     explicit Validator(const LifecyclePolicy& policy) : m_policy(policy) {}
 
     std::vector<PolicyProblem> run() {
@@ -27,10 +28,10 @@ public:
         return std::move(m_problems);
     }
 
-private:
+  private:
     void add_policy(std::string field, std::string message, std::string fix) {
-        m_problems.push_back(PolicyProblem{std::nullopt, std::nullopt, std::move(field), std::move(message),
-                                           std::move(fix)});
+        m_problems.push_back(
+            PolicyProblem{std::nullopt, std::nullopt, std::move(field), std::move(message), std::move(fix)});
     }
 
     void add(std::size_t index, std::string field, std::string message, std::string fix) {
@@ -55,16 +56,18 @@ private:
                        "a complete rule (rulePriority, selection with tagStatus, countType and countNumber, "
                        "action) is always longer; check that no required field is missing");
         if (m_policy.rules.empty())
-            add_policy("rules", "the policy has no rules; ECR requires at least one",
-                       "add a rule, e.g. expire untagged images: {\"rulePriority\": 1, \"selection\": "
-                       "{\"tagStatus\": \"untagged\", \"countType\": \"sinceImagePushed\", \"countUnit\": \"days\", "
-                       "\"countNumber\": 1}, \"action\": {\"type\": \"expire\"}}");
+            add_policy(
+                "rules", "the policy has no rules; ECR requires at least one",
+                "add a rule, e.g. expire untagged images: {\"rulePriority\": 1, \"selection\": "
+                "{\"tagStatus\": \"untagged\", \"countType\": \"sinceImagePushed\", \"countUnit\": \"days\", "
+                "\"countNumber\": 1}, \"action\": {\"type\": \"expire\"}}");
         if (m_policy.rules.size() > k_max_rules)
-            add_policy("rules",
-                       "the policy has " + std::to_string(m_policy.rules.size()) +
-                           " rules; ECR allows at most 50 per policy (quota, not adjustable)",
-                       "merge rules: one rule can list several patterns only when an image must match all of them, "
-                       "so prefer broader patterns such as \"release-*\"");
+            add_policy(
+                "rules",
+                "the policy has " + std::to_string(m_policy.rules.size()) +
+                    " rules; ECR allows at most 50 per policy (quota, not adjustable)",
+                "merge rules: one rule can list several patterns only when an image must match all of them, "
+                "so prefer broader patterns such as \"release-*\"");
     }
 
     void check_tag_lists(std::size_t index) {
@@ -86,18 +89,21 @@ private:
             std::string status(to_string(s.tag_status));
             if (has_prefix)
                 add(index, "selection.tagPrefixList",
-                    "tagPrefixList is only allowed when tagStatus is \"tagged\" (this rule is \"" + status + "\")",
+                    "tagPrefixList is only allowed when tagStatus is \"tagged\" (this rule is \"" + status +
+                        "\")",
                     "remove tagPrefixList, or set \"tagStatus\": \"tagged\"");
             if (has_pattern)
                 add(index, "selection.tagPatternList",
-                    "tagPatternList is only allowed when tagStatus is \"tagged\" (this rule is \"" + status + "\")",
+                    "tagPatternList is only allowed when tagStatus is \"tagged\" (this rule is \"" + status +
+                        "\")",
                     "remove tagPatternList, or set \"tagStatus\": \"tagged\"");
         }
         auto check_entries = [&](const std::vector<std::string>& list, const char* name, bool pattern) {
             std::string field = std::string("selection.") + name;
             if (list.empty())
                 add(index, field, std::string(name) + " is empty; ECR rejects an empty list",
-                    "list at least one " + std::string(pattern ? "pattern" : "prefix") + ", or remove the field");
+                    "list at least one " + std::string(pattern ? "pattern" : "prefix") +
+                        ", or remove the field");
             for (std::size_t i = 0; i < list.size(); ++i) {
                 std::string entry_field = field + "[" + std::to_string(i) + "]";
                 if (list[i].empty())
@@ -109,7 +115,8 @@ private:
                         add(index, entry_field,
                             "pattern \"" + list[i] + "\" has " + std::to_string(stars) +
                                 " wildcards; ECR allows at most 4 '*' per pattern",
-                            "collapse adjacent wildcards and drop the ones that do not change the match (\"a*b*\" "
+                            "collapse adjacent wildcards and drop the ones that do not change the match "
+                            "(\"a*b*\" "
                             "matches what \"a*b*c*\" matches and more)");
                 }
             }
@@ -126,12 +133,14 @@ private:
         std::string type(to_string(s.count_type));
         if (s.count_number < 1)
             add(index, "selection.countNumber",
-                "countNumber must be a positive integer; " + std::to_string(s.count_number) + " is not accepted",
+                "countNumber must be a positive integer; " + std::to_string(s.count_number) +
+                    " is not accepted",
                 s.count_type == CountType::image_count_more_than
                     ? "set the number of images to keep, 1 or more"
                     : "set the number of days, 1 or more");
         else if (s.count_number > k_max_int32)
-            add(index, "selection.countNumber", "countNumber " + std::to_string(s.count_number) + " is too large",
+            add(index, "selection.countNumber",
+                "countNumber " + std::to_string(s.count_number) + " is too large",
                 "use a value below 2147483648");
 
         bool since = s.count_type != CountType::image_count_more_than;
@@ -151,29 +160,36 @@ private:
         if (s.count_type == CountType::since_image_transitioned) {
             if (storage != StorageClass::archive)
                 add(index, "selection.storageClass",
-                    "countType \"sinceImageTransitioned\" selects archived images and requires \"storageClass\": "
+                    "countType \"sinceImageTransitioned\" selects archived images and requires "
+                    "\"storageClass\": "
                     "\"archive\"",
                     "add \"storageClass\": \"archive\" to the selection");
             if (rule.action.type != ActionType::expire)
-                add(index, "action.type", "countType \"sinceImageTransitioned\" must be used with action \"expire\"",
+                add(index, "action.type",
+                    "countType \"sinceImageTransitioned\" must be used with action \"expire\"",
                     "set \"action\": {\"type\": \"expire\"}");
             if (s.count_number >= 1 && s.count_number < k_min_archive_days)
                 add(index, "selection.countNumber",
-                    "archived images cannot be expired by a lifecycle policy before 90 days in archive; countNumber " +
+                    "archived images cannot be expired by a lifecycle policy before 90 days in archive; "
+                    "countNumber " +
                         std::to_string(s.count_number) + " is below that minimum",
-                    "set countNumber to 90 or more (delete earlier only with batch-delete-image, which is billed "
+                    "set countNumber to 90 or more (delete earlier only with batch-delete-image, which is "
+                    "billed "
                     "for the 90-day minimum)");
         } else if (storage == StorageClass::archive) {
             add(index, "selection.storageClass",
-                "storageClass \"archive\" is only valid with countType \"sinceImageTransitioned\"; \"" + type +
-                    "\" supports only \"standard\"",
+                "storageClass \"archive\" is only valid with countType \"sinceImageTransitioned\"; \"" +
+                    type + "\" supports only \"standard\"",
                 "remove storageClass, or use countType \"sinceImageTransitioned\" to expire archived images");
         }
         if (s.count_type == CountType::since_image_pulled && rule.action.type != ActionType::transition)
             add(index, "action.type",
-                "countType \"sinceImagePulled\" must be used with action \"transition\"; it cannot expire images",
-                "transition with sinceImagePulled, then expire with a second rule: {\"storageClass\": \"archive\", "
-                "\"countType\": \"sinceImageTransitioned\", \"countUnit\": \"days\", \"countNumber\": 90} and "
+                "countType \"sinceImagePulled\" must be used with action \"transition\"; it cannot expire "
+                "images",
+                "transition with sinceImagePulled, then expire with a second rule: {\"storageClass\": "
+                "\"archive\", "
+                "\"countType\": \"sinceImageTransitioned\", \"countUnit\": \"days\", \"countNumber\": 90} "
+                "and "
                 "action expire");
     }
 
@@ -186,7 +202,8 @@ private:
             else if (*action.target_storage_class != StorageClass::archive)
                 add(index, "action.targetStorageClass",
                     "targetStorageClass \"standard\" is not supported; \"archive\" is the only target",
-                    "write \"targetStorageClass\": \"archive\" (restoring is done with UpdateImageStorageClass)");
+                    "write \"targetStorageClass\": \"archive\" (restoring is done with "
+                    "UpdateImageStorageClass)");
         }
     }
 
@@ -211,7 +228,8 @@ private:
                 if (m_policy.rules[i].rule_priority == m_policy.rules[j].rule_priority) {
                     add(i, "rulePriority",
                         "rulePriority " + std::to_string(m_policy.rules[i].rule_priority) +
-                            " is also used by rules[" + std::to_string(j) + "]; every rule needs a unique value",
+                            " is also used by rules[" + std::to_string(j) +
+                            "]; every rule needs a unique value",
                         "renumber the rules; the lowest number is applied first");
                     break;
                 }
@@ -223,17 +241,19 @@ private:
             auto storage = rules[i].selection.effective_storage_class();
             std::string storage_name(to_string(storage));
             if (rules[i].selection.tag_status == TagStatus::any) {
-                // [PARAMS]: "must have the highest value for rulePriority and be evaluated last"; enforced per
-                // storage class (ECR: "Rule for tagStatus=ANY must have the lowest priority per storage class";
-                // [EX] "Combining archive and expire rules" has one `any` rule per storage class).
+                // [PARAMS]: "must have the highest value for rulePriority and be evaluated last"; enforced
+                // per storage class (ECR: "Rule for tagStatus=ANY must have the lowest priority per storage
+                // class"; [EX] "Combining archive and expire rules" has one `any` rule per storage class).
                 for (std::size_t j = 0; j < rules.size(); ++j) {
                     if (j == i || rules[j].selection.effective_storage_class() != storage)
                         continue;
                     if (rules[j].rule_priority >= rules[i].rule_priority) {
                         add(i, "selection.tagStatus",
-                            "a tagStatus \"any\" rule must have the highest rulePriority among the rules selecting "
-                            "storage class \"" + storage_name + "\", but rules[" + std::to_string(j) +
-                                "] has rulePriority " + std::to_string(rules[j].rule_priority),
+                            "a tagStatus \"any\" rule must have the highest rulePriority among the rules "
+                            "selecting "
+                            "storage class \"" +
+                                storage_name + "\", but rules[" + std::to_string(j) + "] has rulePriority " +
+                                std::to_string(rules[j].rule_priority),
                             "give this rule a rulePriority above every other " + storage_name +
                                 " rule, so it is applied last");
                         break;
@@ -245,8 +265,8 @@ private:
                     if (rules[j].selection.tag_status == TagStatus::untagged &&
                         rules[j].selection.effective_storage_class() == storage) {
                         add(i, "selection.tagStatus",
-                            "only one rule per storage class may select untagged images; rules[" + std::to_string(j) +
-                                "] already selects untagged " + storage_name + " images",
+                            "only one rule per storage class may select untagged images; rules[" +
+                                std::to_string(j) + "] already selects untagged " + storage_name + " images",
                             "merge the two untagged rules into one");
                         break;
                     }
@@ -263,8 +283,10 @@ private:
                         continue;
                     if (std::set<std::string>(other->begin(), other->end()) == mine) {
                         add(i, "selection.tagPrefixList",
-                            "rules[" + std::to_string(j) + "] already selects the same set of prefixes for storage "
-                            "class \"" + storage_name + "\"; ECR requires a unique set of prefixes per rule",
+                            "rules[" + std::to_string(j) +
+                                "] already selects the same set of prefixes for storage "
+                                "class \"" +
+                                storage_name + "\"; ECR requires a unique set of prefixes per rule",
                             "merge the two rules, or make their prefix lists differ");
                         break;
                     }

@@ -15,7 +15,12 @@
 namespace tagwarden::policy {
 
 enum class TagStatus { tagged, untagged, any };
-enum class CountType { image_count_more_than, since_image_pushed, since_image_pulled, since_image_transitioned };
+enum class CountType {
+    image_count_more_than,
+    since_image_pushed,
+    since_image_pulled,
+    since_image_transitioned
+};
 enum class StorageClass { standard, archive };
 enum class ActionType { expire, transition };
 
@@ -58,7 +63,8 @@ struct Rule {
 
 struct LifecyclePolicy {
     std::vector<Rule> rules;
-    // Characters of the JSON text it was parsed from; 0 when built in code (the length limits are then not checked).
+    // Characters of the JSON text it was parsed from; 0 when built in code (the length limits are then not
+    // checked).
     std::size_t text_length = 0;
 };
 
@@ -66,7 +72,7 @@ struct LifecyclePolicy {
 struct PolicyProblem {
     std::optional<std::size_t> rule_index;     // position in "rules", when the problem is in one rule
     std::optional<std::int64_t> rule_priority; // that rule's rulePriority, when it has a valid one
-    std::string field;                         // JSON path inside the rule ("selection.countUnit") or the policy
+    std::string field; // JSON path inside the rule ("selection.countUnit") or the policy
     std::string message;
     std::string fix;
 };
@@ -83,7 +89,8 @@ Result<LifecyclePolicy> parse_policy(std::string_view json);
 std::vector<PolicyProblem> structural_problems(std::string_view json);
 
 // ECR's semantic validation (unique priorities, `any` last per storage class, list rules, wildcard limit,
-// count type / unit / storage class / action combinations, length and rule-count limits). Returns every problem.
+// count type / unit / storage class / action combinations, length and rule-count limits). Returns every
+// problem.
 std::vector<PolicyProblem> validate_policy(const LifecyclePolicy& policy);
 
 // Structural and semantic problems of the text, in that order: what PutLifecyclePolicy would reject.

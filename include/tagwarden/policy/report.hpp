@@ -14,12 +14,14 @@
 namespace tagwarden::policy {
 
 // {"images": [{"imageDigest": ..., "imageTags": [...], "action": "expire"|"transition"|"keep",
-//              "rulePriority": N|null}]}, in the order of `images` (`decisions` is evaluate()'s result for them).
-nlohmann::ordered_json simulation_json(const std::vector<ImageRecord>& images, const std::vector<ImageDecision>& decisions);
+//              "rulePriority": N|null}]}, in the order of `images` (`decisions` is evaluate()'s result for
+//              them).
+nlohmann::ordered_json simulation_json(const std::vector<ImageRecord>& images,
+                                       const std::vector<ImageDecision>& decisions);
 
 // A table (action, rule, pushed, digest, tags, why) sorted newest first, then a summary line.
-std::string simulation_text(const std::vector<ImageRecord>& images, const std::vector<ImageDecision>& decisions,
-                            TimePoint now);
+std::string simulation_text(const std::vector<ImageRecord>& images,
+                            const std::vector<ImageDecision>& decisions, TimePoint now);
 
 // {"findings": [{"id", "severity", "rulePriority": N|null, "message", "fix"}], "errors": N, "warnings": N}
 nlohmann::ordered_json lint_json(const std::vector<LintFinding>& findings);

@@ -8,7 +8,8 @@
 
 namespace tagwarden::policy {
 
-// UTC instants with microsecond resolution (AWS CLI prints microseconds; the wire carries fractional seconds).
+// UTC instants with microsecond resolution (AWS CLI prints microseconds; the wire carries fractional
+// seconds).
 using TimePoint = std::chrono::sys_time<std::chrono::microseconds>;
 
 // Parses ISO 8601 / RFC 3339 ("2025-06-15T12:00:00Z", "2025-06-15T14:00:00.123456+02:00",

@@ -65,7 +65,7 @@ TEST_CASE("wildcard matching", "[unit][policy]") {
     CHECK(glob_match("ab*ba", "abba"));
     CHECK_FALSE(glob_match("a*bc*cd", "abcd"));
     CHECK(glob_match("a*bc*cd", "abccd"));
-    CHECK_FALSE(glob_match("a?", "ab"));  // '?' is literal
+    CHECK_FALSE(glob_match("a?", "ab")); // '?' is literal
     CHECK(glob_match("a?", "a?"));
 }
 
@@ -93,9 +93,9 @@ TEST_CASE("selection matching over an image's tags", "[unit][policy]") {
         CHECK(selection_matches(s, {"alpha-1", "beta-1"}));
         CHECK(selection_matches(s, {"gamma", "beta-1", "alpha-1"}));
         CHECK_FALSE(selection_matches(s, {"alpha-1"}));
-        CHECK_FALSE(selection_matches(s, {"alphabeta"}));  // "alphabeta" does not begin with "beta"
+        CHECK_FALSE(selection_matches(s, {"alphabeta"})); // "alphabeta" does not begin with "beta"
         s.tag_pattern_list = std::vector<std::string>{"*a*", "*b*"};
-        CHECK(selection_matches(s, {"ab"}));  // one tag may satisfy both entries
+        CHECK(selection_matches(s, {"ab"})); // one tag may satisfy both entries
     }
     SECTION("a tagged selection without a list selects nothing") {
         s.tag_status = TagStatus::tagged;
@@ -119,7 +119,8 @@ TEST_CASE("evaluation details beyond the vectors", "[unit][policy]") {
     }
     SECTION("decisions come back in input order, whatever the push order") {
         policy.rules.push_back(rule(1, TagStatus::any, CountType::image_count_more_than, 1));
-        auto d = evaluate(policy, {image('a', {"old"}, 9), image('b', {"new"}, 1), image('c', {"mid"}, 5)}, k_now);
+        auto d =
+            evaluate(policy, {image('a', {"old"}, 9), image('b', {"new"}, 1), image('c', {"mid"}, 5)}, k_now);
         REQUIRE(d.size() == 3);
         CHECK(d[0].action == ImageAction::expire);
         CHECK(d[1].action == ImageAction::keep);
@@ -200,7 +201,8 @@ bool reference_glob(std::string_view pattern, std::string_view tag) {
     if (pattern.empty())
         return tag.empty();
     if (pattern[0] == '*')
-        return reference_glob(pattern.substr(1), tag) || (!tag.empty() && reference_glob(pattern, tag.substr(1)));
+        return reference_glob(pattern.substr(1), tag) ||
+               (!tag.empty() && reference_glob(pattern, tag.substr(1)));
     return !tag.empty() && pattern[0] == tag[0] && reference_glob(pattern.substr(1), tag.substr(1));
 }
 
@@ -224,7 +226,8 @@ bool reference_selects(const Selection& s, const std::vector<std::string>& tags)
 
 std::vector<std::pair<ImageAction, std::optional<std::int64_t>>>
 reference_evaluate(const LifecyclePolicy& policy, const std::vector<ImageRecord>& images, TimePoint now) {
-    std::vector<std::pair<ImageAction, std::optional<std::int64_t>>> out(images.size(), {ImageAction::keep, {}});
+    std::vector<std::pair<ImageAction, std::optional<std::int64_t>>> out(images.size(),
+                                                                         {ImageAction::keep, {}});
     std::vector<Rule> rules = policy.rules;
     std::sort(rules.begin(), rules.end(),
               [](const Rule& a, const Rule& b) { return a.rule_priority < b.rule_priority; });
@@ -253,7 +256,8 @@ reference_evaluate(const LifecyclePolicy& policy, const std::vector<ImageRecord>
                 else
                     marked = now - images[i].pushed_at > std::chrono::days{rule.selection.count_number};
                 if (marked && !claimed[i])
-                    out[i] = {rule.action.type == ActionType::expire ? ImageAction::expire : ImageAction::transition,
+                    out[i] = {rule.action.type == ActionType::expire ? ImageAction::expire
+                                                                     : ImageAction::transition,
                               rule.rule_priority};
             }
             for (auto i : candidates)
@@ -282,7 +286,8 @@ TEST_CASE("evaluation agrees with a plain reference on random repositories", "[u
         for (std::size_t i = 0; i < count; ++i) {
             ImageRecord r;
             char digest_text[80];
-            std::snprintf(digest_text, sizeof digest_text, "sha256:%064zx", i * 7919 + static_cast<std::size_t>(round));
+            std::snprintf(digest_text, sizeof digest_text, "sha256:%064zx",
+                          i * 7919 + static_cast<std::size_t>(round));
             r.digest = digest_text;
             // Few distinct push times, so ties are common.
             r.pushed_at = k_now - std::chrono::hours{24 * pick(12)};
@@ -318,8 +323,12 @@ TEST_CASE("evaluation agrees with a plain reference on random repositories", "[u
                     r.selection.tag_prefix_list = entries;
             }
             switch (pick(3)) {
-            case 0: r.selection.count_type = CountType::image_count_more_than; break;
-            case 1: r.selection.count_type = CountType::since_image_pushed; break;
+            case 0:
+                r.selection.count_type = CountType::image_count_more_than;
+                break;
+            case 1:
+                r.selection.count_type = CountType::since_image_pushed;
+                break;
             default:
                 r.selection.count_type = CountType::since_image_pulled;
                 r.action = Action{ActionType::transition, StorageClass::archive};

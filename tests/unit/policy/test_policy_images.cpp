@@ -53,14 +53,17 @@ TEST_CASE("time parsing", "[unit][policy]") {
 TEST_CASE("describe-images documents", "[unit][policy]") {
     SECTION("wire form: epoch seconds, all fields") {
         std::string doc = R"({"imageDetails": [
-          {"registryId": "123456789012", "repositoryName": "app", "imageDigest": ")" + k_digest_a + R"(",
+          {"registryId": "123456789012", "repositoryName": "app", "imageDigest": ")" +
+                          k_digest_a + R"(",
            "imageTags": ["1.0-dev", "1.0-prod"], "imageSizeInBytes": 1234,
            "imagePushedAt": 1749988800.5, "lastRecordedPullTime": 1749992400,
            "imageManifestMediaType": "application/vnd.oci.image.index.v1+json",
            "artifactMediaType": "application/vnd.oci.image.config.v1+json",
            "imageStatus": "ARCHIVED", "lastArchivedAt": 1749996000, "lastActivatedAt": 1749990000},
-          {"imageDigest": ")" + k_digest_b + R"(", "imagePushedAt": "2025-06-15T12:00:00.000000+00:00",
-           "subjectManifestDigest": ")" + k_digest_a + R"("}
+          {"imageDigest": ")" +
+                          k_digest_b + R"(", "imagePushedAt": "2025-06-15T12:00:00.000000+00:00",
+           "subjectManifestDigest": ")" +
+                          k_digest_a + R"("}
         ], "nextToken": null})";
         auto images = parse_describe_images(doc);
         INFO((images ? "" : images.error().message));
@@ -87,8 +90,9 @@ TEST_CASE("describe-images documents", "[unit][policy]") {
         CHECK_FALSE(b.is_index());
     }
     SECTION("a bare array of image details and the childDigests extension") {
-        auto images = parse_describe_images(R"([{"imageDigest": ")" + k_digest_a +
-                                            R"(", "imagePushedAt": 1, "childDigests": [")" + k_digest_b + R"("]}])");
+        auto images =
+            parse_describe_images(R"([{"imageDigest": ")" + k_digest_a +
+                                  R"(", "imagePushedAt": 1, "childDigests": [")" + k_digest_b + R"("]}])");
         REQUIRE(images);
         CHECK((*images)[0].child_digests == std::vector<std::string>{k_digest_b});
         CHECK((*images)[0].is_index());

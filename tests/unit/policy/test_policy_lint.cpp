@@ -14,12 +14,18 @@ namespace {
 json count_rule(int priority, const std::string& list, std::vector<std::string> entries, int keep) {
     return json{{"rulePriority", priority},
                 {"selection",
-                 {{"tagStatus", "tagged"}, {list, entries}, {"countType", "imageCountMoreThan"}, {"countNumber", keep}}},
+                 {{"tagStatus", "tagged"},
+                  {list, entries},
+                  {"countType", "imageCountMoreThan"},
+                  {"countNumber", keep}}},
                 {"action", {{"type", "expire"}}}};
 }
 
 json age_rule(int priority, const std::string& status, std::vector<std::string> patterns, int days) {
-    json selection = {{"tagStatus", status}, {"countType", "sinceImagePushed"}, {"countUnit", "days"}, {"countNumber", days}};
+    json selection = {{"tagStatus", status},
+                      {"countType", "sinceImagePushed"},
+                      {"countUnit", "days"},
+                      {"countNumber", days}};
     if (!patterns.empty())
         selection["tagPatternList"] = patterns;
     return json{{"rulePriority", priority}, {"selection", selection}, {"action", {{"type", "expire"}}}};
@@ -57,14 +63,13 @@ const LintConfig k_env_first{{"prod"}, "{env}-{version}"};
 
 TEST_CASE("a safe policy has no errors or warnings", "[unit][policy]") {
     // Shield prod first, then dev by count, untagged by age, everything else by count.
-    auto policy = policy_of(json::array({count_rule(1, "tagPatternList", {"*-prod"}, 50),
-                                         count_rule(2, "tagPatternList", {"*-dev"}, 20), untagged_rule(3),
-                                         json{{"rulePriority", 4},
-                                              {"selection",
-                                               {{"tagStatus", "any"},
-                                                {"countType", "imageCountMoreThan"},
-                                                {"countNumber", 500}}},
-                                              {"action", {{"type", "expire"}}}}}));
+    auto policy = policy_of(
+        json::array({count_rule(1, "tagPatternList", {"*-prod"}, 50),
+                     count_rule(2, "tagPatternList", {"*-dev"}, 20), untagged_rule(3),
+                     json{{"rulePriority", 4},
+                          {"selection",
+                           {{"tagStatus", "any"}, {"countType", "imageCountMoreThan"}, {"countNumber", 500}}},
+                          {"action", {{"type", "expire"}}}}}));
     auto findings = lint(policy);
     INFO(dump(findings));
     CHECK_FALSE(has_errors(findings));
@@ -77,7 +82,8 @@ TEST_CASE("a safe policy has no errors or warnings", "[unit][policy]") {
 
 TEST_CASE("lint: protected environments", "[unit][policy]") {
     SECTION("multi-tag-reach: a dev- count rule reaches images also tagged prod") {
-        auto policy = policy_of(json::array({count_rule(1, "tagPrefixList", {"dev-"}, 10), untagged_rule(2)}));
+        auto policy =
+            policy_of(json::array({count_rule(1, "tagPrefixList", {"dev-"}, 10), untagged_rule(2)}));
         auto findings = lint(policy, k_env_first);
         INFO(dump(findings));
         auto reach = findings_with(findings, "multi-tag-reach");
@@ -94,15 +100,17 @@ TEST_CASE("lint: protected environments", "[unit][policy]") {
         }
     }
     SECTION("a higher-priority rule that selects every prod tag shields them") {
-        auto policy = policy_of(json::array({count_rule(1, "tagPrefixList", {"prod-"}, 100),
-                                             count_rule(2, "tagPrefixList", {"dev-"}, 10), untagged_rule(3)}));
+        auto policy =
+            policy_of(json::array({count_rule(1, "tagPrefixList", {"prod-"}, 100),
+                                   count_rule(2, "tagPrefixList", {"dev-"}, 10), untagged_rule(3)}));
         auto findings = lint(policy, k_env_first);
         INFO(dump(findings));
         CHECK(findings_with(findings, "multi-tag-reach").empty());
         CHECK_FALSE(has_errors(findings));
         SECTION("but not when it comes after the dev- rule") {
-            auto late = policy_of(json::array({count_rule(2, "tagPrefixList", {"prod-"}, 100),
-                                               count_rule(1, "tagPrefixList", {"dev-"}, 10), untagged_rule(3)}));
+            auto late =
+                policy_of(json::array({count_rule(2, "tagPrefixList", {"prod-"}, 100),
+                                       count_rule(1, "tagPrefixList", {"dev-"}, 10), untagged_rule(3)}));
             auto late_findings = lint(late, k_env_first);
             INFO(dump(late_findings));
             auto reach = findings_with(late_findings, "multi-tag-reach");
@@ -110,13 +118,15 @@ TEST_CASE("lint: protected environments", "[unit][policy]") {
             CHECK(reach[0].rule_priority == 1);
         }
         SECTION("nor when it selects only some prod tags") {
-            auto partial = policy_of(json::array({count_rule(1, "tagPatternList", {"prod-1*"}, 100),
-                                                  count_rule(2, "tagPrefixList", {"dev-"}, 10), untagged_rule(3)}));
+            auto partial =
+                policy_of(json::array({count_rule(1, "tagPatternList", {"prod-1*"}, 100),
+                                       count_rule(2, "tagPrefixList", {"dev-"}, 10), untagged_rule(3)}));
             CHECK(findings_with(lint(partial, k_env_first), "multi-tag-reach").size() == 1);
         }
     }
     SECTION("protected-tag-overbroad: prefix prod also selects other tags, sharing the kept slots") {
-        auto policy = policy_of(json::array({count_rule(1, "tagPrefixList", {"prod"}, 10), untagged_rule(2)}));
+        auto policy =
+            policy_of(json::array({count_rule(1, "tagPrefixList", {"prod"}, 10), untagged_rule(2)}));
         auto findings = lint(policy, k_env_first);
         INFO(dump(findings));
         auto over = findings_with(findings, "protected-tag-overbroad");
@@ -125,29 +135,31 @@ TEST_CASE("lint: protected environments", "[unit][policy]") {
         CHECK_THAT(over[0].message, Catch::Contains("also matches e.g. \"prod\""));
         CHECK_THAT(over[0].fix, Catch::Contains("\"prod-*\""));
         SECTION("an exact prod-* rule is retention, not overbroad") {
-            auto exact = policy_of(json::array({count_rule(1, "tagPatternList", {"prod-*"}, 10), untagged_rule(2)}));
+            auto exact =
+                policy_of(json::array({count_rule(1, "tagPatternList", {"prod-*"}, 10), untagged_rule(2)}));
             auto exact_findings = lint(exact, k_env_first);
             CHECK(findings_with(exact_findings, "protected-tag-overbroad").empty());
             CHECK(findings_with(exact_findings, "protected-retention").size() == 1);
         }
         SECTION("*prod with the default template also matches preprod-like tags") {
-            auto star = policy_of(json::array({count_rule(1, "tagPatternList", {"*prod"}, 10), untagged_rule(2)}));
+            auto star =
+                policy_of(json::array({count_rule(1, "tagPatternList", {"*prod"}, 10), untagged_rule(2)}));
             CHECK(findings_with(lint(star), "protected-tag-overbroad").size() == 1);
         }
         SECTION("an any count rule with nothing above it") {
-            auto any = policy_of(json::array({json{{"rulePriority", 1},
-                                                   {"selection",
-                                                    {{"tagStatus", "any"},
-                                                     {"countType", "imageCountMoreThan"},
-                                                     {"countNumber", 100}}},
-                                                   {"action", {{"type", "expire"}}}}}));
+            auto any = policy_of(json::array(
+                {json{{"rulePriority", 1},
+                      {"selection",
+                       {{"tagStatus", "any"}, {"countType", "imageCountMoreThan"}, {"countNumber", 100}}},
+                      {"action", {{"type", "expire"}}}}}));
             auto any_findings = lint(any);
             INFO(dump(any_findings));
             CHECK(findings_with(any_findings, "protected-tag-overbroad").size() == 1);
         }
     }
     SECTION("protected-tag-match: a pattern matching some prod tags directly") {
-        auto policy = policy_of(json::array({count_rule(1, "tagPatternList", {"1.*"}, 10), untagged_rule(2)}));
+        auto policy =
+            policy_of(json::array({count_rule(1, "tagPatternList", {"1.*"}, 10), untagged_rule(2)}));
         auto findings = lint(policy);
         INFO(dump(findings));
         auto match = findings_with(findings, "protected-tag-match");
@@ -177,16 +189,20 @@ TEST_CASE("lint: protected environments", "[unit][policy]") {
             CHECK(findings_with(lint(shielded), "age-rule-expires-protected").empty());
         }
         SECTION("untagged age rules never reach tagged prod images") {
-            CHECK(findings_with(lint(policy_of(json::array({untagged_rule(1)}))), "age-rule-expires-protected")
-                      .empty());
+            CHECK(
+                findings_with(lint(policy_of(json::array({untagged_rule(1)}))), "age-rule-expires-protected")
+                    .empty());
         }
     }
     SECTION("archive-rule-reaches-protected: a transition rule can archive prod images") {
-        auto policy = policy_of(json::array(
-            {json{{"rulePriority", 1},
-                  {"selection",
-                   {{"tagStatus", "any"}, {"countType", "sinceImagePulled"}, {"countUnit", "days"}, {"countNumber", 90}}},
-                  {"action", {{"type", "transition"}, {"targetStorageClass", "archive"}}}}}));
+        auto policy = policy_of(
+            json::array({json{{"rulePriority", 1},
+                              {"selection",
+                               {{"tagStatus", "any"},
+                                {"countType", "sinceImagePulled"},
+                                {"countUnit", "days"},
+                                {"countNumber", 90}}},
+                              {"action", {{"type", "transition"}, {"targetStorageClass", "archive"}}}}}));
         auto findings = lint(policy);
         INFO(dump(findings));
         auto archive = findings_with(findings, "archive-rule-reaches-protected");
@@ -196,8 +212,9 @@ TEST_CASE("lint: protected environments", "[unit][policy]") {
     }
     SECTION("several protected environments are checked separately") {
         LintConfig config{{"prod", "staging"}, "{env}-{version}"};
-        auto policy = policy_of(json::array({count_rule(1, "tagPrefixList", {"prod-"}, 100),
-                                             count_rule(2, "tagPrefixList", {"dev-"}, 10), untagged_rule(3)}));
+        auto policy =
+            policy_of(json::array({count_rule(1, "tagPrefixList", {"prod-"}, 100),
+                                   count_rule(2, "tagPrefixList", {"dev-"}, 10), untagged_rule(3)}));
         auto reach = findings_with(lint(policy, config), "multi-tag-reach");
         // prod is shielded by rule 1; staging images (also tagged dev- or prod-) are reached by both rules.
         REQUIRE(reach.size() == 2);
@@ -222,11 +239,14 @@ TEST_CASE("lint: policy-wide findings", "[unit][policy]") {
         CHECK(findings_with(lint(policy_of(json::array({untagged_rule(1)}))), "no-untagged-rule").empty());
     }
     SECTION("never-expires: only transitions") {
-        auto policy = policy_of(json::array(
-            {json{{"rulePriority", 1},
-                  {"selection",
-                   {{"tagStatus", "untagged"}, {"countType", "sinceImagePushed"}, {"countUnit", "days"}, {"countNumber", 9}}},
-                  {"action", {{"type", "transition"}, {"targetStorageClass", "archive"}}}}}));
+        auto policy = policy_of(
+            json::array({json{{"rulePriority", 1},
+                              {"selection",
+                               {{"tagStatus", "untagged"},
+                                {"countType", "sinceImagePushed"},
+                                {"countUnit", "days"},
+                                {"countNumber", 9}}},
+                              {"action", {{"type", "transition"}, {"targetStorageClass", "archive"}}}}}));
         auto findings = findings_with(lint(policy), "never-expires");
         REQUIRE(findings.size() == 1);
         CHECK(findings[0].severity == Severity::error);
@@ -263,7 +283,8 @@ TEST_CASE("lint: policy-wide findings", "[unit][policy]") {
 
 TEST_CASE("lint: lists and patterns", "[unit][policy]") {
     SECTION("list-and-semantics: entries no single tag can match are probably meant as OR") {
-        auto policy = policy_of(json::array({count_rule(1, "tagPatternList", {"dev-*", "staging-*"}, 5), untagged_rule(2)}));
+        auto policy = policy_of(
+            json::array({count_rule(1, "tagPatternList", {"dev-*", "staging-*"}, 5), untagged_rule(2)}));
         auto findings = findings_with(lint(policy), "list-and-semantics");
         REQUIRE(findings.size() == 1);
         CHECK(findings[0].severity == Severity::warning);
@@ -271,39 +292,45 @@ TEST_CASE("lint: lists and patterns", "[unit][policy]") {
         CHECK_THAT(findings[0].fix, Catch::Contains("one rule per pattern"));
     }
     SECTION("list-and-semantics: compatible entries get a reminder only") {
-        auto policy = policy_of(json::array({count_rule(1, "tagPatternList", {"alpha*", "*-1"}, 5), untagged_rule(2)}));
+        auto policy =
+            policy_of(json::array({count_rule(1, "tagPatternList", {"alpha*", "*-1"}, 5), untagged_rule(2)}));
         auto findings = findings_with(lint(policy), "list-and-semantics");
         REQUIRE(findings.size() == 1);
         CHECK(findings[0].severity == Severity::info);
     }
     SECTION("pattern-unmatchable") {
-        auto policy = policy_of(json::array({count_rule(1, "tagPatternList", {"team/app-*"}, 5), untagged_rule(2)}));
+        auto policy =
+            policy_of(json::array({count_rule(1, "tagPatternList", {"team/app-*"}, 5), untagged_rule(2)}));
         auto findings = findings_with(lint(policy), "pattern-unmatchable");
         REQUIRE(findings.size() == 1);
         CHECK(findings[0].rule_priority == 1);
         CHECK_THAT(findings[0].message, Catch::Contains("\"team/app-*\""));
     }
     SECTION("prefix-contains-wildcard") {
-        auto policy = policy_of(json::array({count_rule(1, "tagPrefixList", {"prod*"}, 5), untagged_rule(2)}));
+        auto policy =
+            policy_of(json::array({count_rule(1, "tagPrefixList", {"prod*"}, 5), untagged_rule(2)}));
         auto findings = findings_with(lint(policy), "prefix-contains-wildcard");
         REQUIRE(findings.size() == 1);
         CHECK_THAT(findings[0].fix, Catch::Contains("tagPatternList"));
     }
     SECTION("shadowed-rule: a broader higher-priority rule selects everything") {
-        auto policy = policy_of(json::array({count_rule(1, "tagPatternList", {"release-*"}, 5),
-                                             count_rule(2, "tagPrefixList", {"release-1"}, 2), untagged_rule(3)}));
+        auto policy =
+            policy_of(json::array({count_rule(1, "tagPatternList", {"release-*"}, 5),
+                                   count_rule(2, "tagPrefixList", {"release-1"}, 2), untagged_rule(3)}));
         auto findings = findings_with(lint(policy), "shadowed-rule");
         REQUIRE(findings.size() == 1);
         CHECK(findings[0].rule_priority == 2);
         CHECK_THAT(findings[0].message, Catch::Contains("rulePriority 1"));
         SECTION("not when the lower rule is broader") {
-            auto fine = policy_of(json::array({count_rule(1, "tagPrefixList", {"release-1"}, 2),
-                                               count_rule(2, "tagPatternList", {"release-*"}, 5), untagged_rule(3)}));
+            auto fine =
+                policy_of(json::array({count_rule(1, "tagPrefixList", {"release-1"}, 2),
+                                       count_rule(2, "tagPatternList", {"release-*"}, 5), untagged_rule(3)}));
             CHECK(findings_with(lint(fine), "shadowed-rule").empty());
         }
         SECTION("a multi-entry higher rule shadows only images with all its tags") {
-            auto multi = policy_of(json::array({count_rule(1, "tagPatternList", {"release-*", "*-signed"}, 5),
-                                                count_rule(2, "tagPatternList", {"release-*"}, 2), untagged_rule(3)}));
+            auto multi =
+                policy_of(json::array({count_rule(1, "tagPatternList", {"release-*", "*-signed"}, 5),
+                                       count_rule(2, "tagPatternList", {"release-*"}, 2), untagged_rule(3)}));
             CHECK(findings_with(lint(multi), "shadowed-rule").empty());
         }
     }

@@ -59,28 +59,32 @@ TEST_CASE("lint and problem documents", "[unit][policy]") {
         {"list-and-semantics", Severity::info, 4, "ANDed", "split"},
     };
     SECTION("JSON") {
-        CHECK(lint_json(findings).dump() ==
-              R"({"findings":[{"id":"multi-tag-reach","severity":"error","rulePriority":3,"message":"reaches prod",)"
-              R"("fix":"shield prod"},{"id":"no-untagged-rule","severity":"warning","rulePriority":null,)"
-              R"("message":"no untagged rule","fix":"add one"},{"id":"list-and-semantics","severity":"info",)"
-              R"("rulePriority":4,"message":"ANDed","fix":"split"}],"errors":1,"warnings":1})");
+        CHECK(
+            lint_json(findings).dump() ==
+            R"({"findings":[{"id":"multi-tag-reach","severity":"error","rulePriority":3,"message":"reaches prod",)"
+            R"("fix":"shield prod"},{"id":"no-untagged-rule","severity":"warning","rulePriority":null,)"
+            R"("message":"no untagged rule","fix":"add one"},{"id":"list-and-semantics","severity":"info",)"
+            R"("rulePriority":4,"message":"ANDed","fix":"split"}],"errors":1,"warnings":1})");
         CHECK(has_errors(findings));
         findings.erase(findings.begin());
         CHECK_FALSE(has_errors(findings));
     }
     SECTION("text") {
         auto text = lint_text(findings);
-        CHECK_THAT(text, Catch::Contains("error [multi-tag-reach] rulePriority 3: reaches prod\n  fix: shield prod\n"));
+        CHECK_THAT(text, Catch::Contains(
+                             "error [multi-tag-reach] rulePriority 3: reaches prod\n  fix: shield prod\n"));
         CHECK_THAT(text, Catch::Contains("warning [no-untagged-rule]: no untagged rule"));
         CHECK_THAT(text, Catch::EndsWith("1 error, 1 warning\n"));
     }
     SECTION("problems") {
         std::vector<PolicyProblem> problems = {{1, 2, "selection.countUnit", "bad unit", "use days"},
                                                {std::nullopt, std::nullopt, "rules", "none", "add one"}};
-        CHECK(problems_json(problems).dump() ==
-              R"({"problems":[{"rule":1,"rulePriority":2,"field":"selection.countUnit","message":"bad unit",)"
-              R"("fix":"use days"},{"rule":null,"rulePriority":null,"field":"rules","message":"none","fix":"add one"}]})");
-        CHECK(to_string(problems[0]) == "rules[1] (rulePriority 2) selection.countUnit: bad unit Fix: use days");
+        CHECK(
+            problems_json(problems).dump() ==
+            R"({"problems":[{"rule":1,"rulePriority":2,"field":"selection.countUnit","message":"bad unit",)"
+            R"("fix":"use days"},{"rule":null,"rulePriority":null,"field":"rules","message":"none","fix":"add one"}]})");
+        CHECK(to_string(problems[0]) ==
+              "rules[1] (rulePriority 2) selection.countUnit: bad unit Fix: use days");
         CHECK(to_string(problems[1]) == "rules: none Fix: add one");
     }
 }

@@ -15,7 +15,10 @@ json untagged_rule(int priority) {
     return json{{"rulePriority", priority},
                 {"description", "expire untagged images after one day"},
                 {"selection",
-                 {{"tagStatus", "untagged"}, {"countType", "sinceImagePushed"}, {"countUnit", "days"}, {"countNumber", 1}}},
+                 {{"tagStatus", "untagged"},
+                  {"countType", "sinceImagePushed"},
+                  {"countUnit", "days"},
+                  {"countNumber", 1}}},
                 {"action", {{"type", "expire"}}}};
 }
 
@@ -34,8 +37,8 @@ std::string policy_text(const json& rules) {
     return json{{"rules", rules}}.dump(2);
 }
 
-bool has_problem(const std::vector<PolicyProblem>& problems, const std::string& field, const std::string& text,
-                 std::optional<std::int64_t> priority = std::nullopt) {
+bool has_problem(const std::vector<PolicyProblem>& problems, const std::string& field,
+                 const std::string& text, std::optional<std::int64_t> priority = std::nullopt) {
     return std::any_of(problems.begin(), problems.end(), [&](const PolicyProblem& p) {
         return p.field == field && p.message.find(text) != std::string::npos && !p.fix.empty() &&
                (!priority || p.rule_priority == priority);
@@ -211,7 +214,8 @@ TEST_CASE("ECR's validation rules", "[unit][policy]") {
         tagged["selection"]["tagPatternList"] = json::array();
         CHECK(has_problem(problems_for(json::array({tagged})), "selection.tagPatternList", "empty", 1));
         tagged["selection"]["tagPatternList"] = json::array({""});
-        CHECK(has_problem(problems_for(json::array({tagged})), "selection.tagPatternList[0]", "empty pattern", 1));
+        CHECK(has_problem(problems_for(json::array({tagged})), "selection.tagPatternList[0]", "empty pattern",
+                          1));
         json untagged = untagged_rule(1);
         untagged["selection"]["tagPrefixList"] = json::array({"a"});
         CHECK(has_problem(problems_for(json::array({untagged})), "selection.tagPrefixList",
@@ -226,22 +230,25 @@ TEST_CASE("ECR's validation rules", "[unit][policy]") {
     SECTION("countUnit is required for since* and forbidden for imageCountMoreThan") {
         json age = untagged_rule(1);
         age["selection"].erase("countUnit");
-        CHECK(has_problem(problems_for(json::array({age})), "selection.countUnit", "requires \"countUnit\"", 1));
+        CHECK(has_problem(problems_for(json::array({age})), "selection.countUnit", "requires \"countUnit\"",
+                          1));
         age["selection"]["countUnit"] = "hours";
-        CHECK(has_problem(problems_for(json::array({age})), "selection.countUnit", "\"hours\" is not supported", 1));
+        CHECK(has_problem(problems_for(json::array({age})), "selection.countUnit",
+                          "\"hours\" is not supported", 1));
         json count = tagged_rule(1, "a*", 5);
         count["selection"]["countUnit"] = "days";
         CHECK(has_problem(problems_for(json::array({count})), "selection.countUnit", "must not be set", 1));
     }
     SECTION("countNumber must be positive") {
         json count = tagged_rule(1, "a*", 0);
-        CHECK(has_problem(problems_for(json::array({count})), "selection.countNumber", "0 is not accepted", 1));
+        CHECK(
+            has_problem(problems_for(json::array({count})), "selection.countNumber", "0 is not accepted", 1));
     }
     SECTION("sinceImagePulled only with transition") {
         json pulled = untagged_rule(1);
         pulled["selection"]["countType"] = "sinceImagePulled";
-        CHECK(has_problem(problems_for(json::array({pulled})), "action.type", "must be used with action \"transition\"",
-                          1));
+        CHECK(has_problem(problems_for(json::array({pulled})), "action.type",
+                          "must be used with action \"transition\"", 1));
         pulled["action"] = json{{"type", "transition"}, {"targetStorageClass", "archive"}};
         CHECK(problems_for(json::array({pulled})).empty());
     }
@@ -250,7 +257,8 @@ TEST_CASE("ECR's validation rules", "[unit][policy]") {
         rule["action"] = json{{"type", "transition"}};
         CHECK(has_problem(problems_for(json::array({rule})), "action.targetStorageClass", "requires", 1));
         rule["action"]["targetStorageClass"] = "standard";
-        CHECK(has_problem(problems_for(json::array({rule})), "action.targetStorageClass", "not supported", 1));
+        CHECK(
+            has_problem(problems_for(json::array({rule})), "action.targetStorageClass", "not supported", 1));
     }
     SECTION("sinceImageTransitioned needs archive storage, expire and at least 90 days") {
         json rule = untagged_rule(1);
@@ -281,7 +289,8 @@ TEST_CASE("ECR's validation rules", "[unit][policy]") {
         json b = a;
         b["rulePriority"] = 2;
         b["selection"]["tagPrefixList"] = json::array({"web", "prod"});
-        CHECK(has_problem(problems_for(json::array({a, b})), "selection.tagPrefixList", "same set of prefixes", 2));
+        CHECK(has_problem(problems_for(json::array({a, b})), "selection.tagPrefixList",
+                          "same set of prefixes", 2));
         b["selection"]["tagPrefixList"] = json::array({"web"});
         CHECK(problems_for(json::array({a, b})).empty());
     }

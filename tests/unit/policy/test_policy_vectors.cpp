@@ -28,7 +28,8 @@ json load_vectors(const std::string& file) {
     return json::parse(buffer.str());
 }
 
-// The vectors' image shape -> an `aws ecr describe-images` document, so the describe-images parser is exercised too.
+// The vectors' image shape -> an `aws ecr describe-images` document, so the describe-images parser is
+// exercised too.
 std::string describe_images_document(const json& images) {
     json details = json::array();
     for (const auto& image : images) {
