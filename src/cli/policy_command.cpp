@@ -75,6 +75,9 @@ Result<policy::LifecyclePolicy> checked_policy(const std::string& path, bool jso
 }
 
 int run_simulate(const SimulateArgs& args) {
+    if (args.policy_file == "-" && args.images_file == "-")
+        return report_error(
+            Error(ErrorKind::invalid_input, "--policy and --images cannot both read stdin ('-')"));
     bool json = args.output == "json";
     int exit = 0;
     auto policy = checked_policy(args.policy_file, json, exit);

@@ -14,6 +14,7 @@ namespace tagwarden::log {
 namespace {
 
 std::atomic<Level> g_level{Level::info};
+std::atomic<bool> g_status_line{false};
 std::mutex g_mutex;
 std::set<std::string>& secrets() {
     static std::set<std::string> s;
@@ -52,7 +53,7 @@ void mask_after(std::string& s, std::string_view name, std::string_view stop_cha
 }
 
 void write_line(std::string_view prefix, std::string_view message) {
-    std::string line = "tagwarden: ";
+    std::string line = g_status_line ? "\r\033[Ktagwarden: " : "tagwarden: ";
     line += prefix;
     line += redact(message);
     line += '\n';
@@ -64,6 +65,7 @@ void write_line(std::string_view prefix, std::string_view message) {
 } // namespace
 
 void set_level(Level l) { g_level = l; }
+void set_status_line(bool active) { g_status_line = active; }
 Level level() { return g_level; }
 
 void add_secret(std::string_view secret) {

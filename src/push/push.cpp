@@ -1,5 +1,6 @@
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/parallel.hpp>
+#include <tagwarden/core/progress.hpp>
 #include <tagwarden/push/push.hpp>
 
 #include <nlohmann/json.hpp>
@@ -16,18 +17,27 @@ namespace {
 
 std::string short_digest(const Digest& d) { return std::string(d.hex().substr(0, 12)); }
 
-std::string human_bytes(std::uint64_t bytes) {
-    char buffer[32];
-    if (bytes >= 1024ULL * 1024 * 1024)
-        std::snprintf(buffer, sizeof buffer, "%.1f GiB", static_cast<double>(bytes) / (1024.0 * 1024 * 1024));
-    else if (bytes >= 1024ULL * 1024)
-        std::snprintf(buffer, sizeof buffer, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024));
-    else if (bytes >= 1024)
-        std::snprintf(buffer, sizeof buffer, "%.1f KiB", static_cast<double>(bytes) / 1024.0);
-    else
-        std::snprintf(buffer, sizeof buffer, "%llu B", static_cast<unsigned long long>(bytes));
-    return buffer;
-}
+// Counts the bytes of one blob into the progress line; a reopened blob (a retry) starts its count over.
+class CountingReader final : public image::BlobReader {
+public:
+    CountingReader(std::unique_ptr<image::BlobReader> inner, Progress& progress, std::atomic<std::int64_t>& counted)
+        : m_inner(std::move(inner)), m_progress(progress), m_counted(counted) {
+        m_progress.add(-m_counted.exchange(0));
+    }
+    Result<std::size_t> read(char* buffer, std::size_t size) override {
+        auto n = m_inner->read(buffer, size);
+        if (n && *n) {
+            m_counted += static_cast<std::int64_t>(*n);
+            m_progress.add(static_cast<std::int64_t>(*n));
+        }
+        return n;
+    }
+
+private:
+    std::unique_ptr<image::BlobReader> m_inner;
+    Progress& m_progress;
+    std::atomic<std::int64_t>& m_counted;
+};
 
 // Writes a manifest and checks the registry computed the same digest from the same bytes.
 Status put_checked(registry::Client& client, const std::string& repo, const std::string& reference,
@@ -180,6 +190,10 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
               std::to_string(plan.blobs.size()) + " blobs, " + human_bytes(plan.blob_bytes()) + ") to " +
               report.repository);
     auto blob_count = options.blobs_present ? std::size_t{0} : plan.blobs.size();
+    std::optional<Progress> progress;
+    if (!options.dry_run && !options.blobs_present)
+        progress.emplace("uploading", plan.blob_bytes(), static_cast<int>(plan.blobs.size()));
+    std::vector<std::atomic<std::int64_t>> counted(plan.blobs.size());
     if (options.blobs_present)
         log::info("every blob is already in " + report.repository + ": no blob is read or written");
     auto blob_status = parallel_for(blob_count, options.jobs, [&](std::size_t i) -> Status {
@@ -191,6 +205,10 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
             std::lock_guard lock(stats_mutex);
             report.blobs.existing++;
             report.blobs.existing_bytes += blob.size;
+            if (progress) {
+                progress->add(static_cast<std::int64_t>(blob.size));
+                progress->item_done();
+            }
             log::info(short_digest(blob.digest) + ": already exists");
             return {};
         }
@@ -212,18 +230,27 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
                 std::lock_guard lock(stats_mutex);
                 report.blobs.mounted++;
                 report.blobs.mounted_bytes += blob.size;
+                progress->add(static_cast<std::int64_t>(blob.size));
+                progress->item_done();
                 log::info(short_digest(blob.digest) + ": mounted from " + options.mount_from);
                 return {};
             }
             log::info(short_digest(blob.digest) + ": the registry did not mount it; copying");
         }
-        TW_TRY(client.upload_blob(repo, blob, [&]() { return source.open_blob(blob); }));
+        TW_TRY(client.upload_blob(repo, blob, [&]() -> Result<std::unique_ptr<image::BlobReader>> {
+            auto reader = source.open_blob(blob);
+            if (!reader || !progress->enabled())
+                return reader;
+            return std::make_unique<CountingReader>(std::move(*reader), *progress, counted[i]);
+        }));
+        progress->item_done();
         std::lock_guard lock(stats_mutex);
         report.blobs.uploaded++;
         report.blobs.uploaded_bytes += blob.size;
         log::info(short_digest(blob.digest) + ": uploaded " + human_bytes(blob.size));
         return {};
     });
+    progress.reset();
     if (!blob_status)
         return std::unexpected(blob_status.error());
 

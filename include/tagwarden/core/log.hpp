@@ -17,6 +17,9 @@ void add_secret(std::string_view secret);
 // token-like query parameter replaced by "***".
 std::string redact(std::string_view text);
 
+// While a terminal status line (core/progress) is shown, log lines first erase it.
+void set_status_line(bool active);
+
 // Lines go to stderr, redacted, one write per line (safe from several threads).
 void debug(std::string_view message);
 void info(std::string_view message);
