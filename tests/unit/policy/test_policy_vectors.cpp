@@ -1,6 +1,12 @@
 // Table tests driven by lifecycle vectors: the shared ones built from the ECR documentation's worked examples
 // (tests/data/policy/lifecycle-vectors.json, a copy of /work/shared/reference/lifecycle-vectors.json) and
 // tagwarden's own for behaviour the examples do not cover (tests/data/policy/tagwarden-vectors.json).
+//
+// Spec/vector disagreement: ecr-lifecycle-spec.md sections 5.2, 5.3 and 7 name the vectors
+// "archive-transition-not-pulled-90d" and "archive-expire-after-365d-in-archive" and document the image
+// fields lastRecordedPullTime, storageClass, lastArchivedAt and childDigests, but the shared
+// lifecycle-vectors.json has neither vector and uses none of those fields. tagwarden-vectors.json supplies
+// both vectors under those names (built from the [EX] policies) plus others that use the fields.
 
 #include <tagwarden/policy/evaluate.hpp>
 #include <tagwarden/policy/image_record.hpp>
