@@ -15,7 +15,7 @@ import time
 import unittest
 
 import tw
-from fault_proxy import blob_upload_path, tag_put_path
+from fault_proxy import FaultProxy, blob_upload_path, tag_put_path
 from tagsafety import TagSafetyTestCase, mentions_digest, setUpModule  # noqa: F401
 
 RACERS = 16
@@ -96,28 +96,43 @@ class TagRace(TagSafetyTestCase):
         self.assertEqual(etcd.keys("tagwarden/"), {}, "every etcd lock key is gone (leases revoked)")
 
     def test_overlapping_tags_in_opposite_order_do_not_deadlock(self):
-        # A locks x then y in its tag order, B y then x; sorted lock order means no deadlock:
-        # one wins, the other is refused, long before the lock timeout.
+        # A pushes tags x and y, B pushes y and x. Both are let past the tag check together, and
+        # etcd is reached through a second proxy that parks the first lock transaction of each
+        # until both have sent theirs. Taken in tag order, A would hold x and B y, each waiting
+        # for the other until the lock timeout (both exit 5); taken in sorted order both ask for
+        # x first: one wins, the other is refused with exit 4 right after.
         registry = self.start_registry()
         proxy = self.start_proxy(registry)
+        etcd = self.start_etcd()
+        etcd_proxy = FaultProxy(etcd.host)
+        etcd_proxy.start()
+        self.addCleanup(etcd_proxy.stop)
+        lock_url = f"etcd://{etcd_proxy.host}"
         repo = self.repo()
         layout_a, image_a = self.image("a")
         layout_b, image_b = self.image("b")
-        barrier = proxy.hold("HEAD", tag_put_path(repo, "x"), times=2, timeout=60)
-        start = time.monotonic()
-        a = self.spawn_push(f"oci:{layout_a}", f"{proxy.host}/{repo}:x", "--tag", "y", "--lock-timeout", "40s")
-        b = self.spawn_push(f"oci:{layout_b}", f"{proxy.host}/{repo}:y", "--tag", "x", "--lock-timeout", "40s")
+        checks = proxy.hold("HEAD", tag_put_path(repo, "x"), times=2, timeout=60)
+        first_locks = etcd_proxy.hold("POST", r"^/v3/kv/txn$", times=2, timeout=60)
+        a = self.spawn_push(f"oci:{layout_a}", f"{proxy.host}/{repo}:x", "--tag", "y",
+                            "--lock", lock_url, "--lock-timeout", "15s")
+        b = self.spawn_push(f"oci:{layout_b}", f"{proxy.host}/{repo}:y", "--tag", "x",
+                            "--lock", lock_url, "--lock-timeout", "15s")
         try:
-            self.wait_for(lambda: barrier.count >= 2 or a.poll() is not None or b.poll() is not None, 60,
-                          "both pushes to check their tags")
+            for rule, what in ((checks, "both pushes to check their tags"),
+                               (first_locks, "both pushes to ask for their first lock")):
+                self.wait_for(lambda: rule.count >= 2 or a.poll() is not None or b.poll() is not None, 60, what)
+                rule.release()
         finally:
-            barrier.release()
+            checks.release()
+            first_locks.release()
+        start = time.monotonic()
         results = [self.finish(a), self.finish(b)]
         elapsed = time.monotonic() - start
-        codes = sorted(r.returncode for r in results)
-        self.assertEqual(codes[0], 0, "one push wins" + "".join(tw.describe(r) for r in results))
-        self.assertIn(codes[1], (tw.EXIT_TAG_CONFLICT,), "".join(tw.describe(r) for r in results))
-        self.assertLess(elapsed, 30, "no deadlock: the loser did not sit out its lock timeout")
+        outputs = "".join(tw.describe(r) for r in results)
+        self.assertEqual(first_locks.count, 2, outputs)
+        self.assertEqual(sorted(r.returncode for r in results), [0, tw.EXIT_TAG_CONFLICT],
+                         "one push wins, the other is refused (a deadlock ends in two lock timeouts)" + outputs)
+        self.assertLess(elapsed, 12, "no deadlock: the loser did not sit out its lock timeout")
         winner = image_a if results[0].returncode == 0 else image_b
         self.assertEqual(registry.tags(repo), {"x": winner.digest, "y": winner.digest})
         self.assertEqual(registry.manifest_digests(repo), {winner.digest})
