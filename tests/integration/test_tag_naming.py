@@ -132,6 +132,20 @@ class EnvSuffixedTags(TagSafetyTestCase):
                 self.assert_exit(proc, tw.EXIT_USAGE)
         self.assertEqual(self.registry.repositories(), [])
 
+    def test_dry_run_writes_no_tag_no_journal_and_takes_no_lock(self):
+        layout, image = self.image()
+        repo = self.repo()
+        mark = len(self.registry.requests())
+        proc = self.push(f"oci:{layout}", self.target(repo), "--version", "1.4.2", "--env", "dev", "--dry-run",
+                         "--output", "json")
+        self.assert_exit(proc, 0)
+        self.assertTrue(tw.parse_json(self, proc)["dryRun"])
+        writes = [r for r in self.registry.requests()[mark:] if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+        self.assertEqual(writes, [], "a dry run sends no write request")
+        self.assert_nothing_stored(self.registry, repo, proc)
+        self.assertEqual(self.journals(), {})
+        self.assertEqual(self.lock_list()["locks"], [], "a dry run takes no lock")
+
     def test_json_is_one_document(self):
         layout, image = self.image()
         proc = self.push(f"oci:{layout}", self.target(self.repo()), "--version", "1", "--env", "dev",
