@@ -45,7 +45,8 @@ constexpr std::array<std::string_view, 14> k_auth = {"AccessDeniedException",
                                                      "AuthFailure"};
 
 constexpr std::array<std::string_view, 4> k_invalid = {"ValidationException", "InvalidParameterException",
-                                                       "SerializationException", "InvalidParameterValueException"};
+                                                       "SerializationException",
+                                                       "InvalidParameterValueException"};
 
 std::string auth_hint(std::string_view type) {
     if (type == "ExpiredTokenException" || type == "ExpiredToken")
@@ -123,7 +124,8 @@ Error to_error(const AwsErrorInfo& error, std::string_view service, std::string_
     text += error.type.empty() ? "HTTP " + std::to_string(error.http_status) : error.type;
     if (!error.message.empty())
         text += ": " + error.message;
-    if (one_of(k_auth, error.type) || (error.type.empty() && (error.http_status == 401 || error.http_status == 403))) {
+    if (one_of(k_auth, error.type) ||
+        (error.type.empty() && (error.http_status == 401 || error.http_status == 403))) {
         e.kind = ErrorKind::auth;
         text += auth_hint(error.type);
     } else if (error.type == "ResourceNotFoundException" || error.type == "NoSuchResourceException" ||
@@ -225,8 +227,9 @@ Result<std::unique_ptr<AwsJsonClient>> make_aws_client(const ServiceInfo& servic
     if (region.empty())
         region = chain->region().value_or("");
     if (region.empty())
-        return fail(ErrorKind::invalid_input, "no AWS region for " + std::string(service.name) +
-                                                  ": set AWS_REGION (or AWS_DEFAULT_REGION, or region in the profile)");
+        return fail(ErrorKind::invalid_input,
+                    "no AWS region for " + std::string(service.name) +
+                        ": set AWS_REGION (or AWS_DEFAULT_REGION, or region in the profile)");
     if (endpoint.empty())
         endpoint = chain->endpoint(service, region);
     AwsClientConfig config;

@@ -188,8 +188,7 @@ SharedConfig merge_shared_config(const ProfileMap& config, const ProfileMap& cre
 }
 
 Result<SharedConfig> load_shared_config(const Environment& env) {
-    std::string config_path =
-        expand_home(env_value(env, "AWS_CONFIG_FILE").value_or("~/.aws/config"), env);
+    std::string config_path = expand_home(env_value(env, "AWS_CONFIG_FILE").value_or("~/.aws/config"), env);
     std::string credentials_path =
         expand_home(env_value(env, "AWS_SHARED_CREDENTIALS_FILE").value_or("~/.aws/credentials"), env);
     auto config_text = read_optional_file(config_path);

@@ -40,7 +40,8 @@ std::string lower(std::string_view s) {
 Result<std::string> read_file(const std::string& path, std::string_view what) {
     std::ifstream in(path, std::ios::binary);
     if (!in)
-        return fail(ErrorKind::auth, "cannot read " + std::string(what) + " " + path + ": " + std::strerror(errno));
+        return fail(ErrorKind::auth,
+                    "cannot read " + std::string(what) + " " + path + ": " + std::strerror(errno));
     std::ostringstream out;
     out << in.rdbuf();
     return out.str();
@@ -62,11 +63,16 @@ struct ChainState {
     http::Transport& metadata_transport() const {
         return options.metadata_transport ? *options.metadata_transport : *options.transport;
     }
-    std::optional<std::string> region() const { return resolve_region(options.environment, config ? &*config : nullptr); }
-    std::string sts_endpoint() const {
-        return resolve_endpoint(k_sts, region().value_or(""), options.environment, config ? &*config : nullptr);
+    std::optional<std::string> region() const {
+        return resolve_region(options.environment, config ? &*config : nullptr);
     }
-    std::optional<std::string> env(std::string_view name) const { return env_value(options.environment, name); }
+    std::string sts_endpoint() const {
+        return resolve_endpoint(k_sts, region().value_or(""), options.environment,
+                                config ? &*config : nullptr);
+    }
+    std::optional<std::string> env(std::string_view name) const {
+        return env_value(options.environment, name);
+    }
     std::string session_name() const { return "tagwarden-" + std::to_string(to_epoch_seconds(now())); }
 };
 
@@ -91,7 +97,7 @@ std::shared_ptr<ChainState> make_state(ChainOptions options) {
 // --- environment -------------------------------------------------------------------------------------
 
 class EnvironmentProvider final : public CredentialProvider {
-public:
+  public:
     explicit EnvironmentProvider(std::shared_ptr<ChainState> state) : m_state(std::move(state)) {}
     std::string name() const override { return "environment"; }
     Result<ProviderOutcome> load() override {
@@ -113,7 +119,7 @@ public:
         return ProviderOutcome::found(std::move(out));
     }
 
-private:
+  private:
     std::shared_ptr<ChainState> m_state;
 };
 
@@ -137,7 +143,7 @@ Result<TimedCredentials> web_identity(const ChainState& state, const std::string
 }
 
 class WebIdentityProvider final : public CredentialProvider {
-public:
+  public:
     explicit WebIdentityProvider(std::shared_ptr<ChainState> state) : m_state(std::move(state)) {}
     std::string name() const override { return "web identity"; }
     Result<ProviderOutcome> load() override {
@@ -156,14 +162,14 @@ public:
         return ProviderOutcome::found(std::move(*creds));
     }
 
-private:
+  private:
     std::shared_ptr<ChainState> m_state;
 };
 
 // --- container ---------------------------------------------------------------------------------------
 
 class ContainerProvider final : public CredentialProvider {
-public:
+  public:
     explicit ContainerProvider(std::shared_ptr<ChainState> state) : m_state(std::move(state)) {}
     std::string name() const override { return "container"; }
     Result<ProviderOutcome> load() override {
@@ -172,10 +178,11 @@ public:
             url = std::string(k_container_host) + (relative->starts_with("/") ? "" : "/") + *relative;
         } else if (auto full = m_state->env("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
             if (!container_full_uri_allowed(*full))
-                return fail(ErrorKind::auth,
-                            "AWS_CONTAINER_CREDENTIALS_FULL_URI must be an https URL, or an http URL to a loopback "
-                            "address or the ECS/EKS agent (got " +
-                                log::redact(*full) + ")");
+                return fail(
+                    ErrorKind::auth,
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI must be an https URL, or an http URL to a loopback "
+                    "address or the ECS/EKS agent (got " +
+                        log::redact(*full) + ")");
             url = *full;
         } else {
             return ProviderOutcome::skip(
@@ -204,7 +211,8 @@ public:
         if (!response)
             return std::unexpected(response.error().with_context("container credentials from " + url));
         if (response->status != 200) {
-            Error e(response->status == 401 || response->status == 403 ? ErrorKind::auth : ErrorKind::registry,
+            Error e(response->status == 401 || response->status == 403 ? ErrorKind::auth
+                                                                       : ErrorKind::registry,
                     "container credentials from " + url + ": HTTP " + std::to_string(response->status));
             e.http_status = response->status;
             return std::unexpected(e);
@@ -215,14 +223,14 @@ public:
         return ProviderOutcome::found(std::move(*creds));
     }
 
-private:
+  private:
     std::shared_ptr<ChainState> m_state;
 };
 
 // --- IMDSv2 ------------------------------------------------------------------------------------------
 
 class ImdsProvider final : public CredentialProvider {
-public:
+  public:
     explicit ImdsProvider(std::shared_ptr<ChainState> state) : m_state(std::move(state)) {}
     std::string name() const override { return "IMDSv2"; }
     Result<ProviderOutcome> load() override {
@@ -267,12 +275,14 @@ public:
         if (!roles)
             return std::unexpected(roles.error().with_context("IMDSv2 role name"));
         if (roles->status == 404)
-            return ProviderOutcome::skip("the instance at " + endpoint + " has no IAM role (instance profile)");
+            return ProviderOutcome::skip("the instance at " + endpoint +
+                                         " has no IAM role (instance profile)");
         if (roles->status != 200)
             return fail(ErrorKind::auth, "IMDSv2 role name: HTTP " + std::to_string(roles->status));
         std::string role = trim_copy(roles->body.substr(0, roles->body.find('\n')));
         if (role.empty())
-            return ProviderOutcome::skip("the instance at " + endpoint + " has no IAM role (instance profile)");
+            return ProviderOutcome::skip("the instance at " + endpoint +
+                                         " has no IAM role (instance profile)");
         auto document = get(base + role);
         if (!document)
             return std::unexpected(document.error().with_context("IMDSv2 credentials for role " + role));
@@ -285,14 +295,14 @@ public:
         return ProviderOutcome::found(std::move(*creds));
     }
 
-private:
+  private:
     std::shared_ptr<ChainState> m_state;
 };
 
 // --- shared config and credentials files -------------------------------------------------------------
 
 class ProfileProvider final : public CredentialProvider {
-public:
+  public:
     explicit ProfileProvider(std::shared_ptr<ChainState> state) : m_state(std::move(state)) {}
     std::string name() const override {
         return "profile " + (m_state->config ? m_state->config->profile_name : std::string("default"));
@@ -313,11 +323,13 @@ public:
         return load_profile(*profile, visited, false);
     }
 
-private:
-    Result<ProviderOutcome> load_profile(const Profile& profile, std::set<std::string>& visited, bool as_source) {
+  private:
+    Result<ProviderOutcome> load_profile(const Profile& profile, std::set<std::string>& visited,
+                                         bool as_source) {
         const std::string label = "profile " + profile.name;
         if (!visited.insert(profile.name).second)
-            return fail(ErrorKind::auth, "AWS profile " + profile.name + " is part of a source_profile cycle");
+            return fail(ErrorKind::auth,
+                        "AWS profile " + profile.name + " is part of a source_profile cycle");
         if (auto role = profile.get("role_arn"))
             return assume_profile_role(profile, *role, visited);
         if (auto key = profile.get("aws_access_key_id"))
@@ -335,8 +347,9 @@ private:
         }
         std::string why;
         if (profile.get("sso_session") || profile.get("sso_start_url"))
-            why = label + " uses IAM Identity Center (SSO), which tagwarden does not read; export credentials "
-                          "with `aws configure export-credentials --profile " +
+            why = label +
+                  " uses IAM Identity Center (SSO), which tagwarden does not read; export credentials "
+                  "with `aws configure export-credentials --profile " +
                   profile.name + " --format env`";
         else
             why = label + " has no credentials (aws_access_key_id, role_arn, credential_process)";
@@ -348,11 +361,12 @@ private:
     Result<ProviderOutcome> static_keys(const Profile& profile, const std::string& key) {
         auto secret = profile.get("aws_secret_access_key");
         if (!secret)
-            return fail(ErrorKind::auth, "profile " + profile.name +
-                                             " has aws_access_key_id but no aws_secret_access_key");
+            return fail(ErrorKind::auth,
+                        "profile " + profile.name + " has aws_access_key_id but no aws_secret_access_key");
         TimedCredentials out;
-        out.credentials = {key, *secret,
-                           profile.get("aws_session_token").value_or(profile.get("aws_security_token").value_or(""))};
+        out.credentials = {
+            key, *secret,
+            profile.get("aws_session_token").value_or(profile.get("aws_security_token").value_or(""))};
         register_secrets(out.credentials);
         out.source = "profile " + profile.name;
         return ProviderOutcome::found(std::move(out));
@@ -363,7 +377,8 @@ private:
         const std::string label = "profile " + profile.name;
         std::string session = profile.get("role_session_name").value_or(m_state->session_name());
         if (auto token_file = profile.get("web_identity_token_file")) {
-            auto creds = web_identity(*m_state, *token_file, role, session, label + " (web identity " + role + ")");
+            auto creds =
+                web_identity(*m_state, *token_file, role, session, label + " (web identity " + role + ")");
             if (!creds)
                 return std::unexpected(creds.error());
             return ProviderOutcome::found(std::move(*creds));
@@ -381,7 +396,8 @@ private:
             } else {
                 const Profile* source_profile = m_state->config->find(*source_name);
                 if (source_profile == nullptr)
-                    return fail(ErrorKind::auth, label + ": source_profile " + *source_name + " does not exist");
+                    return fail(ErrorKind::auth,
+                                label + ": source_profile " + *source_name + " does not exist");
                 source = load_profile(*source_profile, visited, true);
             }
         } else if (auto credential_source = profile.get("credential_source")) {
@@ -396,13 +412,15 @@ private:
                 return fail(ErrorKind::auth, label + ": unknown credential_source " + *credential_source +
                                                  " (Environment, Ec2InstanceMetadata or EcsContainer)");
         } else {
-            return fail(ErrorKind::auth,
-                        label + " has role_arn but no source_profile, credential_source or web_identity_token_file");
+            return fail(
+                ErrorKind::auth,
+                label + " has role_arn but no source_profile, credential_source or web_identity_token_file");
         }
         if (!source)
             return std::unexpected(source.error());
         if (!source->credentials)
-            return fail(ErrorKind::auth, label + ": " + source_label + " gave no credentials: " + source->skipped);
+            return fail(ErrorKind::auth,
+                        label + ": " + source_label + " gave no credentials: " + source->skipped);
         AssumeRoleParams params{role, session, profile.get("external_id").value_or(""), std::nullopt};
         if (auto duration = profile.get("duration_seconds")) {
             try {
@@ -457,7 +475,8 @@ std::optional<std::pair<std::string, std::string>> scheme_and_host(std::string_v
 
 } // namespace
 
-StaticCredentialSource::StaticCredentialSource(Credentials credentials) : m_credentials(std::move(credentials)) {
+StaticCredentialSource::StaticCredentialSource(Credentials credentials)
+    : m_credentials(std::move(credentials)) {
     register_secrets(m_credentials);
 }
 
@@ -472,14 +491,17 @@ CredentialChain::CredentialChain(ChainOptions options) {
     m_providers = providers_for(state);
 }
 
-CredentialChain::CredentialChain(ChainOptions options, std::vector<std::unique_ptr<CredentialProvider>> providers)
+CredentialChain::CredentialChain(ChainOptions options,
+                                 std::vector<std::unique_ptr<CredentialProvider>> providers)
     : m_providers(std::move(providers)) {
     auto state = make_state(std::move(options));
     m_options = state->options;
     m_config = state->config;
 }
 
-Clock::time_point CredentialChain::now() const { return m_options.clock ? m_options.clock() : Clock::now(); }
+Clock::time_point CredentialChain::now() const {
+    return m_options.clock ? m_options.clock() : Clock::now();
+}
 
 std::optional<std::string> CredentialChain::region() const {
     return resolve_region(m_options.environment, m_config ? &*m_config : nullptr);
@@ -551,16 +573,18 @@ Result<TimedCredentials> CredentialChain::run_chain() {
         }
         tried += (tried.empty() ? "" : "; ") + provider.name() + ": " + outcome->skipped;
     }
-    return fail(ErrorKind::auth,
-                log::redact("no AWS credentials found (tried " + tried +
-                            "). Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE, "
-                            "or run where a role is available (web identity, ECS/CodeBuild, EC2)"));
+    return fail(
+        ErrorKind::auth,
+        log::redact("no AWS credentials found (tried " + tried +
+                    "). Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE, "
+                    "or run where a role is available (web identity, ECS/CodeBuild, EC2)"));
 }
 
 std::shared_ptr<CredentialChain> make_default_credential_chain(std::shared_ptr<http::Transport> transport) {
     ChainOptions options;
     options.environment = process_environment();
-    options.transport = transport ? std::move(transport) : std::shared_ptr<http::Transport>(http::make_curl_transport({}));
+    options.transport =
+        transport ? std::move(transport) : std::shared_ptr<http::Transport>(http::make_curl_transport({}));
     http::TransportOptions imds;
     imds.connect_timeout = std::chrono::seconds(1);
     imds.stall_timeout = std::chrono::seconds(2);
@@ -609,18 +633,21 @@ Result<TimedCredentials> parse_metadata_credentials(std::string_view body, std::
         return it->get<std::string>();
     };
     if (auto code = str("Code"); code && *code != "Success")
-        return fail(ErrorKind::auth, std::string(source) + ": Code " + *code + ": " + str("Message").value_or(""));
+        return fail(ErrorKind::auth,
+                    std::string(source) + ": Code " + *code + ": " + str("Message").value_or(""));
     auto key = str("AccessKeyId");
     auto secret = str("SecretAccessKey");
     if (!key || !secret)
-        return fail(ErrorKind::auth, std::string(source) + ": the answer lacks AccessKeyId or SecretAccessKey");
+        return fail(ErrorKind::auth,
+                    std::string(source) + ": the answer lacks AccessKeyId or SecretAccessKey");
     TimedCredentials out;
     out.credentials = {*key, *secret, str("Token").value_or("")};
     register_secrets(out.credentials);
     if (auto expiration = str("Expiration")) {
         auto when = parse_iso8601(*expiration);
         if (!when)
-            return fail(ErrorKind::auth, std::string(source) + ": unreadable Expiration: " + when.error().message);
+            return fail(ErrorKind::auth,
+                        std::string(source) + ": unreadable Expiration: " + when.error().message);
         out.expiration = *when;
     }
     out.source = std::string(source);

@@ -43,7 +43,8 @@ Result<std::string> run_credential_process(const std::string& command, std::chro
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     char buffer[4096];
     while (true) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                          std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             timed_out = true;
             break;
@@ -77,14 +78,16 @@ Result<std::string> run_credential_process(const std::string& command, std::chro
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (timed_out)
-        return fail(ErrorKind::auth, "credential_process did not finish within " + std::to_string(timeout.count()) +
-                                         " s and was killed");
+        return fail(ErrorKind::auth, "credential_process did not finish within " +
+                                         std::to_string(timeout.count()) + " s and was killed");
     if (too_big)
         return fail(ErrorKind::auth, "credential_process wrote more than 1 MiB");
     if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-        return fail(ErrorKind::auth, "credential_process exited with status " + std::to_string(WEXITSTATUS(status)));
+        return fail(ErrorKind::auth,
+                    "credential_process exited with status " + std::to_string(WEXITSTATUS(status)));
     if (WIFSIGNALED(status))
-        return fail(ErrorKind::auth, "credential_process was killed by signal " + std::to_string(WTERMSIG(status)));
+        return fail(ErrorKind::auth,
+                    "credential_process was killed by signal " + std::to_string(WTERMSIG(status)));
     return output;
 }
 

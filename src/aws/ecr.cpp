@@ -88,14 +88,17 @@ const json& array_member(const json& j, const char* key) {
     return it != j.end() && it->is_array() ? *it : empty;
 }
 
-std::string next_token(const json& j) { return str(j, "nextToken"); }
+std::string next_token(const json& j) {
+    return str(j, "nextToken");
+}
 
 } // namespace
 
 std::string EcrRegistry::api_endpoint() const {
     std::string service = fips ? "ecr-fips" : "ecr";
     if (dual_stack) {
-        std::string suffix = dns_suffix == "on.amazonwebservices.com.cn" ? "api.amazonwebservices.com.cn" : "api.aws";
+        std::string suffix =
+            dns_suffix == "on.amazonwebservices.com.cn" ? "api.amazonwebservices.com.cn" : "api.aws";
         return "https://" + service + "." + region + "." + suffix;
     }
     return "https://api." + service + "." + region + "." + dns_suffix;
@@ -108,7 +111,8 @@ std::optional<EcrRegistry> parse_ecr_host(std::string_view host) {
     h = h.substr(0, h.find('/'));
     if (auto colon = h.rfind(':'); colon != std::string::npos)
         h = h.substr(0, colon);
-    std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(h.begin(), h.end(), h.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     static const std::regex pattern(
         R"(^(\d{12})\.dkr([.-])ecr(-fips)?\.([a-z0-9][a-z0-9_-]*)\.(amazonaws\.(?:com(?:\.cn)?|eu)|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$)");
     std::smatch m;
@@ -128,10 +132,14 @@ std::optional<EcrRegistry> parse_ecr_host(std::string_view host) {
 
 std::string_view to_string(TagMutability m) {
     switch (m) {
-    case TagMutability::mutable_tags: return "MUTABLE";
-    case TagMutability::immutable: return "IMMUTABLE";
-    case TagMutability::immutable_with_exclusion: return "IMMUTABLE_WITH_EXCLUSION";
-    case TagMutability::mutable_with_exclusion: return "MUTABLE_WITH_EXCLUSION";
+    case TagMutability::mutable_tags:
+        return "MUTABLE";
+    case TagMutability::immutable:
+        return "IMMUTABLE";
+    case TagMutability::immutable_with_exclusion:
+        return "IMMUTABLE_WITH_EXCLUSION";
+    case TagMutability::mutable_with_exclusion:
+        return "MUTABLE_WITH_EXCLUSION";
     }
     return "MUTABLE";
 }
@@ -176,10 +184,14 @@ bool EcrRepository::tag_is_immutable(std::string_view tag) const {
                            [&](const auto& f) { return wildcard_match(f.filter, tag); });
     };
     switch (tag_mutability) {
-    case TagMutability::mutable_tags: return false;
-    case TagMutability::immutable: return true;
-    case TagMutability::immutable_with_exclusion: return !excluded();
-    case TagMutability::mutable_with_exclusion: return excluded();
+    case TagMutability::mutable_tags:
+        return false;
+    case TagMutability::immutable:
+        return true;
+    case TagMutability::immutable_with_exclusion:
+        return !excluded();
+    case TagMutability::mutable_with_exclusion:
+        return excluded();
     }
     return false;
 }
@@ -200,7 +212,8 @@ Result<EcrRepository> parse_repository(const json& j) {
     if (!mutability.empty()) {
         auto m = parse_tag_mutability(mutability);
         if (!m)
-            return fail(ErrorKind::registry, "ECR repository " + r.name + ": unknown imageTagMutability " + mutability);
+            return fail(ErrorKind::registry,
+                        "ECR repository " + r.name + ": unknown imageTagMutability " + mutability);
         r.tag_mutability = *m;
     }
     for (const auto& f : array_member(j, "imageTagMutabilityExclusionFilters"))
@@ -390,7 +403,8 @@ Result<std::vector<EcrImageDetail>> EcrClient::describe_images(const std::string
     return out;
 }
 
-Result<std::vector<EcrImageId>> EcrClient::list_images(const std::string& repository, const std::string& tag_status) {
+Result<std::vector<EcrImageId>> EcrClient::list_images(const std::string& repository,
+                                                       const std::string& tag_status) {
     std::vector<EcrImageId> out;
     std::string token;
     do {
@@ -549,7 +563,8 @@ Result<LifecyclePreview> EcrClient::get_lifecycle_policy_preview(const std::stri
             preview.results.push_back(std::move(*result));
         }
         if (auto summary = page->find("summary"); summary != page->end() && summary->is_object())
-            if (auto n = summary->find("expiringImageTotalCount"); n != summary->end() && n->is_number_integer())
+            if (auto n = summary->find("expiringImageTotalCount");
+                n != summary->end() && n->is_number_integer())
                 preview.expiring_total = n->get<std::int64_t>();
         token = ids.empty() ? next_token(*page) : std::string();
     } while (!token.empty());
@@ -573,13 +588,15 @@ Result<LifecyclePreview> EcrClient::wait_lifecycle_policy_preview(const std::str
     }
 }
 
-Result<std::unique_ptr<EcrClient>> make_ecr_client(const EcrRegistry& registry, std::shared_ptr<CredentialChain> chain,
+Result<std::unique_ptr<EcrClient>> make_ecr_client(const EcrRegistry& registry,
+                                                   std::shared_ptr<CredentialChain> chain,
                                                    std::shared_ptr<http::Transport> transport) {
     std::string endpoint = chain->configured_endpoint(k_ecr).value_or(registry.api_endpoint());
     auto client = make_aws_client(k_ecr, std::move(chain), std::move(transport), registry.region, endpoint);
     if (!client)
         return std::unexpected(client.error());
-    return std::make_unique<EcrClient>(std::shared_ptr<AwsJsonClient>(std::move(*client)), registry.account_id);
+    return std::make_unique<EcrClient>(std::shared_ptr<AwsJsonClient>(std::move(*client)),
+                                       registry.account_id);
 }
 
 } // namespace tagwarden::aws

@@ -11,7 +11,8 @@ namespace {
 Result<double> quota_value(const nlohmann::json& answer, std::string_view operation) {
     auto quota = answer.find("Quota");
     if (quota == answer.end() || !quota->is_object())
-        return fail(ErrorKind::registry, "Service Quotas " + std::string(operation) + ": no Quota in the answer");
+        return fail(ErrorKind::registry,
+                    "Service Quotas " + std::string(operation) + ": no Quota in the answer");
     auto value = quota->find("Value");
     if (value == quota->end() || !value->is_number())
         return fail(ErrorKind::registry, "Service Quotas " + std::string(operation) + ": no Quota.Value");
@@ -22,9 +23,12 @@ Result<double> quota_value(const nlohmann::json& answer, std::string_view operat
 
 std::string_view to_string(QuotaSource source) {
     switch (source) {
-    case QuotaSource::applied: return "applied";
-    case QuotaSource::aws_default: return "aws_default";
-    case QuotaSource::documented_default: return "documented_default";
+    case QuotaSource::applied:
+        return "applied";
+    case QuotaSource::aws_default:
+        return "aws_default";
+    case QuotaSource::documented_default:
+        return "documented_default";
     }
     return "applied";
 }
@@ -33,23 +37,26 @@ QuotaValue get_quota(AwsJsonClient& quotas, std::string_view service_code, std::
                      double documented_default) {
     const nlohmann::json input = {{"ServiceCode", service_code}, {"QuotaCode", quota_code}};
     auto applied = quotas.call("GetServiceQuota", input);
-    Result<double> value = applied ? quota_value(*applied, "GetServiceQuota") : std::unexpected(applied.error());
+    Result<double> value =
+        applied ? quota_value(*applied, "GetServiceQuota") : std::unexpected(applied.error());
     if (value)
         return {*value, QuotaSource::applied, {}};
     std::string note = value.error().message;
     auto aws_default = quotas.call("GetAWSDefaultServiceQuota", input);
-    Result<double> fallback =
-        aws_default ? quota_value(*aws_default, "GetAWSDefaultServiceQuota") : std::unexpected(aws_default.error());
+    Result<double> fallback = aws_default ? quota_value(*aws_default, "GetAWSDefaultServiceQuota")
+                                          : std::unexpected(aws_default.error());
     if (fallback)
         return {*fallback, QuotaSource::aws_default, note};
     note += "; " + fallback.error().message;
-    log::warn("cannot read the " + std::string(service_code) + " quota " + std::string(quota_code) + " (" + note +
-              "); using the documented default " + std::to_string(static_cast<long long>(documented_default)));
+    log::warn("cannot read the " + std::string(service_code) + " quota " + std::string(quota_code) + " (" +
+              note + "); using the documented default " +
+              std::to_string(static_cast<long long>(documented_default)));
     return {documented_default, QuotaSource::documented_default, note};
 }
 
 QuotaValue get_images_per_repository_quota(AwsJsonClient& quotas) {
-    return get_quota(quotas, k_ecr_service_code, k_images_per_repository_quota, k_documented_images_per_repository);
+    return get_quota(quotas, k_ecr_service_code, k_images_per_repository_quota,
+                     k_documented_images_per_repository);
 }
 
 } // namespace tagwarden::aws

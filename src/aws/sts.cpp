@@ -14,10 +14,12 @@ constexpr std::string_view k_version = "2011-06-15";
 
 // STS error codes that mean the caller's credentials or token are not accepted.
 constexpr std::array<std::string_view, 12> k_auth_codes = {
-    "InvalidIdentityToken",   "ExpiredToken",        "ExpiredTokenException", "AccessDenied",
-    "AccessDeniedException",  "InvalidClientTokenId", "SignatureDoesNotMatch", "IncompleteSignature",
-    "MissingAuthenticationToken", "UnrecognizedClientException", "RegionDisabledException",
-    "InvalidAuthorizationMessageException"};
+    "InvalidIdentityToken",       "ExpiredToken",
+    "ExpiredTokenException",      "AccessDenied",
+    "AccessDeniedException",      "InvalidClientTokenId",
+    "SignatureDoesNotMatch",      "IncompleteSignature",
+    "MissingAuthenticationToken", "UnrecognizedClientException",
+    "RegionDisabledException",    "InvalidAuthorizationMessageException"};
 
 constexpr std::array<std::string_view, 5> k_retry_codes = {"Throttling", "ThrottlingException",
                                                            "RequestLimitExceeded", "IDPCommunicationError",
@@ -87,7 +89,8 @@ Result<TimedCredentials> parse_sts_credentials(std::string_view xml, std::string
     auto expiration = xml_text(xml, {"Credentials", "Expiration"});
     if (!key || !secret || key->empty() || secret->empty())
         return fail(ErrorKind::auth,
-                    std::string(source) + ": the STS answer has no Credentials (AccessKeyId, SecretAccessKey)");
+                    std::string(source) +
+                        ": the STS answer has no Credentials (AccessKeyId, SecretAccessKey)");
     TimedCredentials out;
     out.credentials = {*key, *secret, token.value_or("")};
     log::add_secret(out.credentials.secret_access_key);
@@ -138,7 +141,8 @@ Result<TimedCredentials> assume_role(http::Transport& transport, const std::stri
         request.method = "POST";
         request.url = url;
         request.headers.add("Content-Type", std::string(k_sts.content_type));
-        SigningRequest to_sign{"POST", url, {{"Content-Type", std::string(k_sts.content_type)}}, sha256_hex(body)};
+        SigningRequest to_sign{
+            "POST", url, {{"Content-Type", std::string(k_sts.content_type)}}, sha256_hex(body)};
         auto signed_headers = sign(to_sign, source, signing_region, "sts", now);
         if (!signed_headers)
             return std::unexpected(signed_headers.error().with_context("STS AssumeRole"));
@@ -153,7 +157,8 @@ Result<TimedCredentials> assume_role(http::Transport& transport, const std::stri
     return parse_sts_credentials(response->body, "role " + params.role_arn);
 }
 
-Result<TimedCredentials> assume_role_with_web_identity(http::Transport& transport, const std::string& endpoint,
+Result<TimedCredentials> assume_role_with_web_identity(http::Transport& transport,
+                                                       const std::string& endpoint,
                                                        const AssumeRoleParams& params,
                                                        const std::string& web_identity_token) {
     log::add_secret(web_identity_token);

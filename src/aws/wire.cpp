@@ -202,7 +202,8 @@ std::string element_text(std::string_view content) {
 Result<Clock::time_point> parse_iso8601(std::string_view text) {
     std::string_view s = trim(text);
     auto bad = [&] {
-        return fail(ErrorKind::invalid_input, "not an ISO 8601 timestamp: \"" + std::string(s.substr(0, 64)) + "\"");
+        return fail(ErrorKind::invalid_input,
+                    "not an ISO 8601 timestamp: \"" + std::string(s.substr(0, 64)) + "\"");
     };
     std::size_t pos = 0;
     int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
@@ -249,8 +250,8 @@ Result<Clock::time_point> parse_iso8601(std::string_view text) {
     if (pos != s.size() || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
         second > 60)
         return bad();
-    long long epoch = days_from_civil(year, month, day) * 86400LL + hour * 3600LL + minute * 60LL + second -
-                      offset_seconds;
+    long long epoch =
+        days_from_civil(year, month, day) * 86400LL + hour * 3600LL + minute * 60LL + second - offset_seconds;
     return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(epoch) +
                                                                          std::chrono::nanoseconds(nanos)));
 }

@@ -22,6 +22,7 @@ const Command k_commands[] = {
     {"push", &setup_push_command},
     {"promote", &setup_promote_command},
     {"verify", &setup_verify_command},
+    {"policy", &setup_policy_command},
     {"lock", &setup_lock_command},
 };
 

@@ -50,6 +50,8 @@ Result<int> copy_referrers(registry::Client& from, const std::string& from_repo,
             return std::unexpected(report.error().with_context("copying referrer " + r.digest.str()));
         ++copied;
     }
+    if (!referrers->empty())
+        TW_TRY(to.publish_referrers(to_repo, subject, *referrers));
     return copied;
 }
 

@@ -56,8 +56,12 @@ std::string random_token() {
     return out;
 }
 
-json s_value(const std::string& s) { return {{"S", s}}; }
-json n_value(long long n) { return {{"N", std::to_string(n)}}; }
+json s_value(const std::string& s) {
+    return {{"S", s}};
+}
+json n_value(long long n) {
+    return {{"N", std::to_string(n)}};
+}
 
 std::string item_string(const json& item, const char* name) {
     auto it = item.find(name);
@@ -81,7 +85,9 @@ long long item_number(const json& item, const char* name) {
     }
 }
 
-std::string format_time(Clock::time_point t) { return aws::format_iso8601(t); }
+std::string format_time(Clock::time_point t) {
+    return aws::format_iso8601(t);
+}
 
 LockInfo info_from_item(const json& item, Clock::time_point now) {
     LockInfo info;
@@ -98,7 +104,8 @@ LockInfo info_from_item(const json& item, Clock::time_point now) {
 
 std::string describe_holder(const json& item, Clock::time_point now) {
     auto info = info_from_item(item, now);
-    std::string s = "pid " + std::to_string(info.owner.pid) + " on " + (info.owner.host.empty() ? "?" : info.owner.host);
+    std::string s =
+        "pid " + std::to_string(info.owner.pid) + " on " + (info.owner.host.empty() ? "?" : info.owner.host);
     if (!info.owner.ci_url.empty())
         s += " (" + info.owner.ci_url + ")";
     if (!info.owner.run_id.empty())
@@ -137,7 +144,8 @@ struct Table {
 
     // The item, or null when absent.
     Result<json> get(const std::string& key) const {
-        auto out = call("GetItem", {{"TableName", name}, {"Key", {{"LockKey", s_value(key)}}}, {"ConsistentRead", true}});
+        auto out = call(
+            "GetItem", {{"TableName", name}, {"Key", {{"LockKey", s_value(key)}}}, {"ConsistentRead", true}});
         if (!out)
             return std::unexpected(out.error());
         auto item = out->find("Item");
@@ -146,7 +154,7 @@ struct Table {
 };
 
 class DynamoDbLease final : public Lease {
-public:
+  public:
     DynamoDbLease(std::shared_ptr<Table> table, std::string key, std::string token, std::chrono::seconds ttl)
         : m_table(std::move(table)), m_key(std::move(key)), m_token(std::move(token)), m_ttl(ttl) {}
     ~DynamoDbLease() override { (void)release(); }
@@ -157,16 +165,18 @@ public:
         if (m_released)
             return fail(ErrorKind::lock_unavailable, "the lock " + m_key + " was released");
         long long expires = aws::to_epoch_seconds(m_table->now() + m_ttl);
-        auto out = m_table->call("UpdateItem", {{"TableName", m_table->name},
-                                                {"Key", {{"LockKey", s_value(m_key)}}},
-                                                {"UpdateExpression", "SET ExpiresAt = :expires"},
-                                                {"ConditionExpression", "LeaseToken = :mine"},
-                                                {"ExpressionAttributeValues",
-                                                 {{":expires", n_value(expires)}, {":mine", s_value(m_token)}}}});
+        auto out = m_table->call(
+            "UpdateItem",
+            {{"TableName", m_table->name},
+             {"Key", {{"LockKey", s_value(m_key)}}},
+             {"UpdateExpression", "SET ExpiresAt = :expires"},
+             {"ConditionExpression", "LeaseToken = :mine"},
+             {"ExpressionAttributeValues", {{":expires", n_value(expires)}, {":mine", s_value(m_token)}}}});
         if (!out) {
             if (out.error().registry_code == "ConditionalCheckFailedException")
                 return fail(ErrorKind::lock_unavailable,
-                            "the lock " + m_key + " was lost (force-released or taken over after it expired)");
+                            "the lock " + m_key +
+                                " was lost (force-released or taken over after it expired)");
             return std::unexpected(out.error().with_context("renewing the lock " + m_key));
         }
         return {};
@@ -185,7 +195,8 @@ public:
             return fail(ErrorKind::lock_unavailable,
                         "the lock " + m_key + " was taken over by " + describe_holder(*item, now));
         if (item_number(*item, "ExpiresAt") <= aws::to_epoch_seconds(now))
-            return fail(ErrorKind::lock_unavailable, "the lease on " + m_key + " expired without a heartbeat");
+            return fail(ErrorKind::lock_unavailable,
+                        "the lease on " + m_key + " expired without a heartbeat");
         return {};
     }
 
@@ -193,13 +204,15 @@ public:
         if (m_released)
             return {};
         m_released = true;
-        auto out = m_table->call("DeleteItem", {{"TableName", m_table->name},
-                                                {"Key", {{"LockKey", s_value(m_key)}}},
-                                                {"ConditionExpression", "LeaseToken = :mine"},
-                                                {"ExpressionAttributeValues", {{":mine", s_value(m_token)}}}});
+        auto out =
+            m_table->call("DeleteItem", {{"TableName", m_table->name},
+                                         {"Key", {{"LockKey", s_value(m_key)}}},
+                                         {"ConditionExpression", "LeaseToken = :mine"},
+                                         {"ExpressionAttributeValues", {{":mine", s_value(m_token)}}}});
         if (!out) {
             if (out.error().registry_code == "ConditionalCheckFailedException") {
-                log::warn("the lock " + m_key + " was no longer held at release (force-released or taken over)");
+                log::warn("the lock " + m_key +
+                          " was no longer held at release (force-released or taken over)");
                 return {};
             }
             return std::unexpected(out.error().with_context("releasing the lock " + m_key));
@@ -207,7 +220,7 @@ public:
         return {};
     }
 
-private:
+  private:
     std::shared_ptr<Table> m_table;
     std::string m_key;
     std::string m_token;
@@ -216,7 +229,7 @@ private:
 };
 
 class DynamoDbBackend final : public LockBackend {
-public:
+  public:
     explicit DynamoDbBackend(std::shared_ptr<Table> table) : m_table(std::move(table)) {}
 
     std::string describe() const override {
@@ -243,18 +256,18 @@ public:
             item["OwnerRunId"] = s_value(owner.run_id);
         if (!owner.ci_url.empty())
             item["OwnerCiUrl"] = s_value(owner.ci_url);
-        auto out = m_table->call("PutItem",
-                                 {{"TableName", m_table->name},
-                                  {"Item", item},
-                                  {"ConditionExpression", "attribute_not_exists(LockKey) OR ExpiresAt < :now"},
-                                  {"ExpressionAttributeValues", {{":now", n_value(aws::to_epoch_seconds(now))}}}});
+        auto out = m_table->call(
+            "PutItem", {{"TableName", m_table->name},
+                        {"Item", item},
+                        {"ConditionExpression", "attribute_not_exists(LockKey) OR ExpiresAt < :now"},
+                        {"ExpressionAttributeValues", {{":now", n_value(aws::to_epoch_seconds(now))}}}});
         if (!out) {
             if (out.error().registry_code != "ConditionalCheckFailedException")
                 return std::unexpected(out.error().with_context("acquiring the lock " + key));
             auto holder = m_table->get(key);
-            std::string who = !holder                ? "another process (unreadable: " + holder.error().message + ")"
-                              : holder->is_null()    ? "another process (released just now: try again)"
-                                                     : describe_holder(*holder, now);
+            std::string who = !holder ? "another process (unreadable: " + holder.error().message + ")"
+                              : holder->is_null() ? "another process (released just now: try again)"
+                                                  : describe_holder(*holder, now);
             return fail(ErrorKind::lock_unavailable, "the lock " + key + " is held by " + who);
         }
         return std::unique_ptr<Lease>(std::make_unique<DynamoDbLease>(m_table, key, std::move(token), ttl));
@@ -289,11 +302,12 @@ public:
         auto old = out->find("Attributes");
         if (old == out->end() || !old->is_object() || old->empty())
             return fail(ErrorKind::not_found, "no lock " + key + " in " + m_table->name);
-        log::info("force-released the lock " + key + " (was held by " + describe_holder(*old, m_table->now()) + ")");
+        log::info("force-released the lock " + key + " (was held by " +
+                  describe_holder(*old, m_table->now()) + ")");
         return {};
     }
 
-private:
+  private:
     std::shared_ptr<Table> m_table;
 };
 
@@ -323,19 +337,23 @@ Result<DynamoDbLockUrl> parse_dynamodb_lock_url(std::string_view url) {
                 continue;
             auto eq = pair.find('=');
             std::string name(pair.substr(0, eq));
-            std::string value = eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+            std::string value =
+                eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
             if (name == "region")
                 out.region = value;
             else if (name == "endpoint")
                 out.endpoint = value;
             else
-                return fail(ErrorKind::invalid_input, "unknown DynamoDB lock URL option '" + name + "'" + usage);
+                return fail(ErrorKind::invalid_input,
+                            "unknown DynamoDB lock URL option '" + name + "'" + usage);
         }
     }
     while (out.endpoint.size() > 1 && out.endpoint.back() == '/')
         out.endpoint.pop_back();
-    if (!out.endpoint.empty() && !out.endpoint.starts_with("http://") && !out.endpoint.starts_with("https://"))
-        return fail(ErrorKind::invalid_input, "the DynamoDB endpoint must be an http(s) URL: " + out.endpoint);
+    if (!out.endpoint.empty() && !out.endpoint.starts_with("http://") &&
+        !out.endpoint.starts_with("https://"))
+        return fail(ErrorKind::invalid_input,
+                    "the DynamoDB endpoint must be an http(s) URL: " + out.endpoint);
     return out;
 }
 
@@ -362,9 +380,8 @@ Result<std::unique_ptr<LockBackend>> make_dynamodb_backend(DynamoDbLockOptions o
     auto table = std::make_shared<Table>();
     table->name = options.table;
     table->region = options.region;
-    table->endpoint = options.endpoint.empty()
-                          ? aws::default_endpoint(aws::k_dynamodb, options.region)
-                          : options.endpoint;
+    table->endpoint =
+        options.endpoint.empty() ? aws::default_endpoint(aws::k_dynamodb, options.region) : options.endpoint;
     table->clock = options.clock;
     aws::AwsClientConfig config;
     config.region = options.region;
@@ -391,7 +408,8 @@ Result<std::unique_ptr<LockBackend>> make_dynamodb_backend(std::string_view url,
     if (options.region.empty())
         return fail(ErrorKind::invalid_input, "no AWS region for the DynamoDB lock table " + parsed->table +
                                                   ": add ?region=REGION to the lock URL or set AWS_REGION");
-    options.endpoint = !parsed->endpoint.empty() ? parsed->endpoint : chain->endpoint(aws::k_dynamodb, options.region);
+    options.endpoint =
+        !parsed->endpoint.empty() ? parsed->endpoint : chain->endpoint(aws::k_dynamodb, options.region);
     options.credentials = std::move(chain);
     options.transport = std::move(transport);
     return make_dynamodb_backend(std::move(options));

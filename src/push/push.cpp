@@ -131,6 +131,10 @@ Status undo_writes(registry::Client& client, const Journal& journal) {
             for (const auto& t : journal.tags) {
                 if (!t.written || t.previous)
                     continue;
+                // Only a tag that really points at this run's manifest is removed.
+                auto now = client.head_manifest(repo, t.tag);
+                if (now && (!*now || (*now)->digest != journal.digest))
+                    continue;
                 auto r = client.delete_manifest(repo, t.tag);
                 if (!r && r.error().kind != ErrorKind::not_found)
                     failures.push_back(t.tag + " (" + r.error().message + ")");
@@ -154,11 +158,13 @@ Status undo_writes(registry::Client& client, const Journal& journal) {
 }
 
 // Writes a manifest under `reference` and records it in the journal (when one is kept).
+// `attempted` tells whether the PUT was sent (false when fencing stopped it).
 Status write_tag(registry::Client& client, const std::string& repo, const std::string& tag, const image::Manifest& root,
-                 lock::LockSet* locks, Journal* journal, const std::string& journal_dir) {
+                 lock::LockSet* locks, Journal* journal, const std::string& journal_dir, bool& attempted) {
     // Fencing: a lease that lapsed while we worked must not be followed by a write.
     if (locks)
         TW_TRY(locks->check());
+    attempted = true;
     TW_TRY(put_checked(client, repo, tag, root));
     if (journal) {
         for (auto& t : journal->tags)
@@ -219,7 +225,8 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
             std::lock_guard lock(stats_mutex);
             report.blobs.uploaded++;
             report.blobs.uploaded_bytes += blob.size;
-            log::info(short_digest(blob.digest) + ": would upload " + human_bytes(blob.size));
+            log::info(short_digest(blob.digest) + (options.mount_from.empty() ? ": would upload " : ": would mount or upload ") +
+                      human_bytes(blob.size));
             return {};
         }
         if (!options.mount_from.empty()) {
@@ -320,18 +327,34 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
         report.manifests_written++;
     }
 
-    // 6. The root under its first tag, so it exists tagged or not at all; then the other tags.
+    // 6. A manifest already in the repository (a promotion, another tag for a pushed image) is checked,
+    // with everything it references, before it is tagged: a tag written next to an existing manifest may
+    // not be removable again (DELETE by tag is optional in the distribution spec; docker-registry 2.8
+    // refuses it), so a broken image must be caught before the write, not after.
+    std::optional<VerifyReport> checked;
+    if (*root_before) {
+        auto v = verify_image(client, repo, plan.root.digest.str(), plan.root.digest, options.jobs);
+        if (!v)
+            return std::unexpected(rollback(v.error()));
+        checked = *v;
+    }
+
+    // 7. The root under its first tag, so it exists tagged or not at all; then the other tags.
     bool root_written = false;
     for (const auto& t : *tag_plan) {
         if (t.action == "unchanged") {
             report.tags.push_back({t.tag, "unchanged", std::nullopt});
             continue;
         }
-        if (auto r = write_tag(client, repo, t.tag, plan.root, options.locks, jp, options.journal_dir); !r) {
-            // The write may have reached the registry before the failure: undo it as if it had.
+        bool attempted = false;
+        if (auto r = write_tag(client, repo, t.tag, plan.root, options.locks, jp, options.journal_dir, attempted); !r) {
+            // Without a definite answer (no response, 5xx) the write may have happened: undo it as if it had.
+            // A 4xx is the registry's refusal: nothing was written.
+            auto status = r.error().http_status;
+            bool maybe_written = attempted && !(status >= 400 && status < 500);
             for (auto& jt : journal.tags)
                 if (jt.tag == t.tag)
-                    jt.written = true;
+                    jt.written = maybe_written;
             return std::unexpected(rollback(r.error().with_context("writing tag " + report.repository + ":" + t.tag)));
         }
         for (auto& jt : journal.tags)
@@ -354,14 +377,14 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
         report.manifests_written++;
     }
 
-    // 7. Verify what the registry now serves; a failure takes this run's tags back.
+    // 8. Verify what the registry now serves; a failure takes this run's tags back.
     std::vector<std::string> refs = plan.tags;
     if (refs.empty())
         refs.push_back(plan.root.digest.str());
-    VerifyReport checked;
     for (std::size_t i = 0; i < refs.size(); ++i) {
-        // Blobs and children are checked once (through the first reference); other tags only resolve.
-        if (i == 0) {
+        // Blobs and children are checked once (before tagging, or through the first reference); the
+        // other references only resolve.
+        if (!checked) {
             auto v = verify_image(client, repo, refs[i], plan.root.digest, options.jobs);
             if (!v)
                 return std::unexpected(rollback(v.error()));
@@ -378,8 +401,8 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
     }
     if (jp)
         remove_journal(journal);
-    log::info("verified: " + std::to_string(checked.manifests_checked) + " manifest(s) and " +
-              std::to_string(checked.blobs_checked) + " blob(s) present; " + std::to_string(refs.size()) +
+    log::info("verified: " + std::to_string(checked->manifests_checked) + " manifest(s) and " +
+              std::to_string(checked->blobs_checked) + " blob(s) present; " + std::to_string(refs.size()) +
               " reference(s) resolve to " + short_digest(plan.root.digest));
     report.verified = true;
     return report;
@@ -422,7 +445,9 @@ Result<ResumeReport> resume_run(Journal journal, registry::Client& client, lock:
                 report.tags.push_back({t.tag, "unchanged", std::nullopt});
                 continue;
             }
-            auto r = write_tag(client, repo, t.tag, *root, locks, &journal, std::filesystem::path(journal.path).parent_path().parent_path().string());
+            bool attempted = false;
+            auto r = write_tag(client, repo, t.tag, *root, locks, &journal,
+                               std::filesystem::path(journal.path).parent_path().parent_path().string(), attempted);
             if (!r)
                 return std::unexpected(r.error());
             report.tags.push_back({t.tag, t.previous ? "overwritten" : "created", t.previous});

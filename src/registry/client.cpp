@@ -437,6 +437,53 @@ Result<std::vector<image::Descriptor>> Client::list_referrers(const std::string&
     return out;
 }
 
+Status Client::publish_referrers(const std::string& repo, const Digest& subject,
+                                 const std::vector<image::Descriptor>& referrers) {
+    http::Request probe;
+    probe.method = "GET";
+    probe.url = repo_url(repo, "/referrers/" + subject.str());
+    probe.headers.set("Accept", std::string(image::media_type::oci_index));
+    auto r = send(probe, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status == 200)
+        return {};  // the registry indexes referrers itself from their subject field
+    auto tag = std::string(subject.algorithm()) + "-" + std::string(subject.hex()).substr(0, 64);
+    json index = {{"schemaVersion", 2}, {"mediaType", image::media_type::oci_index}, {"manifests", json::array()}};
+    auto head = head_manifest(repo, tag);
+    if (!head)
+        return std::unexpected(head.error());
+    if (*head) {
+        auto existing = get_manifest(repo, tag);
+        if (!existing)
+            return std::unexpected(existing.error());
+        try {
+            index = json::parse(existing->bytes);
+        } catch (const json::exception&) {
+            return fail(ErrorKind::registry, "referrers fallback tag " + tag + " in " + repo + " is not an index");
+        }
+    }
+    bool changed = false;
+    for (const auto& d : referrers) {
+        bool present = false;
+        for (const auto& m : index["manifests"])
+            present = present || m.value("digest", "") == d.digest.str();
+        if (!present) {
+            index["manifests"].push_back(image::descriptor_to_json(d));
+            changed = true;
+        }
+    }
+    if (!changed)
+        return {};
+    auto m = image::parse_manifest(index.dump(), image::media_type::oci_index);
+    if (!m)
+        return std::unexpected(m.error());
+    auto put = put_manifest(repo, tag, *m);
+    if (!put)
+        return std::unexpected(put.error());
+    return {};
+}
+
 Status Client::put_upload(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
                           const std::string& location) {
     http::Request put;

@@ -61,7 +61,7 @@ struct AwsClientConfig {
 };
 
 class AwsJsonClient {
-public:
+  public:
     AwsJsonClient(const ServiceInfo& service, AwsClientConfig config);
 
     // Calls `operation` with `input` (an object; an empty object is sent as "{}"). Returns the parsed
@@ -72,7 +72,7 @@ public:
     [[nodiscard]] const std::string& endpoint() const { return m_config.endpoint; }
     [[nodiscard]] const ServiceInfo& service() const { return m_service; }
 
-private:
+  private:
     Result<http::Response> send_once(std::string_view operation, const std::string& body);
 
     ServiceInfo m_service;

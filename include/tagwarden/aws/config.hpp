@@ -47,7 +47,7 @@ ProfileMap parse_profile_file(std::string_view text, ProfileFileKind kind);
 struct SharedConfig {
     std::string profile_name = "default"; // AWS_PROFILE, else AWS_DEFAULT_PROFILE, else "default"
     bool profile_from_environment = false;
-    std::string config_path;      // as resolved, for messages
+    std::string config_path; // as resolved, for messages
     std::string credentials_path;
     ProfileMap profiles;
 
@@ -75,15 +75,15 @@ struct ServiceInfo {
 };
 
 // From the services' models (metadata: signingName, endpointPrefix, targetPrefix, jsonVersion).
-inline constexpr ServiceInfo k_ecr{"ECR",    "ECR", "ecr", "api.ecr", "AmazonEC2ContainerRegistry_V20150921",
-                                   "application/x-amz-json-1.1"};
-inline constexpr ServiceInfo k_sts{"STS", "STS", "sts", "sts", "",
-                                   "application/x-www-form-urlencoded; charset=utf-8"};
-inline constexpr ServiceInfo k_dynamodb{"DynamoDB", "DYNAMODB", "dynamodb", "dynamodb", "DynamoDB_20120810",
-                                        "application/x-amz-json-1.0"};
-inline constexpr ServiceInfo k_service_quotas{"Service Quotas", "SERVICE_QUOTAS", "servicequotas",
-                                              "servicequotas",  "ServiceQuotasV20190624",
-                                              "application/x-amz-json-1.1"};
+inline constexpr ServiceInfo k_ecr{
+    "ECR", "ECR", "ecr", "api.ecr", "AmazonEC2ContainerRegistry_V20150921", "application/x-amz-json-1.1"};
+inline constexpr ServiceInfo k_sts{"STS", "STS", "sts",
+                                   "sts", "",    "application/x-www-form-urlencoded; charset=utf-8"};
+inline constexpr ServiceInfo k_dynamodb{"DynamoDB", "DYNAMODB",          "dynamodb",
+                                        "dynamodb", "DynamoDB_20120810", "application/x-amz-json-1.0"};
+inline constexpr ServiceInfo k_service_quotas{"Service Quotas",         "SERVICE_QUOTAS",
+                                              "servicequotas",          "servicequotas",
+                                              "ServiceQuotasV20190624", "application/x-amz-json-1.1"};
 
 // The DNS suffix of the partition `region` belongs to: amazonaws.com, amazonaws.com.cn (cn-*),
 // c2s.ic.gov (us-iso-*), sc2s.sgov.gov (us-isob-*), cloud.adc-e.uk (eu-isoe-*), csp.hci.ic.gov (us-isof-*),
@@ -100,8 +100,8 @@ std::optional<std::string> configured_endpoint(const ServiceInfo& service, const
                                                const SharedConfig* config = nullptr);
 
 // The endpoint to call: AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, else the profile's
-// `endpoint_url`, else the default (FIPS when AWS_USE_FIPS_ENDPOINT=true). AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true
-// ignores the configured ones. A trailing '/' is removed.
+// `endpoint_url`, else the default (FIPS when AWS_USE_FIPS_ENDPOINT=true).
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores the configured ones. A trailing '/' is removed.
 std::string resolve_endpoint(const ServiceInfo& service, std::string_view region, const Environment& env,
                              const SharedConfig* config = nullptr);
 

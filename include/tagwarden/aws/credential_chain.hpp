@@ -51,7 +51,7 @@ struct ProviderOutcome {
 };
 
 class CredentialProvider {
-public:
+  public:
     virtual ~CredentialProvider() = default;
     [[nodiscard]] virtual std::string name() const = 0;
     // Credentials, a skip reason, or an error (configured but failed).
@@ -60,18 +60,18 @@ public:
 
 // What a signer asks for credentials: the chain, or fixed credentials.
 class CredentialSource {
-public:
+  public:
     virtual ~CredentialSource() = default;
     // Current credentials, refreshed before they expire.
     virtual Result<Credentials> credentials() = 0;
 };
 
 class StaticCredentialSource final : public CredentialSource {
-public:
+  public:
     explicit StaticCredentialSource(Credentials credentials);
     Result<Credentials> credentials() override { return m_credentials; }
 
-private:
+  private:
     Credentials m_credentials;
 };
 
@@ -99,7 +99,7 @@ struct ChainOptions {
 std::vector<std::unique_ptr<CredentialProvider>> make_default_providers(const ChainOptions& options);
 
 class CredentialChain final : public CredentialSource {
-public:
+  public:
     // The default chain.
     explicit CredentialChain(ChainOptions options);
     // A custom list of providers (tests, or a single forced provider).
@@ -121,7 +121,7 @@ public:
     [[nodiscard]] std::vector<std::string> provider_names() const;
     [[nodiscard]] const Environment& environment() const { return m_options.environment; }
 
-private:
+  private:
     Result<TimedCredentials> run_chain();
     [[nodiscard]] Clock::time_point now() const;
 
@@ -135,7 +135,8 @@ private:
 
 // The chain over the process environment. `transport` (null: a new curl transport) carries STS and container
 // requests; IMDS gets its own curl transport with 1 s connect and stall timeouts.
-std::shared_ptr<CredentialChain> make_default_credential_chain(std::shared_ptr<http::Transport> transport = nullptr);
+std::shared_ptr<CredentialChain>
+make_default_credential_chain(std::shared_ptr<http::Transport> transport = nullptr);
 
 // --- Pieces of the providers, exposed for tests -------------------------------------------------------
 

@@ -31,8 +31,8 @@ struct EcrRegistry {
     bool dual_stack = false; // dkr-ecr host
     std::string dns_suffix;  // "amazonaws.com"
 
-    // The control-plane endpoint for this registry's region and partition (https://api.ecr[-fips].REGION.SUFFIX;
-    // dual-stack hosts map to https://ecr[-fips].REGION.api.aws).
+    // The control-plane endpoint for this registry's region and partition
+    // (https://api.ecr[-fips].REGION.SUFFIX; dual-stack hosts map to https://ecr[-fips].REGION.api.aws).
     [[nodiscard]] std::string api_endpoint() const;
 };
 std::optional<EcrRegistry> parse_ecr_host(std::string_view host);
@@ -41,7 +41,7 @@ std::optional<EcrRegistry> parse_ecr_host(std::string_view host);
 struct EcrAuthorization {
     std::string username; // "AWS"
     std::string password;
-    std::string token;    // base64("AWS:password"), for "Authorization: Basic <token>"
+    std::string token; // base64("AWS:password"), for "Authorization: Basic <token>"
     Clock::time_point expires_at;
     std::string proxy_endpoint; // https://ACCOUNT.dkr.ecr.REGION.amazonaws.com
 };
@@ -72,7 +72,8 @@ struct EcrRepository {
     bool scan_on_push = false;
 
     // Whether ECR refuses to move `tag` once it exists: IMMUTABLE -> always; MUTABLE -> never;
-    // IMMUTABLE_WITH_EXCLUSION -> unless a filter matches; MUTABLE_WITH_EXCLUSION -> only if a filter matches.
+    // IMMUTABLE_WITH_EXCLUSION -> unless a filter matches; MUTABLE_WITH_EXCLUSION -> only if a filter
+    // matches.
     [[nodiscard]] bool tag_is_immutable(std::string_view tag) const;
 };
 
@@ -148,10 +149,10 @@ struct LifecyclePreview {
 };
 
 struct DescribeImagesOptions {
-    std::vector<EcrImageId> image_ids;  // empty: every image (all pages)
-    std::string tag_status;             // TAGGED, UNTAGGED, ANY; empty: the service default
-    std::string image_status;           // ACTIVE, ARCHIVED, ACTIVATING, ANY; empty: ACTIVE only
-    int page_size = 1000;               // maxResults (1-1000) when listing
+    std::vector<EcrImageId> image_ids; // empty: every image (all pages)
+    std::string tag_status;            // TAGGED, UNTAGGED, ANY; empty: the service default
+    std::string image_status;          // ACTIVE, ARCHIVED, ACTIVATING, ANY; empty: ACTIVE only
+    int page_size = 1000;              // maxResults (1-1000) when listing
 };
 
 // Pure parsers of response members (exposed for tests).
@@ -161,7 +162,7 @@ Result<EcrAuthorization> parse_authorization_data(const nlohmann::json& j);
 Result<LifecyclePreviewResult> parse_preview_result(const nlohmann::json& j);
 
 class EcrClient {
-public:
+  public:
     explicit EcrClient(std::shared_ptr<AwsJsonClient> client, std::string registry_id = {});
 
     // The registry's token: cached until 5 minutes before expiresAt (a token already past its expiry is
@@ -174,8 +175,10 @@ public:
     Result<std::vector<EcrImageDetail>> describe_images(const std::string& repository,
                                                         const DescribeImagesOptions& options = {});
     // Every page: one entry per digest/tag pair (an untagged image once, without a tag).
-    Result<std::vector<EcrImageId>> list_images(const std::string& repository, const std::string& tag_status = {});
-    Result<BatchGetImageResult> batch_get_image(const std::string& repository, const std::vector<EcrImageId>& ids,
+    Result<std::vector<EcrImageId>> list_images(const std::string& repository,
+                                                const std::string& tag_status = {});
+    Result<BatchGetImageResult> batch_get_image(const std::string& repository,
+                                                const std::vector<EcrImageId>& ids,
                                                 const std::vector<std::string>& accepted_media_types = {});
     // PutImage. ImageTagAlreadyExistsException (immutable tag) -> Error{tag_conflict};
     // ImageAlreadyExistsException -> success with unchanged=true when the tag holds exactly `manifest`,
@@ -201,7 +204,7 @@ public:
 
     [[nodiscard]] AwsJsonClient& api() { return *m_client; }
 
-private:
+  private:
     nlohmann::json base(const std::string& repository) const;
 
     std::shared_ptr<AwsJsonClient> m_client;
@@ -210,9 +213,10 @@ private:
     std::optional<EcrAuthorization> m_token;
 };
 
-// An ECR client for `registry` (its region and partition endpoint unless AWS_ENDPOINT_URL_ECR/AWS_ENDPOINT_URL
-// override it) with credentials from `chain`.
-Result<std::unique_ptr<EcrClient>> make_ecr_client(const EcrRegistry& registry, std::shared_ptr<CredentialChain> chain,
+// An ECR client for `registry` (its region and partition endpoint unless
+// AWS_ENDPOINT_URL_ECR/AWS_ENDPOINT_URL override it) with credentials from `chain`.
+Result<std::unique_ptr<EcrClient>> make_ecr_client(const EcrRegistry& registry,
+                                                   std::shared_ptr<CredentialChain> chain,
                                                    std::shared_ptr<http::Transport> transport);
 
 } // namespace tagwarden::aws

@@ -65,6 +65,10 @@ public:
     Status get_blob(const std::string& repo, const Digest& digest, const std::function<Status(const char*, std::size_t)>& sink);
     // The referrers of a manifest (OCI 1.1 referrers API, falling back to the "sha256-<hex>" tag schema).
     Result<std::vector<image::Descriptor>> list_referrers(const std::string& repo, const Digest& subject);
+    // Makes `referrers` findable from `subject` in `repo`: nothing to do where the registry serves the
+    // referrers API; otherwise merges them into the "<alg>-<hex>" fallback tag's index (OCI 1.1).
+    Status publish_referrers(const std::string& repo, const Digest& subject,
+                             const std::vector<image::Descriptor>& referrers);
     // Monolithic upload: POST a session, then PUT the streamed bytes with ?digest=. The whole sequence is
     // retried on transient failures, reopening the blob each time.
     Status upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open);
