@@ -88,16 +88,33 @@ class MultiTagRollback(TagSafetyTestCase):
         self.assert_clean_failure(repo, proc)
 
     def test_rollback_keeps_a_manifest_that_was_already_there(self):
-        # The image is already in the repository under another tag: the rollback removes only the
-        # tag this run created, never the manifest (and so never the other tag).
+        # The image is already in the repository under another tag: the rollback must never delete
+        # the manifest (and so the other tag). Removing only the new tag needs DELETE by tag, which
+        # the distribution spec makes optional and docker-registry 2.8 refuses; then the run must
+        # say so and keep its journal, and `push --resume` finishes it once the registry works.
         layout, image = self.image()
         repo = self.repo()
         self.push_json(f"oci:{layout}", self.target(repo, "keep"))
-        self.proxy.fail("PUT", tag_put_path(repo, "b"), status=500)
+        failing = self.proxy.fail("PUT", tag_put_path(repo, "b"), status=500)
         proc = self.push(f"oci:{layout}", self.target(repo, "a"), "--tag", "b")
         self.assert_exit(proc, tw.EXIT_NETWORK)
-        self.assertEqual(self.registry.tags(repo), {"keep": image.digest})
+        tags = self.registry.tags(repo)
+        self.assertEqual(tags.get("keep"), image.digest, "the other tag is never touched" + tw.describe(proc))
+        self.assertNotIn("b", tags)
         self.assertEqual(self.registry.manifest_digests(repo), {image.digest})
+        if "a" not in tags:
+            self.assertEqual(self.journals(), {}, "a complete rollback leaves no journal" + tw.describe(proc))
+            return
+        # The new tag could not be taken back: that must not be silent.
+        self.assertEqual(tags["a"], image.digest)
+        self.assertEqual(len(self.journals()), 1, "an incomplete rollback keeps its journal" + tw.describe(proc))
+        self.assert_stderr_mentions(proc, "--resume")
+        self.proxy.remove_rule(failing)
+        resumed = self.run_tw("push", "--resume", "--plain-http", "--output", "json")
+        self.assert_exit(resumed, 0)
+        self.assertEqual([r["outcome"] for r in tw.parse_json(self, resumed)["resumed"]], ["finished"],
+                         tw.describe(resumed))
+        self.assertEqual(self.registry.tags(repo), {"keep": image.digest, "a": image.digest, "b": image.digest})
         self.assertEqual(self.journals(), {})
 
     def test_rollback_of_overwrites_restores_the_previous_digests(self):
