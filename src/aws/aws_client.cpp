@@ -16,14 +16,22 @@ template <std::size_t N> bool one_of(const std::array<std::string_view, N>& list
     return false;
 }
 
-constexpr std::array<std::string_view, 8> k_throttling = {"ThrottlingException",
-                                                          "ThrottledException",
-                                                          "ThrottleException",
-                                                          "Throttling",
-                                                          "TooManyRequestsException",
-                                                          "RequestLimitExceeded",
-                                                          "ProvisionedThroughputExceededException",
-                                                          "RequestThrottledException"};
+// botocore's ThrottledRetryableChecker codes (retries/standard.py) minus LimitExceededException, plus
+// ThrottleException (ECR troubleshooting page).
+constexpr std::array<std::string_view, 14> k_throttling = {"Throttling",
+                                                           "ThrottlingException",
+                                                           "ThrottledException",
+                                                           "ThrottleException",
+                                                           "RequestThrottledException",
+                                                           "TooManyRequestsException",
+                                                           "ProvisionedThroughputExceededException",
+                                                           "TransactionInProgressException",
+                                                           "RequestLimitExceeded",
+                                                           "BandwidthLimitExceeded",
+                                                           "RequestThrottled",
+                                                           "SlowDown",
+                                                           "PriorRequestNotComplete",
+                                                           "EC2ThrottledException"};
 
 constexpr std::array<std::string_view, 5> k_server_faults = {"ServerException", "InternalServerError",
                                                              "InternalFailure", "ServiceUnavailable",

@@ -1,5 +1,6 @@
 #include "commands.hpp"
 
+#include <tagwarden/config/config.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/policy/evaluate.hpp>
 #include <tagwarden/policy/image_record.hpp>
@@ -33,6 +34,7 @@ struct SimulateArgs {
 struct LintArgs {
     std::string policy_file;
     std::string output = "text";
+    std::string config_file;
 };
 
 Result<std::string> read_input(const std::string& path, const char* what) {
@@ -110,9 +112,15 @@ int run_lint(const LintArgs& args) {
     auto policy = checked_policy(args.policy_file, json, exit);
     if (!policy)
         return exit;
-    // LintConfig defaults apply until tagwarden.yaml loading exists (protected env "prod", template
-    // "{version}-{env}").
-    auto findings = policy::lint(*policy, policy::LintConfig{});
+    // Protected environments and the tag template come from tagwarden.yaml (--config, TAGWARDEN_CONFIG
+    // or ./tagwarden.yaml), like push's.
+    auto cfg = config::load_config(args.config_file);
+    if (!cfg)
+        return report_error(cfg.error());
+    policy::LintConfig lint_config;
+    lint_config.protected_envs = cfg->protected_environments;
+    lint_config.tag_template = cfg->tag_template;
+    auto findings = policy::lint(*policy, lint_config);
     if (json)
         std::cout << policy::lint_json(findings).dump(2) << std::endl;
     else
@@ -144,6 +152,8 @@ CommandRun setup_policy_command(CLI::App& app, const GlobalOptions&) {
         "lint", "Find rules that can expire protected images; exit 3 when a finding is an error");
     lnt->add_option("--policy", linting->policy_file, "Lifecycle policy JSON file ('-' for stdin)")
         ->required();
+    lnt->add_option("--config", linting->config_file,
+                    "tagwarden.yaml to read protected_environments and tag_template from (default: ./tagwarden.yaml)");
     lnt->add_option("--output,-o", linting->output, "Result format on stdout: text or json")
         ->check(CLI::IsMember({"text", "json"}));
 

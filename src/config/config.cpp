@@ -125,9 +125,9 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
     return c;
 }
 
-Result<Config> load_config() {
+Result<Config> load_config(const std::string& given) {
     Config c;
-    std::string path = env("TAGWARDEN_CONFIG");
+    std::string path = given.empty() ? env("TAGWARDEN_CONFIG") : given;
     bool explicit_path = !path.empty();
     if (!explicit_path)
         path = "tagwarden.yaml";
@@ -141,7 +141,7 @@ Result<Config> load_config() {
             return parsed;
         c = *parsed;
     } else if (explicit_path) {
-        return fail(ErrorKind::invalid_input, "TAGWARDEN_CONFIG names " + path + ", which does not exist");
+        return fail(ErrorKind::invalid_input, "configuration file " + path + " does not exist");
     }
     if (auto v = env("TAGWARDEN_TAG_TEMPLATE"); !v.empty()) {
         TW_TRY(check_template(v, "TAGWARDEN_TAG_TEMPLATE"));

@@ -16,13 +16,14 @@
 // A client for AWS JSON 1.0/1.1 services (ECR, Service Quotas, DynamoDB): POST / with X-Amz-Target and the
 // JSON Content-Type, SigV4-signed, through an http::Transport.
 //
-// Retries live here, and only here, for these calls: throttling (ThrottlingException, ThrottledException,
-// ThrottleException, TooManyRequestsException, RequestLimitExceeded, ProvisionedThroughputExceededException,
-// HTTP 429), server faults (5xx, ServerException, InternalServerError, ServiceUnavailable) and transient
-// network failures are retried with jittered exponential backoff (Retry-After honoured); each attempt is
-// signed afresh. Requests are sent with retryable=false so a retrying transport underneath never stacks
-// retries on top. LimitExceededException is a quota, reported at once, never retried (botocore's standard
-// mode would retry it; in ECR it means "the repository is full").
+// Retries live here, and only here, for these calls: throttling (botocore's throttling codes such as
+// ThrottlingException, ThrottledException, TooManyRequestsException, RequestLimitExceeded,
+// ProvisionedThroughputExceededException, plus ECR's ThrottleException and HTTP 429), server faults (5xx,
+// ServerException, InternalServerError, ServiceUnavailable) and transient network failures are retried with
+// jittered exponential backoff (Retry-After honoured); each attempt is signed afresh. Requests are sent with
+// retryable=false so a retrying transport underneath never stacks retries on top. LimitExceededException is a
+// quota, reported at once, never retried (botocore's standard mode would retry it; in ECR it means "the
+// repository is full").
 namespace tagwarden::aws {
 
 // An error answer, as the service sent it.

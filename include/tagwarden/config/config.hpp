@@ -35,7 +35,8 @@ Result<Config> parse_config(const std::string& yaml_text, const std::string& ori
 // Loads the configuration: $TAGWARDEN_CONFIG if set (must exist), else ./tagwarden.yaml if present,
 // else defaults; then applies TAGWARDEN_* environment variables (TAGWARDEN_LOCK, TAGWARDEN_LOCK_TTL,
 // TAGWARDEN_LOCK_TIMEOUT, TAGWARDEN_TAG_TEMPLATE, TAGWARDEN_PROTECTED_ENVIRONMENTS, TAGWARDEN_STATE_DIR).
-Result<Config> load_config();
+// `path`, when not empty, replaces both and must exist.
+Result<Config> load_config(const std::string& path = {});
 
 // "30", "30s", "5m", "1h" -> seconds.
 Result<std::chrono::seconds> parse_duration(const std::string& text, const std::string& what);
