@@ -195,8 +195,15 @@ std::string find_python_with(const std::string& module, std::string& tried) {
     if (const char* env = std::getenv("TAGWARDEN_PYTHON"); env != nullptr && *env != '\0')
         candidates.emplace_back(env);
     candidates.emplace_back("python3");
+    // The machine image's pyenv Python carries moto; CI's PATH may not name its shims.
+    if (const char* root = std::getenv("PYENV_ROOT"); root != nullptr && *root != '\0')
+        candidates.push_back(std::string(root) + "/shims/python3");
+    if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
+        candidates.push_back(std::string(home) + "/.pyenv/shims/python3");
     candidates.emplace_back("/usr/bin/python3");
     for (const auto& python : candidates) {
+        if (python.find('/') != std::string::npos && ::access(python.c_str(), X_OK) != 0)
+            continue;
         tried += (tried.empty() ? "" : ", ") + python;
         auto probe = run_command(shell_quote(python) + " -c " +
                                  shell_quote("import sys, " + module + "; print(sys.executable)"));
