@@ -191,9 +191,17 @@ Result<http::Response> AwsJsonClient::send_once(std::string_view operation, cons
 }
 
 Result<nlohmann::json> AwsJsonClient::call(std::string_view operation, const nlohmann::json& input) {
-    const std::string body = input.is_null() || (input.is_object() && input.empty()) ? "{}" : input.dump();
     const std::string what = std::string(m_service.name) + " " + std::string(operation);
+    std::string body = "{}";
+    if (!input.is_null() && !(input.is_object() && input.empty())) {
+        try {
+            body = input.dump();
+        } catch (const nlohmann::json::exception&) {
+            return fail(ErrorKind::invalid_input, what + ": the request holds text that is not valid UTF-8");
+        }
+    }
     const auto& policy = m_config.retry;
+    bool renewed_credentials = false;
     for (int attempt = 1;; ++attempt) {
         auto response = send_once(operation, body);
         std::string reason;
@@ -213,6 +221,15 @@ Result<nlohmann::json> AwsJsonClient::call(std::string_view operation, const nlo
             return doc;
         } else {
             auto info = parse_error_response(response->status, response->headers, response->body);
+            if ((info.type == "ExpiredTokenException" || info.type == "ExpiredToken") &&
+                !renewed_credentials) {
+                // Temporary credentials expired earlier than their stated expiry (clock skew, revoked
+                // session): fetch new ones once and resend.
+                renewed_credentials = true;
+                m_config.credentials->invalidate();
+                --attempt;
+                continue;
+            }
             Error e = to_error(info, m_service.name, operation);
             if (!is_retryable_error(info) || attempt >= policy.max_attempts) {
                 if (is_retryable_error(info))

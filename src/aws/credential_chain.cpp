@@ -529,6 +529,15 @@ Result<Credentials> CredentialChain::credentials() {
     return r->credentials;
 }
 
+void CredentialChain::invalidate() {
+    std::lock_guard lock(m_mutex);
+    if (m_cached && m_cached->expiration) {
+        log::debug("AWS credentials from " + m_cached->source +
+                   " were rejected as expired; fetching new ones");
+        m_cached.reset();
+    }
+}
+
 Result<TimedCredentials> CredentialChain::resolve() {
     std::lock_guard lock(m_mutex);
     const auto current = now();

@@ -2,6 +2,7 @@
 
 #include <tagwarden/http/transport.hpp>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <iterator>
@@ -52,6 +53,19 @@ std::shared_ptr<http::Transport> make_transport(const std::string& ca_file) {
     http::TransportOptions transport_options;
     transport_options.ca_file = ca_file;
     transport_options.user_agent = std::string("tagwarden/") + TAGWARDEN_VERSION;
+    if (const char* pins = std::getenv("TAGWARDEN_RESOLVE"); pins && *pins) {
+        std::string all(pins);
+        std::size_t start = 0;
+        while (start <= all.size()) {
+            auto comma = all.find(',', start);
+            auto entry = all.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            if (!entry.empty())
+                transport_options.resolve.push_back(entry);
+            if (comma == std::string::npos)
+                break;
+            start = comma + 1;
+        }
+    }
     std::shared_ptr<http::Transport> curl = http::make_curl_transport(transport_options);
     return http::make_retry_transport(curl, http::RetryPolicy{});
 }

@@ -115,12 +115,19 @@ Error curl_error(CURLcode code, const char* detail, const std::string& method, c
 
 class CurlTransport final : public Transport {
 public:
-    explicit CurlTransport(TransportOptions options) : m_options(std::move(options)) { ensure_global_init(); }
+    explicit CurlTransport(TransportOptions options) : m_options(std::move(options)) {
+        ensure_global_init();
+        for (const auto& entry : m_options.resolve)
+            m_resolve = curl_slist_append(m_resolve, entry.c_str());
+    }
 
     ~CurlTransport() override {
         for (CURL* h : m_pool)
             curl_easy_cleanup(h);
+        curl_slist_free_all(m_resolve);
     }
+    CurlTransport(const CurlTransport&) = delete;
+    CurlTransport& operator=(const CurlTransport&) = delete;
 
     Result<Response> send(const Request& request) override {
         Request current = request;
@@ -189,6 +196,8 @@ private:
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
         if (!m_options.ca_file.empty())
             curl_easy_setopt(h, CURLOPT_CAINFO, m_options.ca_file.c_str());
+        if (m_resolve)
+            curl_easy_setopt(h, CURLOPT_RESOLVE, m_resolve);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_write);
@@ -243,6 +252,7 @@ private:
     }
 
     TransportOptions m_options;
+    curl_slist* m_resolve = nullptr;
     std::mutex m_mutex;
     std::vector<CURL*> m_pool;
 };

@@ -64,6 +64,9 @@ class CredentialSource {
     virtual ~CredentialSource() = default;
     // Current credentials, refreshed before they expire.
     virtual Result<Credentials> credentials() = 0;
+    // The service rejected the current credentials as expired (ExpiredTokenException): drop any cache so the
+    // next credentials() fetches new ones.
+    virtual void invalidate() {}
 };
 
 class StaticCredentialSource final : public CredentialSource {
@@ -109,6 +112,7 @@ class CredentialChain final : public CredentialSource {
     // the refresh window. If a refresh fails while the cached credentials are still valid, they are used
     // and a warning is logged. Thread-safe.
     Result<Credentials> credentials() override;
+    void invalidate() override;
     // As credentials(), with the source and expiration.
     Result<TimedCredentials> resolve();
 

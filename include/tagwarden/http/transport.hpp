@@ -96,6 +96,9 @@ struct TransportOptions {
     std::chrono::seconds connect_timeout{30};
     // A transfer slower than 1 KiB/s for this long is aborted as stalled.
     std::chrono::seconds stall_timeout{60};
+    // Host pinning as curl's --resolve: "HOST:PORT:ADDRESS" entries (TAGWARDEN_RESOLVE), for registries
+    // reached through a tunnel, a private endpoint without DNS, or a test bed.
+    std::vector<std::string> resolve;
 };
 
 // The libcurl transport. Proxies come from the environment (http_proxy, https_proxy, no_proxy).
