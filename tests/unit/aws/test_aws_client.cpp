@@ -249,3 +249,58 @@ TEST_CASE("Service Quotas: applied value, AWS default, documented default", "[un
         CHECK(q.note.find("AccessDeniedException") != std::string::npos);
     }
 }
+
+TEST_CASE("ExpiredTokenException refreshes the credentials once and resends", "[unit][aws][client]") {
+    struct RotatingSource final : CredentialSource {
+        int generation = 1;
+        int invalidated = 0;
+        Result<Credentials> credentials() override {
+            return Credentials{"ASIAGEN" + std::to_string(generation), "rotatingSecret01", "rotatingToken01"};
+        }
+        void invalidate() override {
+            ++invalidated;
+            ++generation;
+        }
+    };
+    auto source = std::make_shared<RotatingSource>();
+    auto transport = std::make_shared<FakeTransport>([](const SentRequest& r) -> Result<http::Response> {
+        if (r.headers.get("Authorization")->find("Credential=ASIAGEN1/") != std::string::npos)
+            return json_error(400, "ExpiredTokenException",
+                              "The security token included in the request is expired");
+        return response(200, "{}");
+    });
+    AwsClientConfig config;
+    config.region = "us-east-1";
+    config.endpoint = "http://127.0.0.1:9";
+    config.credentials = source;
+    config.transport = transport;
+    AwsJsonClient client(k_ecr, std::move(config));
+    REQUIRE(client.call("DescribeRepositories", nlohmann::json::object()));
+    CHECK(source->invalidated == 1);
+    CHECK(transport->requests().size() == 2);
+
+    // Still expired after a refresh: reported as an auth error, not looped on.
+    auto always = std::make_shared<FakeTransport>([](const SentRequest&) -> Result<http::Response> {
+        return json_error(400, "ExpiredTokenException", "expired");
+    });
+    AwsClientConfig config2;
+    config2.region = "us-east-1";
+    config2.endpoint = "http://127.0.0.1:9";
+    config2.credentials = source;
+    config2.transport = always;
+    AwsJsonClient client2(k_ecr, std::move(config2));
+    auto out = client2.call("DescribeRepositories", nlohmann::json::object());
+    REQUIRE_FALSE(out);
+    CHECK(out.error().kind == ErrorKind::auth);
+    CHECK(always->requests().size() == 2);
+}
+
+TEST_CASE("a request that is not valid UTF-8 is an input error, not an exception", "[unit][aws][client]") {
+    auto transport = std::make_shared<FakeTransport>(
+        [](const SentRequest&) -> Result<http::Response> { return response(200, "{}"); });
+    auto client = client_with(transport);
+    auto out = client.call("PutImage", {{"imageManifest", std::string("\xff\xfe")}});
+    REQUIRE_FALSE(out);
+    CHECK(out.error().kind == ErrorKind::invalid_input);
+    CHECK(transport->requests().empty());
+}
