@@ -2,7 +2,11 @@
 
 #include <tagwarden/http/transport.hpp>
 
+#include <tagwarden/aws/credential_chain.hpp>
+
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <filesystem>
 #include <iostream>
 #include <iterator>
@@ -38,6 +42,19 @@ Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const Co
             return fail(ErrorKind::invalid_input, "--password-stdin: nothing was read from stdin");
         keychain->set_explicit(ref.registry, registry::Credential{options.username, password, "", "--username/--password-stdin"});
     }
+    // ECR: Basic AWS:<token> from GetAuthorizationToken, cached until it expires; no credential helper.
+    if (options.password_stdin == false && aws::parse_ecr_host(ref.registry)) {
+        auto ecr = ecr_client_for(ref.registry);
+        if (!ecr)
+            return std::unexpected(ecr.error());
+        std::shared_ptr<aws::EcrClient> shared = *ecr;
+        keychain->set_provider(ref.registry, [shared]() -> Result<registry::Credential> {
+            auto token = shared->get_authorization_token();
+            if (!token)
+                return std::unexpected(token.error().with_context("ECR GetAuthorizationToken"));
+            return registry::Credential{token->username, token->password, "", "ECR GetAuthorizationToken"};
+        });
+    }
     client_options.keychain = keychain;
 
     auto client = std::make_unique<registry::Client>(make_transport(options.ca_file), ref.registry, client_options);
@@ -48,6 +65,58 @@ Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const Co
 } // namespace tagwarden::cli
 
 namespace tagwarden::cli {
+
+namespace {
+
+struct AwsClients {
+    std::shared_ptr<aws::CredentialChain> chain;
+    std::map<std::string, std::shared_ptr<aws::EcrClient>> ecr;
+    std::map<std::string, std::shared_ptr<aws::AwsJsonClient>> quotas;
+    std::mutex mutex;
+};
+
+AwsClients& aws_clients() {
+    static AwsClients clients;
+    return clients;
+}
+
+} // namespace
+
+Result<std::shared_ptr<aws::EcrClient>> ecr_client_for(const std::string& registry_host) {
+    auto parsed = aws::parse_ecr_host(registry_host);
+    if (!parsed)
+        return std::shared_ptr<aws::EcrClient>{};
+    auto& c = aws_clients();
+    std::lock_guard lock(c.mutex);
+    if (auto it = c.ecr.find(registry_host); it != c.ecr.end())
+        return it->second;
+    if (!c.chain)
+        c.chain = aws::make_default_credential_chain(make_transport(""));
+    auto client = aws::make_ecr_client(*parsed, c.chain, make_transport(""));
+    if (!client)
+        return std::unexpected(client.error());
+    std::shared_ptr<aws::EcrClient> shared = std::move(*client);
+    c.ecr[registry_host] = shared;
+    return shared;
+}
+
+Result<std::shared_ptr<aws::AwsJsonClient>> service_quotas_for(const std::string& registry_host) {
+    auto parsed = aws::parse_ecr_host(registry_host);
+    if (!parsed)
+        return std::shared_ptr<aws::AwsJsonClient>{};
+    auto& c = aws_clients();
+    std::lock_guard lock(c.mutex);
+    if (auto it = c.quotas.find(registry_host); it != c.quotas.end())
+        return it->second;
+    if (!c.chain)
+        c.chain = aws::make_default_credential_chain(make_transport(""));
+    auto client = aws::make_aws_client(aws::k_service_quotas, c.chain, make_transport(""), parsed->region);
+    if (!client)
+        return std::unexpected(client.error());
+    std::shared_ptr<aws::AwsJsonClient> shared = std::move(*client);
+    c.quotas[registry_host] = shared;
+    return shared;
+}
 
 std::shared_ptr<http::Transport> make_transport(const std::string& ca_file) {
     http::TransportOptions transport_options;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <tagwarden/core/error.hpp>
+#include <tagwarden/aws/ecr.hpp>
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/reference.hpp>
 #include <tagwarden/lock/lock.hpp>
@@ -46,6 +47,12 @@ struct OpenLocks {
 
 // Opens the lock backend named by --lock, TAGWARDEN_LOCK, tagwarden.yaml, or the default.
 Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg);
+
+// The ECR control-plane client for an ECR registry host (cached per host for the process), or nullptr
+// when the host is not ECR. Credentials come from the AWS chain.
+Result<std::shared_ptr<aws::EcrClient>> ecr_client_for(const std::string& registry_host);
+// Service Quotas in the ECR registry's region, or nullptr when not ECR.
+Result<std::shared_ptr<aws::AwsJsonClient>> service_quotas_for(const std::string& registry_host);
 
 // The transport for control-plane calls (lock backends): curl with the retry policy.
 std::shared_ptr<http::Transport> make_transport(const std::string& ca_file);

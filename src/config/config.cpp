@@ -1,5 +1,6 @@
 #include <tagwarden/config/config.hpp>
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -40,6 +41,66 @@ Status check_template(const std::string& tmpl, const std::string& origin) {
     return {};
 }
 
+// A YAML mapping written inline in tagwarden.yaml as JSON text (lifecycle policies are JSON).
+std::string yaml_to_json(const YAML::Node& node);
+
+void to_json_text(const YAML::Node& node, std::string& out) {
+    switch (node.Type()) {
+    case YAML::NodeType::Map: {
+        out += '{';
+        bool first = true;
+        for (const auto& item : node) {
+            if (!first)
+                out += ',';
+            first = false;
+            out += nlohmann::json(item.first.as<std::string>()).dump() + ':';
+            to_json_text(item.second, out);
+        }
+        out += '}';
+        break;
+    }
+    case YAML::NodeType::Sequence: {
+        out += '[';
+        for (std::size_t i = 0; i < node.size(); ++i) {
+            if (i)
+                out += ',';
+            to_json_text(node[i], out);
+        }
+        out += ']';
+        break;
+    }
+    case YAML::NodeType::Scalar: {
+        auto text = node.as<std::string>();
+        // Plain scalars that read as numbers or booleans stay so; quoted ones stay strings.
+        if (node.Tag() != "!") {
+            try {
+                std::size_t pos = 0;
+                auto v = std::stoll(text, &pos);
+                if (pos == text.size()) {
+                    out += std::to_string(v);
+                    break;
+                }
+            } catch (const std::exception&) {
+            }
+            if (text == "true" || text == "false") {
+                out += text;
+                break;
+            }
+        }
+        out += nlohmann::json(text).dump();
+        break;
+    }
+    default:
+        out += "null";
+    }
+}
+
+std::string yaml_to_json(const YAML::Node& node) {
+    std::string out;
+    to_json_text(node, out);
+    return out;
+}
+
 } // namespace
 
 Result<std::chrono::seconds> parse_duration(const std::string& text, const std::string& what) {
@@ -72,9 +133,10 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
         return c;
     if (!root.IsMap())
         return fail(ErrorKind::invalid_input, origin + ": the top level must be a mapping of settings");
-    static const std::set<std::string> k_known = {"tag_template", "environments", "protected_environments",
-                                                  "lock",         "lock_ttl",     "lock_timeout",
-                                                  "state_dir"};
+    static const std::set<std::string> k_known = {
+        "tag_template",    "environments",  "protected_environments", "lock",          "lock_ttl",
+        "lock_timeout",    "state_dir",     "quota_threshold",        "quota",         "keep_releases",
+        "protection_window", "repositories", "allow_no_lifecycle_policy"};
     try {
         for (const auto& item : root) {
             auto key = item.first.as<std::string>();
@@ -117,8 +179,72 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
         }
         if (auto n = root["state_dir"])
             c.state_dir = n.as<std::string>();
+        if (auto n = root["quota_threshold"]) {
+            c.quota_threshold = n.as<double>();
+            if (c.quota_threshold <= 0 || c.quota_threshold > 1)
+                return fail(ErrorKind::invalid_input, origin + ": quota_threshold must be in (0, 1], e.g. 0.9");
+        }
+        if (auto n = root["quota"])
+            c.quota = n.as<std::int64_t>();
+        if (auto n = root["keep_releases"])
+            c.keep_releases = n.as<int>();
+        if (auto n = root["protection_window"]) {
+            auto text = n.as<std::string>();
+            std::chrono::hours window{};
+            if (text.ends_with("d"))
+                window = std::chrono::hours(24 * std::stoll(text.substr(0, text.size() - 1)));
+            else {
+                auto d = parse_duration(text, origin + ": protection_window");
+                if (!d)
+                    return std::unexpected(d.error());
+                window = std::chrono::duration_cast<std::chrono::hours>(*d);
+            }
+            c.protection_window = window;
+        }
+        if (auto n = root["allow_no_lifecycle_policy"])
+            c.allow_no_lifecycle_policy = n.as<bool>();
+        if (auto n = root["repositories"]) {
+            if (!n.IsMap())
+                return fail(ErrorKind::invalid_input,
+                            origin + ": 'repositories' maps REGISTRY/REPO to {lifecycle_policy: FILE, quota: N}");
+            auto base = std::filesystem::path(origin).parent_path();
+            for (const auto& item : n) {
+                auto name = item.first.as<std::string>();
+                Config::Repository repo;
+                for (const auto& field : item.second) {
+                    auto key = field.first.as<std::string>();
+                    if (key == "quota") {
+                        repo.quota = field.second.as<std::int64_t>();
+                    } else if (key == "lifecycle_policy") {
+                        if (field.second.IsMap()) {
+                            auto text = yaml_to_json(field.second);
+                            repo.lifecycle_policy = text;
+                        } else {
+                            auto path = std::filesystem::path(field.second.as<std::string>());
+                            if (path.is_relative())
+                                path = base / path;
+                            std::ifstream in(path);
+                            if (!in)
+                                return fail(ErrorKind::invalid_input, origin + ": repositories['" + name +
+                                                                          "'].lifecycle_policy: cannot read " +
+                                                                          path.string());
+                            std::stringstream ss;
+                            ss << in.rdbuf();
+                            repo.lifecycle_policy = ss.str();
+                        }
+                    } else {
+                        return fail(ErrorKind::invalid_input, origin + ": repositories['" + name +
+                                                                  "']: unknown setting '" + key +
+                                                                  "' (known: lifecycle_policy, quota)");
+                    }
+                }
+                c.repositories[name] = repo;
+            }
+        }
     } catch (const YAML::Exception& e) {
         return fail(ErrorKind::invalid_input, origin + ": " + e.what());
+    } catch (const std::exception& e) {
+        return fail(ErrorKind::invalid_input, origin + ": bad value (" + std::string(e.what()) + ")");
     }
     if (c.lock_ttl < std::chrono::seconds(5))
         return fail(ErrorKind::invalid_input, origin + ": lock_ttl must be at least 5s");
@@ -155,6 +281,8 @@ Result<Config> load_config(const std::string& given) {
         auto d = parse_duration(v, "TAGWARDEN_LOCK_TTL");
         if (!d)
             return std::unexpected(d.error());
+        if (*d < std::chrono::seconds(5))
+            return fail(ErrorKind::invalid_input, "TAGWARDEN_LOCK_TTL must be at least 5s");
         c.lock_ttl = *d;
     }
     if (auto v = env("TAGWARDEN_LOCK_TIMEOUT"); !v.empty()) {
@@ -165,6 +293,17 @@ Result<Config> load_config(const std::string& given) {
     }
     if (auto v = env("TAGWARDEN_STATE_DIR"); !v.empty())
         c.state_dir = v;
+    if (auto v = env("TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY"); !v.empty())
+        c.allow_no_lifecycle_policy = v == "1" || v == "true" || v == "yes";
+    if (auto v = env("TAGWARDEN_QUOTA_THRESHOLD"); !v.empty()) {
+        try {
+            c.quota_threshold = std::stod(v);
+        } catch (const std::exception&) {
+            return fail(ErrorKind::invalid_input, "TAGWARDEN_QUOTA_THRESHOLD '" + v + "' is not a number like 0.9");
+        }
+        if (c.quota_threshold <= 0 || c.quota_threshold > 1)
+            return fail(ErrorKind::invalid_input, "TAGWARDEN_QUOTA_THRESHOLD must be in (0, 1], e.g. 0.9");
+    }
     return c;
 }
 

@@ -106,6 +106,9 @@ Status undo_writes(registry::Client& client, const Journal& journal) {
         if (!it->written)
             continue;
         if (it->previous) {
+            // A tag that never moved (its write failed) needs no restoring.
+            if (auto now = client.head_manifest(repo, it->tag); now && *now && (*now)->digest == *it->previous)
+                continue;
             auto old = client.get_manifest(repo, it->previous->str());
             if (!old) {
                 failures.push_back(it->tag + " (previous manifest unreadable: " + old.error().message + ")");
@@ -120,7 +123,10 @@ Status undo_writes(registry::Client& client, const Journal& journal) {
             created_any = true;
         }
     }
-    if (created_any) {
+    bool wrote_any = std::any_of(journal.tags.begin(), journal.tags.end(), [](const auto& t) { return t.written; });
+    // A manifest this run brought into the repository goes again, even when its only tags were overwrites
+    // (now pointed back): otherwise it would stay behind untagged.
+    if (created_any || (wrote_any && !journal.root_preexisting)) {
         if (!journal.root_preexisting) {
             auto r = client.delete_manifest(repo, journal.digest.str());
             if (!r && r.error().kind != ErrorKind::not_found)

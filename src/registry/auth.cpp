@@ -198,9 +198,20 @@ void Keychain::set_explicit(std::string registry, Credential credential) {
     m_explicit = std::make_pair(normalize_registry_key(registry), std::move(credential));
 }
 
+void Keychain::set_provider(std::string registry, Provider provider) {
+    m_provider = std::make_pair(normalize_registry_key(registry), std::move(provider));
+}
+
 Result<std::optional<Credential>> Keychain::resolve(std::string_view registry) const {
     if (m_explicit && m_explicit->first == normalize_registry_key(registry))
         return std::optional<Credential>(m_explicit->second);
+    if (m_provider && m_provider->first == normalize_registry_key(registry)) {
+        auto c = m_provider->second();
+        if (!c)
+            return std::unexpected(c.error());
+        log::add_secret(c->password);
+        return std::optional<Credential>(*c);
+    }
     auto path = docker_config_path();
     std::error_code ec;
     if (!std::filesystem::exists(path, ec))

@@ -3,6 +3,7 @@
 #include <tagwarden/core/error.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,6 +26,19 @@ struct Config {
     std::chrono::seconds lock_timeout{60};
     // Where run journals are kept (for push --resume); empty means the default state directory.
     std::string state_dir;
+
+    // Guards.
+    double quota_threshold = 0.9;             // refuse at or above this share of the image quota
+    std::optional<std::int64_t> quota;        // images per repository, where the registry cannot say
+    int keep_releases = 10;                   // last K releases of each protected environment kept alive
+    std::chrono::hours protection_window{24 * 30};
+    bool allow_no_lifecycle_policy = false;   // TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY=true; loud when used
+    // Registries that are not ECR: each repository's lifecycle policy (JSON text) and quota.
+    struct Repository {
+        std::optional<std::string> lifecycle_policy;
+        std::optional<std::int64_t> quota;
+    };
+    std::map<std::string, Repository> repositories;  // key: "registry/repo"
 
     std::string loaded_from;  // the file read, or empty
 };

@@ -57,12 +57,17 @@ public:
     Keychain() = default;
     // Explicit credentials apply to `registry` only.
     void set_explicit(std::string registry, Credential credential);
+    // A credential source for `registry` consulted after explicit credentials and before the docker config
+    // (ECR: GetAuthorizationToken).
+    using Provider = std::function<Result<Credential>()>;
+    void set_provider(std::string registry, Provider provider);
     // Returns the credential for `registry`, nullopt for anonymous, or an Error when the docker config is
     // unreadable or a credential helper fails.
     [[nodiscard]] Result<std::optional<Credential>> resolve(std::string_view registry) const;
 
 private:
     std::optional<std::pair<std::string, Credential>> m_explicit;
+    std::optional<std::pair<std::string, Provider>> m_provider;
 };
 
 } // namespace tagwarden::registry
