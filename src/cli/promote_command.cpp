@@ -1,5 +1,6 @@
 #include "commands.hpp"
 #include "connection.hpp"
+#include "guards.hpp"
 
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/log.hpp>
@@ -25,6 +26,7 @@ struct PromoteArgs {
     bool dry_run = false;
     std::string output = "text";
     LockArgs lock;
+    GuardArgs guard;
     ConnectionOptions connection;
 };
 
@@ -135,6 +137,11 @@ int run_promote(const PromoteArgs& args) {
     if (!plan)
         return report_error(plan.error());
 
+    // Every guard of a push, with the tags the image will carry after the promotion.
+    auto guards = run_guards(dest, *dest_shared, *plan, *cfg, args.guard);
+    if (!guards)
+        return report_error(guards.error());
+
     auto locks = open_locks(args.lock, *cfg);
     if (!locks)
         return report_error(locks.error());
@@ -175,6 +182,7 @@ int run_promote(const PromoteArgs& args) {
         j["sourceDigest"] = original_digest.str();
         j["digestChanged"] = plan->root.digest != original_digest;
         j["referrersCopied"] = referrers_copied;
+        j["guards"] = guard::to_json(*guards);
         std::cout << j.dump(2) << std::endl;
     } else if (args.dry_run) {
         std::cout << "dry run: would promote " << from_shown << " to " << report->repository << ":" << *to_tag << " ("
@@ -202,6 +210,7 @@ CommandRun setup_promote_command(CLI::App& app, const GlobalOptions&) {
     cmd->add_option("--output,-o", args->output, "Result format on stdout: text or json")
         ->check(CLI::IsMember({"text", "json"}));
     add_lock_options(cmd, args->lock);
+    add_guard_options(cmd, args->guard);
     add_connection_options(cmd, args->connection);
     return [args] { return run_promote(*args); };
 }

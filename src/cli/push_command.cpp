@@ -1,5 +1,6 @@
 #include "commands.hpp"
 #include "connection.hpp"
+#include "guards.hpp"
 
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/log.hpp>
@@ -26,6 +27,7 @@ struct PushArgs {
     std::string output = "text";
     bool dry_run = false;
     LockArgs lock;
+    GuardArgs guard;
     ConnectionOptions connection;
 };
 
@@ -158,6 +160,11 @@ int run_push(const PushArgs& args) {
             return report_error(c.error());
         client = std::move(*c);
     }
+    // Guards: read-only, and finished before any upload.
+    auto guards = run_guards(*target, *client, *plan, *cfg, args.guard);
+    if (!guards)
+        return report_error(guards.error());
+
     auto locks = open_locks(args.lock, *cfg);
     if (!locks)
         return report_error(locks.error());
@@ -178,7 +185,9 @@ int run_push(const PushArgs& args) {
         return report_error(report.error());
 
     if (args.output == "json") {
-        std::cout << push::to_json(*report).dump(2) << std::endl;
+        auto j = push::to_json(*report);
+        j["guards"] = guard::to_json(*guards);
+        std::cout << j.dump(2) << std::endl;
     } else if (args.dry_run) {
         std::cout << "dry run: would push " << report->repository << "@" << report->digest.str() << " ("
                   << report->blobs.uploaded << " blobs to upload, " << report->blobs.existing << " already present)"
@@ -208,6 +217,7 @@ CommandRun setup_push_command(CLI::App& app, const GlobalOptions&) {
         ->check(CLI::IsMember({"text", "json"}));
     cmd->add_flag("--dry-run", args->dry_run, "Check tags and blobs and print the plan; write nothing");
     add_lock_options(cmd, args->lock);
+    add_guard_options(cmd, args->guard);
     add_connection_options(cmd, args->connection);
     return [args] { return run_push(*args); };
 }

@@ -3,7 +3,8 @@ the holder (pid, host, CI run URL); `lock list` shows the holder while it holds;
 needs --force; and a holder whose lock is force-released stops before writing any tag (fencing).
 
 A holder is a real push parked by the fault proxy right after it took its locks: the proxy holds
-its lookup of the root manifest by digest, which comes after the locks and before any manifest.
+its second lookup of the root manifest by digest, which comes after the locks and before any manifest
+(the first is the guards' read-only check, before any upload).
 """
 
 import json
@@ -37,7 +38,7 @@ class LockHolderTests:
 
     def start_holder(self, repo, layout, image, extra_env=None, lock_url=None, ttl="10s"):
         """A push of ``image`` to REPO:1.0-dev, parked after taking its lock; returns (Popen, hold rule)."""
-        hold = self.proxy.hold("HEAD", digest_ref_path(repo, image.digest), timeout=90)
+        hold = self.proxy.hold("HEAD", digest_ref_path(repo, image.digest), nth=2, timeout=90)
         holder = self.spawn_push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
                                  "--output", "json", "--lock", lock_url or self.url, "--lock-ttl", ttl,
                                  env=extra_env)

@@ -44,6 +44,9 @@ def clean_env(extra=None):
            if not k.startswith(("TAGWARDEN_", "AWS_", "DOCKER_", "REGISTRY_AUTH"))}
     env["DOCKER_CONFIG"] = _empty_dir("tw-dockercfg-")
     env["HOME"] = env.get("HOME") or "/root"
+    # The plain test registries declare no lifecycle policy: the guard tests (test_guard_*) turn this
+    # off (value None) to see the refusal; every other test is about something else.
+    env["TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY"] = "true"
     for key, value in (extra or {}).items():
         if value is None:
             env.pop(key, None)

@@ -1,0 +1,196 @@
+#include "guards.hpp"
+#include "connection.hpp"
+
+#include <tagwarden/aws/service_quotas.hpp>
+#include <tagwarden/core/log.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace tagwarden::cli {
+
+namespace {
+
+policy::TimePoint to_policy_time(aws::Clock::time_point t) {
+    return std::chrono::time_point_cast<policy::TimePoint::duration>(t);
+}
+
+policy::ImageRecord to_record(const aws::EcrImageDetail& d) {
+    policy::ImageRecord r;
+    r.digest = d.digest;
+    r.tags = d.tags;
+    r.pushed_at = to_policy_time(d.pushed_at);
+    if (d.last_pulled)
+        r.last_pulled_at = to_policy_time(*d.last_pulled);
+    r.status = d.status == "ARCHIVED"     ? policy::ImageStatus::archived
+               : d.status == "ACTIVATING" ? policy::ImageStatus::activating
+                                          : policy::ImageStatus::active;
+    r.media_type = d.manifest_media_type;
+    r.artifact_media_type = d.artifact_media_type;
+    if (!d.subject_digest.empty())
+        r.subject_digest = d.subject_digest;
+    return r;
+}
+
+Result<guard::RepositoryFacts> inspect_ecr(aws::EcrClient& ecr, const Reference& dest) {
+    guard::RepositoryFacts facts;
+    facts.repository = dest.name();
+    facts.is_ecr = true;
+    auto policy = ecr.get_lifecycle_policy(dest.repository);
+    if (!policy)
+        return std::unexpected(policy.error().with_context("reading the lifecycle policy of " + dest.name()));
+    if (*policy) {
+        facts.policy_text = (*policy)->text;
+        facts.policy_source = "ECR GetLifecyclePolicy";
+    }
+    aws::DescribeImagesOptions options;
+    options.tag_status = "ANY";
+    options.image_status = "ANY";
+    auto images = ecr.describe_images(dest.repository, options);
+    if (!images) {
+        // Older endpoints (and emulators) may not know imageStatus filters: retry with the defaults.
+        options.image_status.clear();
+        images = ecr.describe_images(dest.repository, options);
+    }
+    if (!images)
+        return std::unexpected(images.error().with_context("listing the images of " + dest.name()));
+    for (const auto& d : *images)
+        facts.images.push_back(to_record(d));
+    facts.images_known = true;
+    facts.image_count = static_cast<std::int64_t>(images->size());
+    facts.count_source = "DescribeImages";
+    auto quotas = service_quotas_for(dest.registry);
+    if (quotas && *quotas) {
+        auto q = aws::get_images_per_repository_quota(**quotas);
+        facts.quota = static_cast<std::int64_t>(q.value);
+        facts.quota_source = "Service Quotas L-03A36CE1, " + std::string(aws::to_string(q.source)) +
+                             (q.note.empty() ? "" : " (" + q.note + ")");
+    }
+    return facts;
+}
+
+Result<guard::RepositoryFacts> inspect_generic(registry::Client& client, const Reference& dest,
+                                               const config::Config& cfg) {
+    guard::RepositoryFacts facts;
+    facts.repository = dest.name();
+    if (auto it = cfg.repositories.find(dest.name()); it != cfg.repositories.end()) {
+        facts.policy_text = it->second.lifecycle_policy;
+        facts.policy_source = "tagwarden.yaml";
+        if (it->second.quota) {
+            facts.quota = it->second.quota;
+            facts.quota_source = "tagwarden.yaml repositories";
+        }
+    }
+    if (!facts.quota && cfg.quota) {
+        facts.quota = cfg.quota;
+        facts.quota_source = "tagwarden.yaml quota";
+    }
+    auto tags = client.list_tags(dest.repository);
+    if (!tags)
+        return std::unexpected(tags.error().with_context("listing the tags of " + dest.name()));
+    facts.image_count = static_cast<std::int64_t>(tags->size());
+    facts.count_source = "tag list";
+    return facts;
+}
+
+Result<std::vector<std::string>> read_protect_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in)
+        return fail(ErrorKind::invalid_input, "--protect " + path + " cannot be read");
+    std::vector<std::string> digests;
+    std::string line;
+    while (std::getline(in, line)) {
+        // One digest per line; anything after it (an image name, a comment) is ignored.
+        auto start = line.find("sha256:");
+        if (start == std::string::npos)
+            continue;
+        auto d = Digest::parse(line.substr(start, 71));
+        if (!d)
+            return fail(ErrorKind::invalid_input, "--protect " + path + ": " + d.error().message);
+        digests.push_back(d->str());
+    }
+    return digests;
+}
+
+} // namespace
+
+void add_guard_options(CLI::App* command, GuardArgs& args) {
+    command->add_flag("--allow-no-lifecycle-policy", args.allow_no_policy,
+                      "Push even though the repository has no lifecycle policy (logged as a warning)");
+    command->add_option("--quota-threshold", args.quota_threshold,
+                        "Refuse at or above this share of the image quota (default 0.9)");
+    command->add_option("--quota", args.quota, "The repository's image quota, where the registry cannot say");
+    command->add_option("--protect", args.protect_file,
+                        "File of digests the lifecycle policy must keep (e.g. what ECS runs), one per line");
+}
+
+Result<guard::GuardReport> run_guards(const Reference& dest, registry::Client& client, const push::PushPlan& plan,
+                                      const config::Config& cfg, const GuardArgs& args) {
+    guard::GuardSettings settings;
+    settings.allow_no_policy = args.allow_no_policy || cfg.allow_no_lifecycle_policy;
+    settings.quota_threshold = cfg.quota_threshold;
+    if (!args.quota_threshold.empty()) {
+        try {
+            settings.quota_threshold = std::stod(args.quota_threshold);
+        } catch (const std::exception&) {
+            return fail(ErrorKind::invalid_input, "--quota-threshold '" + args.quota_threshold + "' is not a number like 0.9");
+        }
+        if (settings.quota_threshold <= 0 || settings.quota_threshold > 1)
+            return fail(ErrorKind::invalid_input, "--quota-threshold must be in (0, 1], e.g. 0.9");
+    }
+    if (args.quota > 0)
+        settings.quota = args.quota;
+    settings.protected_environments = cfg.protected_environments;
+    settings.tag_template = cfg.tag_template;
+    settings.keep_releases = cfg.keep_releases;
+    settings.protection_window = cfg.protection_window;
+    if (!args.protect_file.empty()) {
+        auto digests = read_protect_file(args.protect_file);
+        if (!digests)
+            return std::unexpected(digests.error());
+        settings.protected_digests = *digests;
+    }
+
+    auto ecr = ecr_client_for(dest.registry);
+    if (!ecr)
+        return std::unexpected(ecr.error());
+    auto facts = *ecr ? inspect_ecr(**ecr, dest) : inspect_generic(client, dest, cfg);
+    if (!facts)
+        return std::unexpected(facts.error());
+
+    guard::Intent intent;
+    intent.digest = plan.root.digest.str();
+    intent.tags = plan.tags;
+    for (const auto& child : plan.children)
+        intent.child_digests.push_back(child.digest.str());
+    if (facts->images_known) {
+        std::set<std::string> present;
+        for (const auto& image : facts->images)
+            present.insert(image.digest);
+        intent.images_added = present.count(intent.digest) ? 0 : 1;
+        for (const auto& child : intent.child_digests)
+            intent.images_added += present.count(child) ? 0 : 1;
+    } else {
+        auto root = client.head_manifest(dest.repository, intent.digest);
+        if (!root)
+            return std::unexpected(root.error());
+        intent.images_added = *root ? 0 : 1;
+    }
+
+    auto report = guard::evaluate_guards(*facts, intent, settings,
+                                         std::chrono::time_point_cast<policy::TimePoint::duration>(std::chrono::system_clock::now()));
+    for (const auto& f : report.findings) {
+        if (f.status == "passed")
+            log::info("guard " + f.check + ": " + f.message);
+        else if (f.status != "refused")
+            log::warn("guard " + f.check + " " + f.status + ": " + f.message);
+    }
+    if (report.refused())
+        return std::unexpected(report.error());
+    return report;
+}
+
+} // namespace tagwarden::cli
