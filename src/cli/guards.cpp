@@ -183,8 +183,8 @@ Result<guard::GuardReport> run_guards(const Reference& dest, registry::Client& c
     auto report = guard::evaluate_guards(*facts, intent, settings,
                                          std::chrono::time_point_cast<policy::TimePoint::duration>(std::chrono::system_clock::now()));
     for (const auto& f : report.findings) {
-        if (f.status == "passed")
-            log::info("guard " + f.check + ": " + f.message);
+        if (f.status == "passed" || f.status == "skipped")
+            log::info("guard " + f.check + (f.status == "skipped" ? " skipped: " : ": ") + f.message);
         else if (f.status != "refused")
             log::warn("guard " + f.check + " " + f.status + ": " + f.message);
     }

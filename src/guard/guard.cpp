@@ -50,6 +50,13 @@ std::string rule_text(const policy::LifecyclePolicy& p, std::optional<std::int64
 
 void check_policy_present(const RepositoryFacts& facts, const GuardSettings& settings, GuardReport& report) {
     if (facts.policy_text) {
+        auto parsed = policy::load_policy(*facts.policy_text);
+        if (!parsed) {
+            report.findings.push_back({"lifecycle-policy", "refused",
+                                       "the lifecycle policy of " + facts.repository + " (" + facts.policy_source +
+                                           ") is invalid: " + parsed.error().message});
+            return;
+        }
         report.findings.push_back({"lifecycle-policy", "passed", "lifecycle policy present (" + facts.policy_source + ")"});
         return;
     }
@@ -115,11 +122,8 @@ void check_survival(const RepositoryFacts& facts, const Intent& intent, const Gu
         return;
     }
     auto parsed = policy::load_policy(*facts.policy_text);
-    if (!parsed) {
-        report.findings.push_back({"survival", "refused", "the lifecycle policy of " + facts.repository +
-                                                              " is invalid: " + parsed.error().message});
-        return;
-    }
+    if (!parsed)
+        return;  // reported by the policy check
     // The repository as it will be: the image with all its tags, old and new; tags move off other images.
     auto images = facts.images;
     std::set<std::string> new_tags(intent.tags.begin(), intent.tags.end());
