@@ -1,3 +1,4 @@
+#include <tagwarden/aws/dynamodb_lock.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/lock/lock.hpp>
 
@@ -128,8 +129,11 @@ Result<std::unique_ptr<LockBackend>> make_lock_backend(std::string_view url, std
     }
     if (url.starts_with("etcd://"))
         return make_etcd_backend(url, std::move(transport));
+    if (url.starts_with("dynamodb://"))
+        return make_dynamodb_backend(url, std::move(transport));
     return fail(ErrorKind::invalid_input, "unsupported lock URL '" + std::string(url) +
-                                              "': use file:///DIR or etcd://HOST:PORT[,HOST:PORT]");
+                                              "': use file:///DIR, etcd://HOST:PORT[,HOST:PORT] or "
+                                              "dynamodb://TABLE?region=R");
 }
 
 LockSet::LockSet(LockBackend& backend, LockOwner owner, std::chrono::seconds ttl)

@@ -133,6 +133,20 @@ Error Client::status_error(const http::Response& r, const std::string& what) con
         e.message += ": " + detail;
     else if (!r.body.empty() && r.body.size() < 200 && r.body.find('<') == std::string::npos)
         e.message += ": " + r.body;
+    // ECR: a manifest PUT into a full repository is a bare 403 DENIED ("... already has the maximum allowed
+    // number of images which is 'N'"); say what it is.
+    if (r.status == 403 && detail.find("maximum allowed number of images") != std::string::npos) {
+        std::string limit = "?";
+        if (auto q = detail.find("which is '"); q != std::string::npos)
+            limit = detail.substr(q + 10, detail.find('\'', q + 10) - q - 10);
+        e.kind = ErrorKind::registry;
+        e.message = "repository image quota reached (" + limit + " of " + limit + " images): " + what +
+                    " was refused; expire images (a lifecycle policy) or raise the quota (Service Quotas "
+                    "L-03A36CE1) [" + detail + "]";
+    }
+    // ECR: an immutable tag that exists on another digest.
+    if (code == "TAG_INVALID")
+        e.kind = ErrorKind::tag_conflict;
     return e;
 }
 
