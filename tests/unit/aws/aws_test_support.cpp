@@ -177,19 +177,6 @@ void LocalHttpServer::serve() {
     }
 }
 
-int free_loopback_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    int port = ntohs(addr.sin_port);
-    ::close(fd);
-    return port;
-}
-
 std::string find_python_with(const std::string& module, std::string& tried) {
     std::vector<std::string> candidates;
     if (const char* env = std::getenv("TAGWARDEN_PYTHON"); env != nullptr && *env != '\0')
@@ -213,6 +200,28 @@ std::string find_python_with(const std::string& module, std::string& tried) {
     return {};
 }
 
+namespace {
+
+// moto's WSGI app (what moto_server serves) bound to 127.0.0.1:0, so the kernel picks the port and no other
+// process can take it between a pick and the bind; the port is printed on stdout. The server exits when its
+// parent (the test) is gone, even if the test crashed.
+constexpr const char* k_moto_launcher = R"(
+import os, sys, threading, time
+from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True)
+def orphaned(parent=os.getppid()):
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+threading.Thread(target=orphaned, daemon=True).start()
+sys.stdout.write(f"{server.port}\n")
+sys.stdout.flush()
+server.serve_forever()
+)";
+
+} // namespace
+
 MotoServer::MotoServer() {
     std::string tried;
     m_python = find_python_with("moto.server", tried);
@@ -221,10 +230,14 @@ MotoServer::MotoServer() {
                   "); moto 5 with its server extra is part of the machine image (pip: moto[server])";
         return;
     }
-    m_port = free_loopback_port();
     m_log = fs::temp_directory_path() /
-            ("tagwarden-moto-" + std::to_string(::getpid()) + "-" + std::to_string(m_port) + ".log");
-    const std::string port = std::to_string(m_port);
+            ("tagwarden-moto-" + std::to_string(::getpid()) + "-" +
+             std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + ".log");
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) {
+        m_error = "pipe failed";
+        return;
+    }
     pid_t pid = ::fork();
     if (pid < 0) {
         m_error = "fork failed";
@@ -232,24 +245,43 @@ MotoServer::MotoServer() {
     }
     if (pid == 0) {
         ::setpgid(0, 0);
+        ::dup2(out[1], STDOUT_FILENO);
         int log = ::open(m_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (log >= 0) {
-            ::dup2(log, STDOUT_FILENO);
+        if (log >= 0)
             ::dup2(log, STDERR_FILENO);
-        }
-        ::execl(m_python.c_str(), m_python.c_str(), "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                port.c_str(), static_cast<char*>(nullptr));
+        int devnull = ::open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            ::dup2(devnull, STDIN_FILENO);
+        ::unsetenv("MOTO_PORT");
+        ::execl(m_python.c_str(), m_python.c_str(), "-c", k_moto_launcher, static_cast<char*>(nullptr));
         ::_exit(127);
     }
+    ::close(out[1]);
     m_pid = pid;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    std::string line;
+    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{out[0], POLLIN, 0};
+        if (::poll(&p, 1, 200) <= 0)
+            continue;
+        char buffer[64];
+        ssize_t n = ::read(out[0], buffer, sizeof buffer);
+        if (n <= 0)
+            break;
+        line.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(out[0]);
+    try {
+        m_port = std::stoi(line);
+    } catch (const std::exception&) {
+        m_port = 0;
+    }
+    if (m_port <= 0) {
+        m_error = "moto did not start with " + m_python + ": " + read_all(m_log);
+        return;
+    }
+    // Listening already (bound before the port was printed); wait until it answers a connection.
     while (std::chrono::steady_clock::now() < deadline) {
-        int status = 0;
-        if (::waitpid(m_pid, &status, WNOHANG) == m_pid) {
-            m_pid = -1;
-            m_error = "moto_server exited early: " + read_all(m_log);
-            return;
-        }
         int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
@@ -259,9 +291,10 @@ MotoServer::MotoServer() {
         ::close(fd);
         if (up)
             return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    m_error = "moto_server did not listen on 127.0.0.1:" + port + " within 30 s: " + read_all(m_log);
+    m_error =
+        "moto did not accept connections on 127.0.0.1:" + std::to_string(m_port) + ": " + read_all(m_log);
 }
 
 MotoServer::~MotoServer() {

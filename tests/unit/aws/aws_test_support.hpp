@@ -78,14 +78,12 @@ class LocalHttpServer {
     std::thread m_thread;
 };
 
-// A free TCP port on 127.0.0.1 (bound and released; good enough for a server started right after).
-int free_loopback_port();
-
 // The python3 to run moto and botocore with: the first of TAGWARDEN_PYTHON, python3 (PATH), the pyenv shims
 // ($PYENV_ROOT, ~/.pyenv) and /usr/bin/python3 that can import `module`. Empty when none can.
 std::string find_python_with(const std::string& module, std::string& tried);
 
-// `python3 -m moto.server -H 127.0.0.1 -p PORT`, waited for, killed (its process group) on destruction.
+// moto's server app on 127.0.0.1 port 0 (the kernel's choice, reported by the child), waited for, killed
+// (its process group) on destruction; it also exits by itself if the test process dies.
 class MotoServer {
   public:
     MotoServer();
