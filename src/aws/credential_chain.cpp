@@ -209,7 +209,8 @@ class ContainerProvider final : public CredentialProvider {
         request.headers.add("Accept", "application/json");
         auto response = m_state->transport().send(request);
         if (!response)
-            return std::unexpected(response.error().with_context("container credentials from " + url));
+            return std::unexpected(
+                response.error().with_context("container credentials from " + log::redact(url)));
         if (response->status != 200) {
             Error e(response->status == 401 || response->status == 403 ? ErrorKind::auth
                                                                        : ErrorKind::registry,
@@ -558,8 +559,11 @@ Result<TimedCredentials> CredentialChain::resolve() {
             return *m_cached;
         }
         m_cached.reset();
-        if (!refreshed)
-            return std::unexpected(refreshed.error().with_context("refreshing expired AWS credentials"));
+        if (!refreshed) {
+            Error e = refreshed.error().with_context("refreshing expired AWS credentials");
+            e.message = log::redact(e.message);
+            return std::unexpected(e);
+        }
     }
     return run_chain();
 }

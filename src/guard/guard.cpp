@@ -42,9 +42,26 @@ bool tag_in_env(const std::string& tmpl, const std::string& env, const std::stri
 std::string rule_text(const policy::LifecyclePolicy& p, std::optional<std::int64_t> priority) {
     if (!priority)
         return "the policy";
-    for (const auto& r : p.rules)
-        if (r.rule_priority == *priority)
-            return "rule " + policy::rule_label(r);
+    for (const auto& r : p.rules) {
+        if (r.rule_priority != *priority)
+            continue;
+        std::string what = "the rule with " + policy::rule_label(r);
+        if (r.description && !r.description->empty())
+            what += " (\"" + *r.description + "\")";
+        if (r.selection.tag_prefix_list && !r.selection.tag_prefix_list->empty()) {
+            std::string prefixes;
+            for (const auto& x : *r.selection.tag_prefix_list)
+                prefixes += (prefixes.empty() ? "" : ", ") + x;
+            what += " on tag prefix " + prefixes;
+        }
+        if (r.selection.tag_pattern_list && !r.selection.tag_pattern_list->empty()) {
+            std::string patterns;
+            for (const auto& x : *r.selection.tag_pattern_list)
+                patterns += (patterns.empty() ? "" : ", ") + x;
+            what += " on tag pattern " + patterns;
+        }
+        return what;
+    }
     return "rule " + std::to_string(*priority);
 }
 
