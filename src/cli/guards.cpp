@@ -3,10 +3,13 @@
 
 #include <tagwarden/aws/service_quotas.hpp>
 #include <tagwarden/core/log.hpp>
+#include <tagwarden/policy/evaluate.hpp>
+#include <tagwarden/policy/lifecycle_policy.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -115,6 +118,56 @@ Result<std::vector<std::string>> read_protect_file(const std::string& path) {
     return digests;
 }
 
+// Runs ECR's lifecycle policy preview of the repository as it is and compares it with the local
+// simulation of the same images at the same time.
+guard::Finding compare_with_preview(aws::EcrClient& ecr, const Reference& dest, const guard::RepositoryFacts& facts,
+                                    policy::TimePoint now) {
+    auto started = ecr.start_lifecycle_policy_preview(dest.repository);
+    if (!started)
+        return {"preview", "skipped", "ECR lifecycle policy preview could not start: " + started.error().message};
+    auto preview = ecr.wait_lifecycle_policy_preview(dest.repository, {}, std::chrono::seconds(120),
+                                                     std::chrono::milliseconds(1000));
+    if (!preview)
+        return {"preview", "skipped", "ECR lifecycle policy preview failed: " + preview.error().message};
+    if (preview->status != "COMPLETE")
+        return {"preview", "skipped", "ECR lifecycle policy preview ended " + preview->status};
+    auto parsed = policy::load_policy(*facts.policy_text);
+    if (!parsed)
+        return {"preview", "skipped", "the policy does not parse locally: " + parsed.error().message};
+    auto decisions = policy::evaluate(*parsed, facts.images, now);
+    using Outcome = std::pair<std::string, std::int64_t>;
+    std::map<std::string, Outcome> local, remote;
+    for (std::size_t i = 0; i < facts.images.size(); ++i)
+        if (decisions[i].action != policy::ImageAction::keep)
+            local[facts.images[i].digest] = {decisions[i].action == policy::ImageAction::expire ? "EXPIRE" : "TRANSITION",
+                                             decisions[i].rule_priority.value_or(0)};
+    for (const auto& r : preview->results)
+        remote[r.digest] = {r.action, r.applied_rule_priority};
+    auto describe = [](const std::optional<Outcome>& d) {
+        return d ? d->first + " by rulePriority " + std::to_string(d->second) : std::string("keep");
+    };
+    std::set<std::string> digests;
+    for (const auto& entry : local)
+        digests.insert(entry.first);
+    for (const auto& entry : remote)
+        digests.insert(entry.first);
+    std::string differences;
+    for (const auto& d : digests) {
+        std::optional<Outcome> l, r;
+        if (auto it = local.find(d); it != local.end())
+            l = it->second;
+        if (auto it = remote.find(d); it != remote.end())
+            r = it->second;
+        if (l != r)
+            differences += (differences.empty() ? "" : "; ") + d.substr(7, 12) + ": tagwarden says " + describe(l) +
+                           ", ECR says " + describe(r);
+    }
+    if (differences.empty())
+        return {"preview", "passed", "ECR's lifecycle preview agrees with the local simulation (" +
+                                         std::to_string(remote.size()) + " image(s) expired or archived)"};
+    return {"preview", "disagrees", "ECR's lifecycle preview disagrees with the local simulation: " + differences};
+}
+
 } // namespace
 
 void add_guard_options(CLI::App* command, GuardArgs& args) {
@@ -125,6 +178,9 @@ void add_guard_options(CLI::App* command, GuardArgs& args) {
     command->add_option("--quota", args.quota, "The repository's image quota, where the registry cannot say");
     command->add_option("--protect", args.protect_file,
                         "File of digests the lifecycle policy must keep (e.g. what ECS runs), one per line");
+    command->add_flag("--confirm-with-preview", args.confirm_with_preview,
+                      "ECR: also run ECR's own lifecycle policy preview and report where it disagrees with the "
+                      "local simulation");
 }
 
 Result<guard::GuardReport> run_guards(const Reference& dest, registry::Client& client, const push::PushPlan& plan,
@@ -180,8 +236,15 @@ Result<guard::GuardReport> run_guards(const Reference& dest, registry::Client& c
         intent.images_added = *root ? 0 : 1;
     }
 
-    auto report = guard::evaluate_guards(*facts, intent, settings,
-                                         std::chrono::time_point_cast<policy::TimePoint::duration>(std::chrono::system_clock::now()));
+    auto now = std::chrono::time_point_cast<policy::TimePoint::duration>(std::chrono::system_clock::now());
+    auto report = guard::evaluate_guards(*facts, intent, settings, now);
+    if (args.confirm_with_preview) {
+        if (!*ecr || !facts->policy_text)
+            report.findings.push_back({"preview", "skipped",
+                                       "--confirm-with-preview needs an ECR repository with a lifecycle policy"});
+        else
+            report.findings.push_back(compare_with_preview(**ecr, dest, *facts, now));
+    }
     for (const auto& f : report.findings) {
         if (f.status == "passed" || f.status == "skipped")
             log::info("guard " + f.check + (f.status == "skipped" ? " skipped: " : ": ") + f.message);
