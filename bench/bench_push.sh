@@ -175,6 +175,14 @@ if "tagwarden" in median and "skopeo" in median and median["skopeo"]:
               f"({'faster' if ratio < 1 else 'slower'} than skopeo).",
               f"**tagwarden peak RSS: {peak_rss['tagwarden'] / 1024:.1f} MiB** "
               f"(skopeo: {peak_rss['skopeo'] / 1024:.1f} MiB)."]
-open(results, "w").write("\n".join(lines) + "\n")
+# Keep the other benchmarks' sections (bench_policy.sh writes its own between markers).
+kept = ""
+try:
+    previous = open(results).read()
+    if "<!-- policy-bench:start -->" in previous:
+        kept = "\n<!-- policy-bench:start -->" + previous.split("<!-- policy-bench:start -->", 1)[1]
+except FileNotFoundError:
+    pass
+open(results, "w").write("\n".join(lines) + "\n" + kept)
 print("\n".join(lines))
 PY
