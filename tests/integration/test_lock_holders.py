@@ -1,4 +1,4 @@
-"""Lock holders, for the file and etcd backends: a push that waits past --lock-timeout exits 5 naming
+"""Lock holders, for the file, etcd and DynamoDB (moto) backends: a push that waits past --lock-timeout exits 5 naming
 the holder (pid, host, CI run URL); `lock list` shows the holder while it holds; `lock release KEY`
 needs --force; and a holder whose lock is force-released stops before writing any tag (fencing).
 
@@ -161,8 +161,11 @@ class LockHolderTests:
         repo = self.repo()
         layout_a, image_a = self.image("a")
         holder, hold = self.start_holder(repo, layout_a, image_a)
-        from_env = tw.run_tagwarden("lock", "list", "--output", "json", env={"TAGWARDEN_LOCK": self.url})
-        from_file = tw.run_tagwarden("lock", "list", "--output", "json", cwd=self.workdir(f"lock: '{self.url}'\n"))
+        # (backend_env: credentials a backend needs, e.g. DynamoDB's; empty for file and etcd)
+        from_env = tw.run_tagwarden("lock", "list", "--output", "json",
+                                    env={**self.backend_env, "TAGWARDEN_LOCK": self.url})
+        from_file = tw.run_tagwarden("lock", "list", "--output", "json", env=dict(self.backend_env),
+                                     cwd=self.workdir(f"lock: '{self.url}'\n"))
         for proc in (from_env, from_file):
             self.assert_exit(proc, 0)
             self.assertIn(self.key(repo), {e["key"] for e in tw.parse_json(self, proc)["locks"]}, tw.describe(proc))
@@ -231,6 +234,114 @@ class EtcdLockHolders(LockHolderTests, TagSafetyTestCase):
         lost = self.finish(holder)
         self.assert_exit(lost, tw.EXIT_LOCK)
         self.assertEqual(self.proxy.requests("PUT", tag_put_path(repo)), [], tw.describe(lost))
+        self.assertEqual(self.registry.tags(repo), {})
+        self.assertEqual(self.registry.manifest_digests(repo), set())
+
+
+class DynamoDbLockHolders(LockHolderTests, TagSafetyTestCase):
+    """The same tests with dynamodb://TABLE?region=us-east-1&endpoint=<moto> (tests/support/dynamodb.py).
+
+    The CI variables set AWS_REGION=eu-west-1 for the CodeBuild URL: the lock table lives in the
+    URL's region (us-east-1), so the URL's region must win over AWS_REGION for the lock calls.
+    """
+    ci_env = EtcdLockHolders.ci_env
+    ci_url = EtcdLockHolders.ci_url
+
+    def lock_backend(self):
+        self.ddb = self.start_dynamodb()
+        self.backend_env.update(self.ddb.env())
+        return self.ddb.url
+
+    def test_lock_item_lives_in_dynamodb(self):
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        before = int(time.time())
+        holder, hold = self.start_holder(repo, layout_a, image_a)
+        items = self.ddb.items()
+        self.assertEqual([i["LockKey"] for i in items], [self.key(repo)], items)
+        item = items[0]
+        self.assertEqual(item["OwnerPid"], holder.pid)
+        self.assertEqual(item["OwnerHost"], socket.gethostname())
+        self.assertTrue(item.get("LeaseToken"), item)
+        self.assertTrue(item.get("OwnerRunId"), item)
+        self.assertEqual(item["TtlSeconds"], 10)
+        self.assertTrue(before - 2 <= item["AcquiredAt"] <= time.time() + 2, item)
+        self.assertGreater(item["ExpiresAt"], time.time(), "the lease runs into the future")
+        self.assertLessEqual(item["ExpiresAt"], time.time() + 10 + 2, "ExpiresAt is at most a TTL ahead")
+        hold.release()
+        self.assert_exit(self.finish(holder), 0)
+        self.assertEqual(self.ddb.items(), [], "release deletes the item")
+        deletes = self.ddb.calls("DeleteItem")
+        self.assertIn(("DeleteItem", 200), deletes, deletes)
+
+    def test_heartbeat_extends_the_lease(self):
+        # A holder parked longer than its TTL keeps the lock: UpdateItem moves ExpiresAt on.
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        holder, hold = self.start_holder(repo, layout_a, image_a, ttl="5s")
+        first = self.ddb.item(self.key(repo))
+        self.wait_for(lambda: (self.ddb.item(self.key(repo)) or {}).get("ExpiresAt", 0) > first["ExpiresAt"] + 1,
+                      15, "a heartbeat to move ExpiresAt")
+        while time.time() < first["ExpiresAt"] + 1.5:  # past the first lease's end
+            time.sleep(0.2)
+        now = self.ddb.item(self.key(repo))
+        self.assertEqual(now["LeaseToken"], first["LeaseToken"], "the same lease, renewed")
+        self.assertGreater(now["ExpiresAt"], time.time(), "still held after more than its TTL")
+        hold.release()
+        done = self.finish(holder)
+        self.assert_exit(done, 0)
+        self.assertEqual(self.registry.tags(repo), {"1.0-dev": image_a.digest})
+
+    def test_lost_heartbeat_aborts_before_tagging(self):
+        # DynamoDB is reached through a fault proxy that fails every UpdateItem (the heartbeat) once the
+        # holder is parked; the lease runs out (5s) and the fencing check (a consistent GetItem) must
+        # then stop the holder before any tag.
+        from fault_proxy import FaultProxy
+        ddb_proxy = FaultProxy(self.ddb.host)
+        ddb_proxy.start()
+        self.addCleanup(ddb_proxy.stop)
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        holder, hold = self.start_holder(repo, layout_a, image_a, lock_url=self.ddb.lock_url(ddb_proxy.url), ttl="5s")
+        self.assertEqual(self.ddb.keys(), [self.key(repo)])
+        heartbeats = ddb_proxy.fail("POST", r"^/$", status=500, body=json.dumps(
+            {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "injected"}).encode(),
+            match=lambda _m, _p, headers: headers.get("X-Amz-Target", "").endswith(".UpdateItem"))
+        self.wait_for(lambda: all(i["ExpiresAt"] < time.time() for i in self.ddb.items()), 30,
+                      "the holder's lease to expire")
+        hold.release()
+        lost = self.finish(holder)
+        self.assert_exit(lost, tw.EXIT_LOCK)
+        self.assertGreater(heartbeats.count, 0, "the holder's heartbeats went through the proxy and failed")
+        self.assertEqual(self.proxy.requests("PUT", tag_put_path(repo)), [], tw.describe(lost))
+        self.assertEqual(self.registry.tags(repo), {})
+        self.assertEqual(self.registry.manifest_digests(repo), set())
+
+    def test_expired_item_of_a_dead_holder_is_taken_over(self):
+        # An item whose ExpiresAt has passed (a holder that died) does not block: the conditional
+        # PutItem's "ExpiresAt < :now" lets the next push take it at once.
+        repo = self.repo()
+        layout_a, image_a = self.image("a")
+        now = int(time.time())
+        self.ddb.put_item({"LockKey": self.key(repo), "LeaseToken": "dead-holder", "AcquiredAt": now - 120,
+                           "ExpiresAt": now - 60, "TtlSeconds": 60, "OwnerPid": 999999, "OwnerHost": "gone"})
+        self.assertEqual(self.held_locks(self.url), {}, "an expired item is listed as not held")
+        start = time.monotonic()
+        report = self.push_json(f"oci:{layout_a}", self.target(repo), "--version", "1.0", "--env", "dev",
+                                "--lock", self.url, "--lock-timeout", "30s")
+        self.assertLess(time.monotonic() - start, 20, "no wait for an expired lock")
+        self.assertEqual(report["tags"], [{"tag": "1.0-dev", "status": "created"}])
+        self.assertEqual(self.ddb.items(), [], "the taken-over item is released (deleted) at the end")
+
+    def test_missing_table_names_the_create_table_command(self):
+        # tagwarden never creates the table: a missing one is an error giving the command, nothing is pushed.
+        repo = self.repo()
+        layout_a, _image_a = self.image("a")
+        url = self.ddb.lock_url(table="no-such-table")
+        proc = self.push(f"oci:{layout_a}", self.target(repo), "--version", "1.0", "--env", "dev", "--lock", url)
+        self.assert_exit(proc, tw.EXIT_USAGE)
+        self.assert_stderr_mentions(proc, "aws dynamodb create-table --table-name no-such-table")
+        self.assertEqual(self.ddb.tables(), [self.ddb.table], "tagwarden must not create a table")
         self.assertEqual(self.registry.tags(repo), {})
         self.assertEqual(self.registry.manifest_digests(repo), set())
 

@@ -95,6 +95,16 @@ class TagRace(TagSafetyTestCase):
         self.race(etcd.url)
         self.assertEqual(etcd.keys("tagwarden/"), {}, "every etcd lock key is gone (leases revoked)")
 
+    def test_race_dynamodb_backend(self):
+        ddb = self.start_dynamodb()
+        self.backend_env.update(ddb.env())
+        self.race(ddb.url)
+        self.assertEqual(ddb.items(), [], "every DynamoDB lock item is deleted on release")
+        # DynamoDB decided: every racer sent a conditional PutItem and some were refused.
+        puts = ddb.calls("PutItem")
+        self.assertGreaterEqual(len(puts), RACERS, puts)
+        self.assertIn(400, {status for _op, status in puts}, f"no PutItem lost its condition: {puts}")
+
     def test_overlapping_tags_in_opposite_order_do_not_deadlock(self):
         # A pushes tags x and y, B pushes y and x. Both are let past the tag check together, and
         # etcd is reached through a second proxy that parks the first lock transaction of each

@@ -1,9 +1,10 @@
-"""A push killed with SIGKILL half-way through its tags (etcd locks, --lock-ttl 5s).
+"""A push killed with SIGKILL half-way through its tags (etcd and DynamoDB locks, --lock-ttl 5s).
 
 The killed run pushes one image under two tags, 1.0-dev then latest; the fault proxy parks its PUT
 of the second tag, the test SIGKILLs it, and the parked request is never forwarded (its client is
 gone). At that point the first tag points at the image, the second does not exist, the journal is
-in TAGWARDEN_STATE_DIR/journal, and the etcd lock keys stay until their lease runs out.
+in TAGWARDEN_STATE_DIR/journal, and the etcd lock keys (DynamoDB lock items) stay until their
+lease runs out (ExpiresAt passes).
 
 - the next push of the SAME image waits for the lease to lapse and completes (first tag
   unchanged, second created); a push of ANOTHER image to those tags is refused (exit 4), since the
@@ -35,6 +36,10 @@ class KilledMidPush(TagSafetyTestCase):
         if self.backend == "etcd":
             self.etcd = self.start_etcd()
             self.url = self.etcd.url
+        elif self.backend == "dynamodb":
+            self.ddb = self.start_dynamodb()
+            self.backend_env.update(self.ddb.env())
+            self.url = self.ddb.url
         else:
             self.url = self.lock_url
         self.repo_name = self.repo()
@@ -149,6 +154,28 @@ class KilledMidPush(TagSafetyTestCase):
         self.assertEqual(self.registry.manifest_digests(self.repo_name), {image_b.digest},
                          "the killed run's manifest is not left untagged")
         self.assertEqual(self.journals(), {})
+
+
+class KilledMidPushDynamoDb(KilledMidPush):
+    """The same with dynamodb:// locks on moto: the dead holder's items stay until ExpiresAt passes."""
+    backend = "dynamodb"
+
+    def test_dead_holders_items_expire_and_are_taken_over(self):
+        layout_a, image_a = self.image("a")
+        self.kill_after_first_tag(layout_a, image_a)
+        keys = {f"{self.proxy.host}/{self.repo_name}:{tag}" for tag in (FIRST, SECOND)}
+        items = {item["LockKey"]: item for item in self.ddb.items()}
+        self.assertEqual(set(items), keys, "the killed run's lock items are left behind")
+        self.assertEqual({item["TtlSeconds"] for item in items.values()}, {5})
+        expires = max(item["ExpiresAt"] for item in items.values())
+        self.assertGreater(expires, time.time(), "the dead holder's lease is still running")
+        refused_before = len([c for c in self.ddb.calls("PutItem") if c[1] == 400])
+        report = self.push_json(f"oci:{layout_a}", self.target, *self.push_args("--lock-timeout", "30s"))
+        self.assertGreaterEqual(time.time(), expires, "the lock was taken only after the dead holder's ExpiresAt")
+        self.assertEqual(self.tag_statuses(report), {FIRST: "unchanged", SECOND: "created"})
+        self.assertEqual(self.ddb.items(), [], "the takeover's items are deleted when it finishes")
+        refused = [c for c in self.ddb.calls("PutItem") if c[1] == 400]
+        self.assertGreater(len(refused), refused_before, "the next push was refused while the lease ran")
 
 
 class KilledMidPushFileLock(TagSafetyTestCase):

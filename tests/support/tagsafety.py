@@ -7,6 +7,8 @@
             reg = self.start_registry()              # a fresh docker-registry for this test
             proxy = self.start_proxy(reg)            # optional: a FaultProxy in front of it
             etcd = self.start_etcd()                 # optional: a fresh etcd
+            ddb = self.start_dynamodb()              # optional: moto's DynamoDB with the lock table
+            self.backend_env.update(ddb.env())       # ... whose AWS credentials every later run gets
             layout, image = self.image("a")
             proc = self.push(f"oci:{layout}", f"{proxy.host}/{self.repo()}:1.0", "--output", "json")
 
@@ -14,6 +16,8 @@ Every tagwarden run gets ``TAGWARDEN_STATE_DIR`` (journals) and ``TAGWARDEN_LOCK
 lock directory) of its own test, so nothing leaks into ~/.local/state or $TMPDIR, and runs from an
 empty working directory unless ``cwd`` is given (then a tagwarden.yaml there is read).
 Each test starts its own servers on free 127.0.0.1 ports; they are stopped by the test's cleanup.
+``self.backend_env`` holds variables a lock backend needs in every run (the DynamoDB fixture's AWS
+credentials and region, which tw.clean_env would otherwise strip); a run's own ``env`` comes last.
 """
 
 import json
@@ -29,6 +33,7 @@ import unittest
 import deps
 import make_image
 import tw
+from dynamodb import DynamoDb
 from etcd import Etcd
 from fault_proxy import FaultProxy
 from registry import Registry
@@ -65,6 +70,7 @@ class TagSafetyTestCase(unittest.TestCase):
         self.lock_dir = os.path.join(self.tmp, "locks")
         os.makedirs(self.state_dir)
         self.lock_url = "file://" + self.lock_dir
+        self.backend_env = {}
         self._children = []
         self.addCleanup(self._kill_children)
 
@@ -88,6 +94,14 @@ class TagSafetyTestCase(unittest.TestCase):
         self.addCleanup(etcd.stop)
         return etcd
 
+    def start_dynamodb(self):
+        """moto's DynamoDB with the lock table (dynamodb.DynamoDb). Runs need its credentials:
+        ``self.backend_env.update(ddb.env())`` gives them to every later run of the test."""
+        ddb = DynamoDb()
+        ddb.start()
+        self.addCleanup(ddb.stop)
+        return ddb
+
     # -- names and images ------------------------------------------------------------------------
 
     def repo(self, suffix=""):
@@ -106,8 +120,10 @@ class TagSafetyTestCase(unittest.TestCase):
     # -- running tagwarden -----------------------------------------------------------------------
 
     def env(self, extra=None):
-        """The variables every run gets (on top of tw.clean_env): state dir and lock URL of this test."""
+        """The variables every run gets (on top of tw.clean_env): state dir and lock URL of this test,
+        then ``backend_env``, then ``extra``."""
         env = {"TAGWARDEN_STATE_DIR": self.state_dir, "TAGWARDEN_LOCK": self.lock_url}
+        env.update(self.backend_env)
         env.update(extra or {})
         return env
 
