@@ -130,8 +130,14 @@ Error to_error(const AwsErrorInfo& error, std::string_view service, std::string_
     e.registry_code = error.type;
     std::string text = std::string(service) + " " + std::string(operation) + ": ";
     text += error.type.empty() ? "HTTP " + std::to_string(error.http_status) : error.type;
-    if (!error.message.empty())
-        text += ": " + error.message;
+    if (!error.message.empty()) {
+        // AWS messages can span lines (InvalidSignatureException carries the canonical request and the
+        // string to sign): keep the first line, so an error stays one line.
+        auto first = error.message.substr(0, error.message.find_first_of("\r\n"));
+        if (first.size() > 300)
+            first = first.substr(0, 300) + "...";
+        text += ": " + first;
+    }
     if (one_of(k_auth, error.type) ||
         (error.type.empty() && (error.http_status == 401 || error.http_status == 403))) {
         e.kind = ErrorKind::auth;

@@ -107,7 +107,9 @@ void check_quota(const RepositoryFacts& facts, const Intent& intent, const Guard
     auto limit = static_cast<std::int64_t>(std::ceil(settings.quota_threshold * static_cast<double>(*quota)));
     std::string count = std::to_string(facts.image_count) + " of " + std::to_string(*quota) + " images (" + source +
                         "; count from " + facts.count_source + ")";
-    if (intent.images_added == 0 || facts.image_count < limit) {
+    bool near = facts.image_count >= limit;
+    bool overflows = facts.image_count + intent.images_added > *quota;  // an index adds its children too
+    if (intent.images_added == 0 || (!near && !overflows)) {
         report.findings.push_back({"quota", "passed", facts.repository + " holds " + count});
         return;
     }
@@ -121,9 +123,11 @@ void check_quota(const RepositoryFacts& facts, const Intent& intent, const Guard
         oldest = "; oldest: " + oldest;
     }
     int percent = static_cast<int>(std::lround(settings.quota_threshold * 100));
+    std::string why = near ? ", at or above " + std::to_string(percent) + "% of its quota: the next pushes will fail with 403"
+                           : ", and this push adds " + std::to_string(intent.images_added) +
+                                 " image(s) (an index and its children), more than the quota leaves room for";
     report.findings.push_back({"quota", "refused",
-                               facts.repository + " holds " + count + ", at or above " + std::to_string(percent) +
-                                   "% of its quota: the next pushes will fail with 403" + oldest +
+                               facts.repository + " holds " + count + why + oldest +
                                    ". Expire images (a lifecycle rule for untagged and old dev images), or raise the "
                                    "quota (Service Quotas L-03A36CE1)"});
 }

@@ -168,3 +168,17 @@ TEST_CASE("guard: survival is skipped where push times are unknown", "[unit][gua
     CHECK_FALSE(r.refused());
     CHECK(find(r, "survival")->status == "skipped");
 }
+
+TEST_CASE("guard: an index whose children do not fit under the quota is refused up front", "[unit][guard]") {
+    std::vector<policy::ImageRecord> images;
+    for (int i = 0; i < 8; ++i)
+        images.push_back(image(std::to_string(i + 1), {"v" + std::to_string(i)}, i));
+    auto facts = ecr_facts(k_keep_all, images);
+    facts.quota = 10;
+    Intent index{"sha256:" + std::string(64, 'f'), {"multi"}, {"sha256:" + std::string(64, 'c'), "sha256:" + std::string(64, 'd')}, 3};
+    auto r = evaluate_guards(facts, index, GuardSettings{}, at(10));
+    REQUIRE(r.refused());
+    CHECK_THAT(find(r, "quota")->message, Catch::Contains("adds 3 image(s)"));
+    index.images_added = 2;
+    CHECK_FALSE(evaluate_guards(facts, index, GuardSettings{}, at(10)).refused());
+}
