@@ -118,6 +118,33 @@ Result<std::shared_ptr<aws::AwsJsonClient>> service_quotas_for(const std::string
     return shared;
 }
 
+Result<std::shared_ptr<registry::Client>> connect_source(const Reference& source, const Reference& destination,
+                                                         std::shared_ptr<registry::Client> destination_client,
+                                                         const ConnectionOptions& options) {
+    if (source.registry == destination.registry)
+        return destination_client;
+    ConnectionOptions source_options = options;
+    source_options.username.clear();
+    source_options.password_stdin = false;
+    auto c = connect(source, source_options, false);
+    if (!c)
+        return std::unexpected(c.error());
+    return std::shared_ptr<registry::Client>(std::move(*c));
+}
+
+push::PushOptions writing_options(const ConnectionOptions& connection, const OpenLocks& locks,
+                                  const config::Config& cfg, bool dry_run) {
+    push::PushOptions options;
+    options.jobs = connection.jobs;
+    options.dry_run = dry_run;
+    options.naming = push::TagNaming{cfg.tag_template, cfg.environments, cfg.protected_environments};
+    options.locks = locks.set.get();
+    options.lock_timeout = locks.timeout;
+    options.journal_dir = config::state_directory(cfg);
+    options.run_id = locks.owner.run_id;
+    return options;
+}
+
 std::shared_ptr<http::Transport> make_transport(const std::string& ca_file) {
     http::TransportOptions transport_options;
     transport_options.ca_file = ca_file;

@@ -5,6 +5,7 @@
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/reference.hpp>
 #include <tagwarden/lock/lock.hpp>
+#include <tagwarden/push/push.hpp>
 #include <tagwarden/registry/client.hpp>
 
 #include <CLI/CLI.hpp>
@@ -47,6 +48,17 @@ struct OpenLocks {
 
 // Opens the lock backend named by --lock, TAGWARDEN_LOCK, tagwarden.yaml, or the default.
 Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg);
+
+// The client to read a source image from: `destination` itself when `source` is in the same registry,
+// else a new pull-only client that does not use the explicit credentials (they are the destination's).
+Result<std::shared_ptr<registry::Client>> connect_source(const Reference& source, const Reference& destination,
+                                                         std::shared_ptr<registry::Client> destination_client,
+                                                         const ConnectionOptions& options);
+
+// The push options every writing command shares: jobs, tag naming from the configuration, the locks and
+// the journal directory.
+push::PushOptions writing_options(const ConnectionOptions& connection, const OpenLocks& locks,
+                                  const config::Config& cfg, bool dry_run);
 
 // The ECR control-plane client for an ECR registry host (cached per host for the process), or nullptr
 // when the host is not ECR. Credentials come from the AWS chain.

@@ -103,16 +103,10 @@ int run_promote(const PromoteArgs& args) {
     if (!dest_client)
         return report_error(dest_client.error());
     std::shared_ptr<registry::Client> dest_shared = std::move(*dest_client);
-    std::shared_ptr<registry::Client> source_client = dest_shared;
-    if (!same_registry) {
-        ConnectionOptions source_options = args.connection;
-        source_options.username.clear();  // explicit credentials are for the destination
-        source_options.password_stdin = false;
-        auto c = connect(*ref, source_options, false);
-        if (!c)
-            return report_error(c.error());
-        source_client = std::move(*c);
-    }
+    auto connected_source = connect_source(*ref, dest, dest_shared, args.connection);
+    if (!connected_source)
+        return report_error(connected_source.error());
+    std::shared_ptr<registry::Client> source_client = *connected_source;
 
     auto source = registry::open_registry_source(source_client, ref->repository, *from_tag);
     if (!source)
@@ -145,14 +139,7 @@ int run_promote(const PromoteArgs& args) {
     auto locks = open_locks(args.lock, *cfg);
     if (!locks)
         return report_error(locks.error());
-    push::PushOptions options;
-    options.jobs = args.connection.jobs;
-    options.dry_run = args.dry_run;
-    options.naming = naming;
-    options.locks = locks->set.get();
-    options.lock_timeout = locks->timeout;
-    options.journal_dir = config::state_directory(*cfg);
-    options.run_id = locks->owner.run_id;
+    auto options = writing_options(args.connection, *locks, *cfg, args.dry_run);
     options.blobs_present = same_repo;
     if (same_registry && !same_repo)
         options.mount_from = ref->repository;

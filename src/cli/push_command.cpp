@@ -124,21 +124,16 @@ int run_push(const PushArgs& args) {
         if (!c)
             return report_error(c.error());
         client = std::move(*c);
-        std::shared_ptr<registry::Client> source_client = client;
-        if (from->registry != target->registry) {
-            ConnectionOptions source_options = args.connection;
-            source_options.username.clear();  // explicit credentials are for the destination
-            source_options.password_stdin = false;
-            auto sc = connect(*from, source_options, false);
-            if (!sc)
-                return report_error(sc.error());
-            source_client = std::move(*sc);
-        } else if (from->repository != target->repository) {
-            mount_from = from->repository;
-        } else {
-            blobs_present = true;
+        auto source_client = connect_source(*from, *target, client, args.connection);
+        if (!source_client)
+            return report_error(source_client.error());
+        if (from->registry == target->registry) {
+            if (from->repository != target->repository)
+                mount_from = from->repository;
+            else
+                blobs_present = true;
         }
-        auto opened = registry::open_registry_source(source_client, from->repository, from->manifest_ref());
+        auto opened = registry::open_registry_source(*source_client, from->repository, from->manifest_ref());
         if (!opened)
             return report_error(opened.error());
         source = std::move(*opened);
@@ -169,15 +164,8 @@ int run_push(const PushArgs& args) {
     if (!locks)
         return report_error(locks.error());
 
-    push::PushOptions options;
-    options.jobs = args.connection.jobs;
-    options.dry_run = args.dry_run;
-    options.naming = naming;
+    auto options = writing_options(args.connection, *locks, *cfg, args.dry_run);
     options.allow_overwrite = args.allow_overwrite;
-    options.locks = locks->set.get();
-    options.lock_timeout = locks->timeout;
-    options.journal_dir = config::state_directory(*cfg);
-    options.run_id = locks->owner.run_id;
     options.mount_from = mount_from;
     options.blobs_present = blobs_present;
     auto report = push::execute_push(*plan, *source, *client, target->repository, options);

@@ -1,3 +1,4 @@
+#include <tagwarden/core/tag_template.hpp>
 #include <tagwarden/guard/guard.hpp>
 #include <tagwarden/policy/evaluate.hpp>
 #include <tagwarden/policy/lifecycle_policy.hpp>
@@ -24,19 +25,6 @@ std::string describe_image(const policy::ImageRecord& image) {
         tags += (tags.empty() ? "" : ",") + t;
     return short_digest(image.digest) + (tags.empty() ? " (untagged)" : " (" + tags + ")") + " pushed " +
            policy::format_time(image.pushed_at);
-}
-
-// Whether `tag` is a tag of environment `env` under `tmpl` ({version} any non-empty text).
-bool tag_in_env(const std::string& tmpl, const std::string& env, const std::string& tag) {
-    std::string pattern = tmpl;
-    for (auto p = pattern.find("{env}"); p != std::string::npos; p = pattern.find("{env}"))
-        pattern.replace(p, 5, env);
-    auto v = pattern.find("{version}");
-    if (v == std::string::npos)
-        return pattern == tag;
-    auto prefix = pattern.substr(0, v);
-    auto suffix = pattern.substr(v + 9);
-    return tag.size() > prefix.size() + suffix.size() && tag.starts_with(prefix) && tag.ends_with(suffix);
 }
 
 std::string rule_text(const policy::LifecyclePolicy& p, std::optional<std::int64_t> priority) {
@@ -176,7 +164,7 @@ void check_survival(const RepositoryFacts& facts, const Intent& intent, const Gu
         std::vector<const policy::ImageRecord*> in_env;
         for (const auto& image : images)
             if (std::any_of(image.tags.begin(), image.tags.end(),
-                            [&](const auto& t) { return tag_in_env(settings.tag_template, env, t); }))
+                            [&](const auto& t) { return tag_matches_template(settings.tag_template, env, t); }))
                 in_env.push_back(&image);
         std::sort(in_env.begin(), in_env.end(), [](auto* a, auto* b) { return a->pushed_at > b->pushed_at; });
         for (std::size_t i = 0; i < in_env.size() && i < static_cast<std::size_t>(settings.keep_releases); ++i)

@@ -1,26 +1,11 @@
 #include <tagwarden/core/reference.hpp>
+#include <tagwarden/core/tag_template.hpp>
 #include <tagwarden/push/tags.hpp>
 
 #include <algorithm>
 
 namespace tagwarden::push {
 
-namespace {
-
-// Whether `tag` equals the template with {env} = env and {version} = some non-empty string.
-bool matches(const std::string& tmpl, const std::string& env, const std::string& tag) {
-    std::string pattern = tmpl;
-    for (auto pos = pattern.find("{env}"); pos != std::string::npos; pos = pattern.find("{env}"))
-        pattern.replace(pos, 5, env);
-    auto v = pattern.find("{version}");
-    if (v == std::string::npos)
-        return pattern == tag;
-    auto prefix = pattern.substr(0, v);
-    auto suffix = pattern.substr(v + 9);
-    return tag.size() > prefix.size() + suffix.size() && tag.starts_with(prefix) && tag.ends_with(suffix);
-}
-
-} // namespace
 
 Result<std::string> expand_tag(const TagNaming& naming, const std::string& version, const std::string& env) {
     if (version.empty())
@@ -53,7 +38,7 @@ std::optional<std::string> environment_of(const TagNaming& naming, const std::st
     envs.insert(envs.end(), naming.environments.begin(), naming.environments.end());
     std::sort(envs.begin(), envs.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
     for (const auto& env : envs)
-        if (matches(naming.tag_template, env, tag))
+        if (tag_matches_template(naming.tag_template, env, tag))
             return env;
     return std::nullopt;
 }
