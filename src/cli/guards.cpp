@@ -170,6 +170,20 @@ guard::Finding compare_with_preview(aws::EcrClient& ecr, const Reference& dest, 
 
 } // namespace
 
+Result<std::function<bool(const std::string&)>> registry_tag_immutability(const Reference& dest) {
+    auto ecr = ecr_client_for(dest.registry);
+    if (!ecr)
+        return std::unexpected(ecr.error());
+    if (!*ecr)
+        return std::function<bool(const std::string&)>{};
+    auto repo = (*ecr)->describe_repository(dest.repository);
+    if (!repo)
+        return std::unexpected(repo.error().with_context("reading the tag mutability of " + dest.name()));
+    auto described = std::make_shared<aws::EcrRepository>(*repo);
+    return std::function<bool(const std::string&)>(
+        [described](const std::string& tag) { return described->tag_is_immutable(tag); });
+}
+
 void add_guard_options(CLI::App* command, GuardArgs& args) {
     command->add_flag("--allow-no-lifecycle-policy", args.allow_no_policy,
                       "Push even though the repository has no lifecycle policy (logged as a warning)");

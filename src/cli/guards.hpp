@@ -26,6 +26,9 @@ void add_guard_options(CLI::App* command, GuardArgs& args);
 // images (ECR: GetLifecyclePolicy, Service Quotas, DescribeImages; other registries: tagwarden.yaml and
 // the tag list), evaluates them, logs every finding, and returns the report — or Error{guard_refused}
 // when a guard refuses. Read-only.
+// For an ECR repository, the tag immutability it enforces (IMMUTABLE, *_WITH_EXCLUSION); null otherwise.
+Result<std::function<bool(const std::string&)>> registry_tag_immutability(const Reference& dest);
+
 Result<guard::GuardReport> run_guards(const Reference& dest, registry::Client& client, const push::PushPlan& plan,
                                       const config::Config& cfg, const GuardArgs& args);
 

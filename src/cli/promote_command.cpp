@@ -140,6 +140,10 @@ int run_promote(const PromoteArgs& args) {
     if (!locks)
         return report_error(locks.error());
     auto options = writing_options(args.connection, *locks, *cfg, args.dry_run);
+    auto immutable = registry_tag_immutability(dest);
+    if (!immutable)
+        return report_error(immutable.error());
+    options.registry_immutable = *immutable;
     options.blobs_present = same_repo;
     if (same_registry && !same_repo)
         options.mount_from = ref->repository;

@@ -165,6 +165,10 @@ int run_push(const PushArgs& args) {
         return report_error(locks.error());
 
     auto options = writing_options(args.connection, *locks, *cfg, args.dry_run);
+    auto immutable = registry_tag_immutability(*target);
+    if (!immutable)
+        return report_error(immutable.error());
+    options.registry_immutable = *immutable;
     options.allow_overwrite = args.allow_overwrite;
     options.mount_from = mount_from;
     options.blobs_present = blobs_present;

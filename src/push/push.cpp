@@ -82,6 +82,12 @@ Result<std::vector<TagPlan>> plan_tags(registry::Client& client, const std::stri
                                 ", not to " + plan.root.digest.str() + "; it belongs to the protected environment '" +
                                 environment_of(options.naming, tag).value_or("?") +
                                 "' and can never be overwritten: release under a new version");
+            } else if (options.registry_immutable && options.registry_immutable(tag)) {
+                return fail(ErrorKind::tag_conflict,
+                            "tag " + shown_repo + ":" + tag + " already points to " + (*info)->digest.str() +
+                                ", not to " + plan.root.digest.str() +
+                                "; the registry makes this tag immutable (ECR tag mutability), so it cannot move even "
+                                "with --allow-overwrite: push under a new tag");
             } else if (!options.allow_overwrite) {
                 return fail(ErrorKind::tag_conflict,
                             "tag " + shown_repo + ":" + tag + " already points to " + (*info)->digest.str() +

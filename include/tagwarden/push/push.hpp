@@ -11,6 +11,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,9 @@ struct PushOptions {
     bool blobs_present = false;
     // A repository of the same registry to mount missing blobs from (?mount=&from=) before uploading.
     std::string mount_from;
+    // The registry's own tag immutability (ECR IMMUTABLE and *_WITH_EXCLUSION modes): such a tag on another
+    // digest is a conflict even with allow_overwrite. Null when the registry has no such setting.
+    std::function<bool(const std::string& tag)> registry_immutable;
 };
 
 // Pushes `plan` to `repo`. Order: tag preflight (a tag on another digest is refused with

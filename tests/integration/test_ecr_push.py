@@ -1,4 +1,6 @@
-"""Copies out of ECR: blob GETs are redirected to object storage (S3), and the credentials that ECR's
+"""Pushes, promotions and copies against the ECR test bed.
+
+Copies out of ECR: blob GETs are redirected to object storage (S3), and the credentials that ECR's
 registry endpoint issued must not follow the redirect (the bed's S3 stand-in rejects any Authorization
 header with S3's 400, as the real one does). Also: tagwarden authenticates to ECR with
 GetAuthorizationToken through the AWS credential chain, with no docker config and no helper."""
@@ -14,7 +16,7 @@ from ecr_testbed import EcrTestbed
 from registry import Registry
 
 
-class CopyOutOfEcr(unittest.TestCase):
+class EcrPushPromoteCopy(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.bed = EcrTestbed()
@@ -62,6 +64,47 @@ class CopyOutOfEcr(unittest.TestCase):
         self.assertTrue(all(r.status == 200 for r in served), [(r.method, r.uri, r.status, r.note) for r in served])
         tw.assert_no_secret(self, copied, self.bed.login_password(), self.bed.secret_access_key)
         self.assertEqual(self.bed.errors, [])
+
+    def push(self, layout, repo, *args):
+        return tw.run_tagwarden("push", f"oci:{layout}", f"{self.bed.registry_host}/{repo}", "--plain-http",
+                                "--output", "json", *args, env=self.env())
+
+    def test_immutable_repository_refuses_overwrite_before_any_upload(self):
+        self.bed.create_repository("team/immutable", mutability="IMMUTABLE", lifecycle_policy=json.dumps({"rules": [{
+            "rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
+                                             "countUnit": "days", "countNumber": 1},
+            "action": {"type": "expire"}}]}))
+        tw.assert_exit(self, self.push(self.layout, "team/immutable", "--tag", "v1"), 0)
+        other = os.path.join(self.work, "other")
+        make_image.make_image(other, layers=1, layer_size=20000, seed=99)
+        mark = self.bed.mark()
+        moved = self.push(other, "team/immutable", "--tag", "v1", "--allow-overwrite")
+        tw.assert_exit(self, moved, 4)
+        self.assertIn("immutable", moved.stderr)
+        uploads = [r for r in self.bed.requests(since=mark) if r.method in ("POST", "PUT", "PATCH")]
+        self.assertEqual(uploads, [], "nothing may be uploaded for a tag ECR will refuse")
+
+    def test_confirm_with_preview_reports_agreement(self):
+        proc = self.push(self.layout, "team/app", "--tag", "preview", "--confirm-with-preview")
+        tw.assert_exit(self, proc, 0)
+        guards = {g["check"]: g for g in json.loads(proc.stdout)["guards"]}
+        self.assertEqual(guards["preview"]["status"], "passed", guards)
+        self.assertTrue(self.bed.api_calls(operation="StartLifecyclePolicyPreview"))
+
+    def test_promote_in_ecr_keeps_the_digest_and_moves_no_blob(self):
+        pushed = self.push(self.layout, "team/app", "--version", "2.0", "--env", "dev")
+        tw.assert_exit(self, pushed, 0)
+        digest = json.loads(pushed.stdout)["digest"]
+        mark = self.bed.mark()
+        promoted = tw.run_tagwarden("promote", f"{self.bed.registry_host}/team/app:2.0", "--from", "dev", "--to",
+                                    "prod", "--plain-http", "--output", "json", env=self.env())
+        tw.assert_exit(self, promoted, 0)
+        self.assertEqual(json.loads(promoted.stdout)["digest"], digest)
+        blob_traffic = [r for r in self.bed.requests(since=mark) if "/blobs/" in r.path and r.method != "HEAD"]
+        self.assertEqual(blob_traffic, [])
+        tags = {t for i in self.bed.describe_images("team/app") if i["imageDigest"] == digest
+                for t in i.get("imageTags", [])}
+        self.assertIn("2.0-prod", tags)
 
 
 if __name__ == "__main__":
