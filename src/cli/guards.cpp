@@ -170,6 +170,16 @@ guard::Finding compare_with_preview(aws::EcrClient& ecr, const Reference& dest, 
 
 } // namespace
 
+Result<guard::RepositoryFacts> read_ecr_repository(const Reference& ref) {
+    auto ecr = ecr_client_for(ref.registry);
+    if (!ecr)
+        return std::unexpected(ecr.error());
+    if (!*ecr)
+        return fail(ErrorKind::invalid_input, ref.registry + " is not an Amazon ECR registry "
+                                                             "(ACCOUNT.dkr.ecr.REGION.amazonaws.com): --repo reads ECR");
+    return inspect_ecr(**ecr, ref);
+}
+
 Result<std::function<bool(const std::string&)>> registry_tag_immutability(const Reference& dest) {
     auto ecr = ecr_client_for(dest.registry);
     if (!ecr)

@@ -26,6 +26,10 @@ void add_guard_options(CLI::App* command, GuardArgs& args);
 // images (ECR: GetLifecyclePolicy, Service Quotas, DescribeImages; other registries: tagwarden.yaml and
 // the tag list), evaluates them, logs every finding, and returns the report — or Error{guard_refused}
 // when a guard refuses. Read-only.
+// An ECR repository's lifecycle policy, images (every status, tagged or not) and quota, as the guards see
+// them. Error{invalid_input} when `ref` is not an ECR registry.
+Result<guard::RepositoryFacts> read_ecr_repository(const Reference& ref);
+
 // For an ECR repository, the tag immutability it enforces (IMMUTABLE, *_WITH_EXCLUSION); null otherwise.
 Result<std::function<bool(const std::string&)>> registry_tag_immutability(const Reference& dest);
 

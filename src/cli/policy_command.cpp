@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "guards.hpp"
 
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/log.hpp>
@@ -27,6 +28,7 @@ constexpr int k_lint_error_exit = 3;
 struct SimulateArgs {
     std::string policy_file;
     std::string images_file;
+    std::string repo;
     std::string at;
     std::string output = "text";
 };
@@ -62,19 +64,25 @@ int report_problems(const std::string& path, const std::vector<policy::PolicyPro
     return exit_code(ErrorKind::invalid_input);
 }
 
+Result<policy::LifecyclePolicy> checked_policy_text(const std::string& text, const std::string& origin, bool json,
+                                                   int& exit) {
+    auto problems = policy::check_policy(text);
+    if (!problems.empty()) {
+        exit = report_problems(origin, problems, json);
+        return fail(ErrorKind::invalid_input, "invalid policy");
+    }
+    return policy::parse_policy(text);
+}
+
 Result<policy::LifecyclePolicy> checked_policy(const std::string& path, bool json, int& exit) {
     auto text = read_input(path, "policy");
     if (!text) {
         exit = report_error(text.error());
         return std::unexpected(text.error());
     }
-    auto problems = policy::check_policy(*text);
-    if (!problems.empty()) {
-        exit = report_problems(path, problems, json);
-        return fail(ErrorKind::invalid_input, "invalid policy");
-    }
-    return policy::parse_policy(*text);
+    return checked_policy_text(*text, path, json, exit);
 }
+
 
 int run_simulate(const SimulateArgs& args) {
     if (args.policy_file == "-" && args.images_file == "-")
@@ -82,15 +90,42 @@ int run_simulate(const SimulateArgs& args) {
             Error(ErrorKind::invalid_input, "--policy and --images cannot both read stdin ('-')"));
     bool json = args.output == "json";
     int exit = 0;
-    auto policy = checked_policy(args.policy_file, json, exit);
-    if (!policy)
-        return exit;
-    auto images_text = read_input(args.images_file, "images");
-    if (!images_text)
-        return report_error(images_text.error());
-    auto images = policy::parse_describe_images(*images_text);
-    if (!images)
-        return report_error(images.error());
+    Result<policy::LifecyclePolicy> policy;
+    Result<std::vector<policy::ImageRecord>> images;
+    if (!args.repo.empty()) {
+        // The images (and, without --policy, the policy) of an ECR repository, read with its API.
+        auto ref = Reference::parse(args.repo);
+        if (!ref)
+            return report_error(ref.error());
+        auto facts = read_ecr_repository(*ref);
+        if (!facts)
+            return report_error(facts.error());
+        images = facts->images;
+        if (!args.policy_file.empty())
+            policy = checked_policy(args.policy_file, json, exit);
+        else if (facts->policy_text)
+            policy = checked_policy_text(*facts->policy_text, ref->name() + " (ECR)", json, exit);
+        else
+            return report_error(Error(ErrorKind::invalid_input, ref->name() +
+                                                                    " has no lifecycle policy: pass --policy FILE to "
+                                                                    "simulate one over its images"));
+        if (!policy)
+            return exit ? exit : report_error(policy.error());
+    } else {
+        if (args.policy_file.empty() || args.images_file.empty())
+            return report_error(Error(ErrorKind::invalid_input,
+                                      "simulate needs --policy and --images (describe-images JSON), or --repo "
+                                      "REGISTRY/REPO to read an ECR repository"));
+        policy = checked_policy(args.policy_file, json, exit);
+        if (!policy)
+            return exit;
+        auto images_text = read_input(args.images_file, "images");
+        if (!images_text)
+            return report_error(images_text.error());
+        images = policy::parse_describe_images(*images_text);
+        if (!images)
+            return report_error(images.error());
+    }
     policy::TimePoint now = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
     if (!args.at.empty()) {
         auto at = policy::parse_time(args.at);
@@ -138,11 +173,12 @@ CommandRun setup_policy_command(CLI::App& app, const GlobalOptions&) {
     auto* sim = cmd->add_subcommand(
         "simulate",
         "Show what a lifecycle policy would expire or archive in a repository, as ECR evaluates it");
-    sim->add_option("--policy", simulate->policy_file, "Lifecycle policy JSON file ('-' for stdin)")
-        ->required();
+    sim->add_option("--policy", simulate->policy_file,
+                    "Lifecycle policy JSON file ('-' for stdin); with --repo, default: the repository's own");
     sim->add_option("--images", simulate->images_file,
-                    "`aws ecr describe-images --filter imageStatus=ANY` output ('-' for stdin)")
-        ->required();
+                    "`aws ecr describe-images --filter imageStatus=ANY` output ('-' for stdin)");
+    sim->add_option("--repo", simulate->repo,
+                    "Read the images (and the policy) from this ECR repository instead: REGISTRY/REPO");
     sim->add_option("--at", simulate->at, "Evaluate at this time (ISO 8601 or epoch seconds; default: now)");
     sim->add_option("--output,-o", simulate->output, "Result format on stdout: text or json")
         ->check(CLI::IsMember({"text", "json"}));

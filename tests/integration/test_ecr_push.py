@@ -106,6 +106,33 @@ class EcrPushPromoteCopy(unittest.TestCase):
                 for t in i.get("imageTags", [])}
         self.assertIn("2.0-prod", tags)
 
+    def test_policy_simulate_reads_an_ecr_repository(self):
+        pushed = self.push(self.layout, "team/app", "--tag", "simulated")
+        tw.assert_exit(self, pushed, 0)
+        digest = json.loads(pushed.stdout)["digest"]
+        sim = tw.run_tagwarden("policy", "simulate", "--repo", f"{self.bed.registry_host}/team/app",
+                               "--output", "json", env=self.env())
+        tw.assert_exit(self, sim, 0)
+        images = {i["imageDigest"]: i for i in json.loads(sim.stdout)["images"]}
+        self.assertEqual(images[digest]["action"], "keep")
+        self.assertIn("simulated", images[digest]["imageTags"])
+        # Another policy over the same images: expire everything older than... every image pushed now is 0 days
+        # old, so a count rule keeping one image expires all but the newest.
+        policy = os.path.join(self.work, "keep-one.json")
+        with open(policy, "w") as f:
+            json.dump({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                                                                    "countNumber": 1}, "action": {"type": "expire"}}]}, f)
+        sim = tw.run_tagwarden("policy", "simulate", "--repo", f"{self.bed.registry_host}/team/app", "--policy", policy,
+                               "--output", "json", env=self.env())
+        tw.assert_exit(self, sim, 0)
+        actions = [i["action"] for i in json.loads(sim.stdout)["images"]]
+        if len(actions) > 1:
+            self.assertIn("expire", actions)
+        self.assertEqual(actions.count("keep"), 1)
+        not_ecr = tw.run_tagwarden("policy", "simulate", "--repo", f"{self.plain.host}/x", env=self.env())
+        tw.assert_exit(self, not_ecr, 2)
+        self.assertIn("not an Amazon ECR registry", not_ecr.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
