@@ -67,6 +67,22 @@ private:
     std::shared_ptr<http::Transport> m_transport;
 };
 
+// etcd's JSON gateway writes int64 fields as strings ("TTL": "30"); absent means 0.
+long long etcd_int(const json& object, const char* field) {
+    auto it = object.find(field);
+    if (it == object.end())
+        return 0;
+    if (it->is_number_integer())
+        return it->get<long long>();
+    if (!it->is_string())
+        return 0;
+    try {
+        return std::stoll(it->get<std::string>());
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
 std::string etcd_key(const std::string& key) { return base64_encode(std::string(k_key_prefix) + key); }
 
 std::string holder_message(const std::string& key, const json& kv) {
@@ -97,7 +113,7 @@ public:
         if (!r)
             return std::unexpected(r.error());
         auto result = r->value("result", json::object());
-        if (std::stoll(result.value("TTL", std::string("0"))) <= 0)
+        if (etcd_int(result, "TTL") <= 0)
             return fail(ErrorKind::lock_unavailable, "the etcd lease of " + m_key + " expired");
         return {};
     }
@@ -196,7 +212,7 @@ public:
         auto r = m_client->call("kv/deleterange", {{"key", etcd_key(key)}});
         if (!r)
             return std::unexpected(r.error());
-        if (std::stoll(r->value("deleted", std::string("0"))) == 0)
+        if (etcd_int(*r, "deleted") == 0)
             return fail(ErrorKind::not_found, "no lock " + key + " in " + describe());
         return {};
     }
