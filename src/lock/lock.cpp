@@ -196,7 +196,12 @@ void LockSet::keep_alive() {
             return;
         std::lock_guard guard(m_mutex);
         for (auto& lease : m_leases) {
-            auto r = lease->renew();
+            Status r;
+            try {
+                r = lease->renew();
+            } catch (const std::exception& e) {
+                r = fail(ErrorKind::lock_unavailable, "renewing " + lease->key() + ": " + e.what());
+            }
             if (!r && !m_lost) {
                 m_lost = r.error();
                 log::warn("lease lost: " + r.error().message);
