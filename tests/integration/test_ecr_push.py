@@ -133,6 +133,28 @@ class EcrPushPromoteCopy(unittest.TestCase):
         tw.assert_exit(self, not_ecr, 2)
         self.assertIn("not an Amazon ECR registry", not_ecr.stderr)
 
+    def test_promotion_into_a_full_repository_is_refused_and_leaves_no_tag(self):
+        from ecr_images import SeedImage
+        policy_text = json.dumps({"rules": [{
+            "rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
+                                             "countUnit": "days", "countNumber": 1},
+            "action": {"type": "expire"}}]})
+        self.bed.create_repository("team/full", lifecycle_policy=policy_text)
+        seed_layout = os.path.join(self.work, "seed")
+        SeedImage(self.bed, seed_layout, make_image.make_image(seed_layout, layers=1, layer_size=2048, seed=5)).fill(
+            "team/full", 9)
+        pushed = self.push(self.layout, "team/app", "--version", "3.0", "--env", "dev")
+        tw.assert_exit(self, pushed, 0)
+        mark = self.bed.mark()
+        promoted = tw.run_tagwarden("promote", f"{self.bed.registry_host}/team/app:3.0", "--from", "dev", "--to",
+                                    "prod", "--to-repo", "team/full", "--plain-http", "--quota", "10",
+                                    env=self.env())
+        tw.assert_exit(self, promoted, 3)
+        self.assertIn("9 of 10", promoted.stderr)
+        writes = [r for r in self.bed.requests(since=mark) if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+        self.assertEqual(writes, [])
+        self.assertEqual(self.bed.image_count("team/full"), 9)
+
 
 if __name__ == "__main__":
     unittest.main()
