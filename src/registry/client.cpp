@@ -516,9 +516,9 @@ Status Client::put_upload(const std::string& repo, const image::Descriptor& blob
     return {};
 }
 
-Status Client::upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
-                           std::optional<std::string> session) {
-    if (!session) {
+Status Client::upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open) {
+    std::string session;
+    {
         http::Request post;
         post.method = "POST";
         post.url = repo_url(repo, "/blobs/uploads/");
@@ -536,12 +536,12 @@ Status Client::upload_once(const std::string& repo, const image::Descriptor& blo
             return std::unexpected(absolute.error());
         session = *absolute;
     }
-    return put_upload(repo, blob, open, *session);
+    return put_upload(repo, blob, open, session);
 }
 
 Status Client::upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open) {
     return http::retry_sequence<void>(m_options.retry, "upload of blob " + blob.digest.str(),
-                                      [&]() -> Status { return upload_once(repo, blob, open, std::nullopt); });
+                                      [&]() -> Status { return upload_once(repo, blob, open); });
 }
 
 Result<bool> Client::mount_blob(const std::string& repo, const image::Descriptor& blob, const std::string& from_repo) {

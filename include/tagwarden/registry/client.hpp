@@ -102,8 +102,7 @@ private:
     std::vector<std::string> scopes_for(const std::string& repo, const std::vector<std::string>& extra) const;
     Error status_error(const http::Response& response, const std::string& what) const;
     std::string repo_url(const std::string& repo, const std::string& suffix) const;
-    Status upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
-                       std::optional<std::string> session);
+    Status upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open);
     Status put_upload(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
                       const std::string& location);
 
