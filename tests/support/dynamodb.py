@@ -38,6 +38,8 @@ import tempfile
 import time
 import urllib.parse
 
+from procs import stop_process_group
+
 DEFAULT_TABLE = "tagwarden-locks"
 DEFAULT_REGION = "us-east-1"
 ACCESS_KEY_ID = "AKIATAGWARDENTEST01"
@@ -189,19 +191,7 @@ class DynamoDb:
 
     def stop(self):
         if self.process is not None:
-            if self.process.poll() is None:
-                try:
-                    os.killpg(self.process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(self.process.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    self.process.wait(timeout=5)
+            stop_process_group(self.process)
             if self.process.stdout:
                 self.process.stdout.close()
             self.process = None

@@ -156,6 +156,7 @@ import uuid
 
 import ecr_lifecycle
 import ecr_sigv4
+from procs import stop_process_group
 from registry import Registry
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account
@@ -853,19 +854,7 @@ class EcrTestbed:
             thread.join(timeout=5)
         self._threads = []
         if self._moto is not None:
-            if self._moto.poll() is None:
-                try:
-                    os.killpg(self._moto.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self._moto.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(self._moto.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    self._moto.wait(timeout=5)
+            stop_process_group(self._moto)
             if self._moto.stdout:
                 self._moto.stdout.close()
             self._moto = None

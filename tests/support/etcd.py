@@ -22,6 +22,7 @@ import time
 
 import deps
 from registry import free_port
+from procs import stop_process_group
 
 ETCD_BIN = "/usr/bin/etcd"
 
@@ -145,19 +146,7 @@ class Etcd:
             return False
 
     def _reap(self):
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.process.wait(timeout=5)
+        stop_process_group(self.process, grace=10)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

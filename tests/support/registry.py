@@ -27,6 +27,7 @@ import tempfile
 import time
 
 import deps
+from procs import stop_process_group
 
 MODES = ("plain", "tls", "htpasswd", "htpasswd+tls")
 
@@ -248,20 +249,7 @@ class Registry:
         raise RegistryError(f"docker-registry did not become ready on {self.host} in {self.start_timeout}s:\n{log}")
 
     def _reap(self):
-        if self.process is not None:
-            if self.process.poll() is None:
-                try:
-                    os.killpg(self.process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(self.process.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    self.process.wait(timeout=5)
+        stop_process_group(self.process)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

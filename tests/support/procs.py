@@ -1,0 +1,24 @@
+"""Child processes the fixtures start in their own session (so they can be killed as a group)."""
+
+import os
+import signal
+import subprocess
+
+
+def stop_process_group(process, grace=5.0):
+    """Stops `process` and its group: SIGTERM, then SIGKILL when it has not exited within `grace` seconds.
+    A process that already exited, or None, is left alone."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=5)
