@@ -1,3 +1,4 @@
+#include <tagwarden/core/strings.hpp>
 #include <tagwarden/aws/config.hpp>
 
 #include <algorithm>
@@ -13,14 +14,6 @@ extern char** environ;
 namespace tagwarden::aws {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-        s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-        s.remove_suffix(1);
-    return s;
-}
 
 std::string lower(std::string_view s) {
     std::string out(s);

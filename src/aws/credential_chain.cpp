@@ -1,4 +1,5 @@
 #include <tagwarden/aws/credential_chain.hpp>
+#include <tagwarden/core/reference.hpp>
 
 #include <tagwarden/aws/sts.hpp>
 #include <tagwarden/aws/wire.hpp>
@@ -676,20 +677,9 @@ bool container_full_uri_allowed(std::string_view url) {
         return !host.empty();
     if (scheme != "http")
         return false;
-    if (host == "localhost" || host == "::1" || host == "169.254.170.2" || host == "169.254.170.23" ||
-        host == "fd00:ec2::23")
+    if (host == "::1" || host == "169.254.170.2" || host == "169.254.170.23" || host == "fd00:ec2::23")
         return true;
-    // 127.0.0.0/8 as a dotted quad.
-    if (!host.starts_with("127."))
-        return false;
-    int dots = 0;
-    for (char c : host) {
-        if (c == '.')
-            ++dots;
-        else if (!std::isdigit(static_cast<unsigned char>(c)))
-            return false;
-    }
-    return dots == 3;
+    return is_loopback_host(host);  // localhost, 127.0.0.0/8
 }
 
 } // namespace tagwarden::aws

@@ -1,3 +1,4 @@
+#include <tagwarden/core/strings.hpp>
 #include <tagwarden/aws/wire.hpp>
 
 #include <tagwarden/http/url.hpp>
@@ -12,14 +13,6 @@
 namespace tagwarden::aws {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-        s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-        s.remove_suffix(1);
-    return s;
-}
 
 bool read_digits(std::string_view s, std::size_t& pos, std::size_t count, int& out) {
     if (pos + count > s.size())
