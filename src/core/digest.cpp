@@ -91,3 +91,13 @@ std::string to_hex(const unsigned char* data, std::size_t size) {
 }
 
 } // namespace tagwarden
+
+namespace tagwarden {
+
+std::string short_digest(std::string_view digest) {
+    auto colon = digest.find(':');
+    auto hex = colon == std::string_view::npos ? digest : digest.substr(colon + 1);
+    return std::string(hex.substr(0, 12));
+}
+
+} // namespace tagwarden

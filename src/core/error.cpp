@@ -1,4 +1,7 @@
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/error.hpp>
+
+#include <csignal>
 
 namespace tagwarden {
 
@@ -13,6 +16,7 @@ int exit_code(ErrorKind kind) {
     case ErrorKind::auth: return 7;
     case ErrorKind::registry:
     case ErrorKind::not_found: return 8;
+    case ErrorKind::cancelled: return 128 + (cancel::signal_number() ? cancel::signal_number() : SIGTERM);
     }
     return 1;
 }
@@ -28,6 +32,7 @@ const char* kind_name(ErrorKind kind) {
     case ErrorKind::auth: return "auth_failed";
     case ErrorKind::registry: return "registry_error";
     case ErrorKind::not_found: return "not_found";
+    case ErrorKind::cancelled: return "cancelled";
     }
     return "internal";
 }

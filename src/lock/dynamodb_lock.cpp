@@ -155,15 +155,19 @@ struct Table {
 
 class DynamoDbLease final : public Lease {
   public:
-    DynamoDbLease(std::shared_ptr<Table> table, std::string key, std::string token, std::chrono::seconds ttl)
-        : m_table(std::move(table)), m_key(std::move(key)), m_token(std::move(token)), m_ttl(ttl) {}
+    DynamoDbLease(std::shared_ptr<Table> table, std::string key, std::string token, std::chrono::seconds ttl,
+                  std::chrono::steady_clock::time_point requested)
+        : m_table(std::move(table)), m_key(std::move(key)), m_token(std::move(token)), m_ttl(ttl),
+          m_valid_until(requested + ttl) {}
     ~DynamoDbLease() override { (void)release(); }
 
     const std::string& key() const override { return m_key; }
+    std::chrono::steady_clock::time_point valid_until() const override { return m_valid_until; }
 
     Status renew() override {
         if (m_released)
             return fail(ErrorKind::lock_unavailable, "the lock " + m_key + " was released");
+        auto requested = std::chrono::steady_clock::now();
         long long expires = aws::to_epoch_seconds(m_table->now() + m_ttl);
         auto out = m_table->call(
             "UpdateItem",
@@ -179,6 +183,7 @@ class DynamoDbLease final : public Lease {
                                 " was lost (force-released or taken over after it expired)");
             return std::unexpected(out.error().with_context("renewing the lock " + m_key));
         }
+        m_valid_until = requested + m_ttl;
         return {};
     }
 
@@ -225,12 +230,15 @@ class DynamoDbLease final : public Lease {
     std::string m_key;
     std::string m_token;
     std::chrono::seconds m_ttl;
+    std::chrono::steady_clock::time_point m_valid_until;
     bool m_released = false;
 };
 
 class DynamoDbBackend final : public LockBackend {
   public:
     explicit DynamoDbBackend(std::shared_ptr<Table> table) : m_table(std::move(table)) {}
+
+    bool spans_machines() const override { return true; }
 
     std::string describe() const override {
         return "dynamodb://" + m_table->name + " (region " + m_table->region + ", " + m_table->endpoint + ")";
@@ -242,6 +250,7 @@ class DynamoDbBackend final : public LockBackend {
             return fail(ErrorKind::invalid_input, "empty lock key");
         if (ttl.count() <= 0)
             return fail(ErrorKind::invalid_input, "lock ttl must be positive");
+        auto requested = std::chrono::steady_clock::now();
         auto now = m_table->now();
         std::string token = random_token();
         json item = {{"LockKey", s_value(key)},
@@ -270,7 +279,7 @@ class DynamoDbBackend final : public LockBackend {
                                                   : describe_holder(*holder, now);
             return fail(ErrorKind::lock_unavailable, "the lock " + key + " is held by " + who);
         }
-        return std::unique_ptr<Lease>(std::make_unique<DynamoDbLease>(m_table, key, std::move(token), ttl));
+        return std::unique_ptr<Lease>(std::make_unique<DynamoDbLease>(m_table, key, std::move(token), ttl, requested));
     }
 
     Result<std::vector<LockInfo>> list() override {

@@ -100,21 +100,27 @@ std::string holder_message(const std::string& key, const json& kv) {
 
 class EtcdLease final : public Lease {
 public:
-    EtcdLease(std::shared_ptr<EtcdClient> client, std::string key, std::string lease_id)
-        : m_client(std::move(client)), m_key(std::move(key)), m_lease_id(std::move(lease_id)) {}
+    EtcdLease(std::shared_ptr<EtcdClient> client, std::string key, std::string lease_id, std::chrono::seconds ttl,
+              std::chrono::steady_clock::time_point requested)
+        : m_client(std::move(client)), m_key(std::move(key)), m_lease_id(std::move(lease_id)), m_ttl(ttl),
+          m_valid_until(requested + ttl) {}
     ~EtcdLease() override { (void)release(); }
 
     [[nodiscard]] const std::string& key() const override { return m_key; }
+    [[nodiscard]] std::chrono::steady_clock::time_point valid_until() const override { return m_valid_until; }
 
     Status renew() override {
         if (m_released)
             return fail(ErrorKind::lock_unavailable, m_key + " was released");
+        auto requested = std::chrono::steady_clock::now();
         auto r = m_client->call("lease/keepalive", {{"ID", m_lease_id}});
         if (!r)
             return std::unexpected(r.error());
         auto result = r->value("result", json::object());
-        if (etcd_int(result, "TTL") <= 0)
+        auto granted = etcd_int(result, "TTL");
+        if (granted <= 0)
             return fail(ErrorKind::lock_unavailable, "the etcd lease of " + m_key + " expired");
+        m_valid_until = requested + std::min(m_ttl, std::chrono::seconds(granted));
         return {};
     }
 
@@ -147,6 +153,8 @@ private:
     std::shared_ptr<EtcdClient> m_client;
     std::string m_key;
     std::string m_lease_id;
+    std::chrono::seconds m_ttl;
+    std::chrono::steady_clock::time_point m_valid_until;
     bool m_released = false;
 };
 
@@ -155,9 +163,11 @@ public:
     explicit EtcdBackend(std::shared_ptr<EtcdClient> client) : m_client(std::move(client)) {}
 
     [[nodiscard]] std::string describe() const override { return m_client->describe(); }
+    [[nodiscard]] bool spans_machines() const override { return true; }
 
     Result<std::unique_ptr<Lease>> try_acquire(const std::string& key, const LockOwner& owner,
                                                std::chrono::seconds ttl) override {
+        auto requested = std::chrono::steady_clock::now();
         auto grant = m_client->call("lease/grant", {{"TTL", ttl.count()}});
         if (!grant)
             return std::unexpected(grant.error());
@@ -173,7 +183,7 @@ public:
         };
         auto r = m_client->call("kv/txn", txn);
         if (r && r->value("succeeded", false))
-            return std::unique_ptr<Lease>(std::make_unique<EtcdLease>(m_client, key, lease_id));
+            return std::unique_ptr<Lease>(std::make_unique<EtcdLease>(m_client, key, lease_id, ttl, requested));
         (void)m_client->call("lease/revoke", {{"ID", lease_id}});
         if (!r)
             return std::unexpected(r.error());

@@ -47,6 +47,9 @@ public:
     ~FileLease() override { (void)release(); }
 
     [[nodiscard]] const std::string& key() const override { return m_key; }
+    [[nodiscard]] std::chrono::steady_clock::time_point valid_until() const override {
+        return std::chrono::steady_clock::time_point::max();  // flock lasts as long as this process
+    }
     Status renew() override { return check(); }
     Status check() override {
         if (m_fd < 0)
@@ -75,6 +78,7 @@ public:
     explicit FileBackend(std::string dir) : m_dir(std::move(dir)) {}
 
     [[nodiscard]] std::string describe() const override { return "file://" + m_dir; }
+    [[nodiscard]] bool spans_machines() const override { return false; }
 
     Result<std::unique_ptr<Lease>> try_acquire(const std::string& key, const LockOwner& owner,
                                                std::chrono::seconds ttl) override {

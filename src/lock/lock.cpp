@@ -1,5 +1,7 @@
 #include <tagwarden/aws/dynamodb_lock.hpp>
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
+#include <tagwarden/core/strings.hpp>
 #include <tagwarden/lock/lock.hpp>
 
 #include <nlohmann/json.hpp>
@@ -16,10 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? std::string(v) : std::string{};
-}
+std::string env(const char* name) { return env_or_empty(name); }
 
 std::string random_id() {
     std::random_device rd;
@@ -30,14 +29,7 @@ std::string random_id() {
     return buffer;
 }
 
-std::string format_time(Clock::time_point t) {
-    auto tt = Clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buffer;
-}
+std::string format_time(Clock::time_point t) { return format_utc(t); }
 
 } // namespace
 
@@ -115,8 +107,23 @@ std::string default_lock_url() {
     return "file://" + (tmp.empty() ? std::string("/tmp") : tmp) + "/tagwarden-locks";
 }
 
-std::string tag_lock_key(std::string_view repository, std::string_view tag) {
-    return std::string(repository) + ":" + std::string(tag);
+std::string normalize_registry(std::string_view registry) {
+    std::string host(registry);
+    for (auto& c : host)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (host.ends_with(":443"))
+        host.resize(host.size() - 4);
+    if (host == "index.docker.io" || host == "registry-1.docker.io" || host == "registry.hub.docker.com")
+        host = "docker.io";
+    return host;
+}
+
+std::string tag_lock_key(std::string_view registry, std::string_view repository, std::string_view tag) {
+    return normalize_registry(registry) + "/" + std::string(repository) + ":" + std::string(tag);
+}
+
+Result<std::string> LockBackend::init() {
+    return fail(ErrorKind::invalid_input, "tagwarden lock init does not apply to " + describe());
 }
 
 Result<std::unique_ptr<LockBackend>> make_lock_backend(std::string_view url, std::shared_ptr<http::Transport> transport) {
@@ -150,6 +157,10 @@ Status LockSet::acquire(std::vector<std::string> keys, std::chrono::seconds time
         auto delay = std::chrono::milliseconds(100);
         bool waiting_logged = false;
         while (true) {
+            if (cancel::should_stop()) {
+                (void)release();
+                return std::unexpected(cancel::cancelled_error("waiting for lock " + key));
+            }
             auto lease = m_backend.try_acquire(key, m_owner, m_ttl);
             if (lease) {
                 std::lock_guard guard(m_mutex);
@@ -173,7 +184,7 @@ Status LockSet::acquire(std::vector<std::string> keys, std::chrono::seconds time
             std::uniform_int_distribution<long long> jitter(delay.count() / 2, delay.count());
             auto sleep = std::chrono::milliseconds(jitter(rng));
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            std::this_thread::sleep_for(std::max(std::chrono::milliseconds(1), std::min(sleep, left)));
+            cancel::sleep_for(std::max(std::chrono::milliseconds(1), std::min(sleep, left)));
             delay = std::min(delay * 2, std::chrono::milliseconds(2000));
         }
     }
@@ -222,6 +233,31 @@ Status LockSet::check() {
                                                          "; stopping before any tag is written");
     }
     return {};
+}
+
+Status LockSet::check_for(std::chrono::milliseconds needed) {
+    {
+        std::lock_guard guard(m_mutex);
+        auto now = std::chrono::steady_clock::now();
+        for (auto& lease : m_leases) {
+            auto until = lease->valid_until();
+            if (until != std::chrono::steady_clock::time_point::max() && until - now <= needed)
+                return fail(ErrorKind::lock_unavailable,
+                            "the lease on " + lease->key() + " has " +
+                                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()) +
+                                " ms left, less than the " + std::to_string(needed.count()) +
+                                " ms a write may take (renewals are failing); stopping before the write");
+        }
+    }
+    return check();
+}
+
+std::vector<std::string> LockSet::keys() {
+    std::lock_guard guard(m_mutex);
+    std::vector<std::string> out;
+    for (const auto& lease : m_leases)
+        out.push_back(lease->key());
+    return out;
 }
 
 Status LockSet::release() {

@@ -24,6 +24,8 @@ public:
     [[nodiscard]] std::string_view algorithm() const;
     [[nodiscard]] std::string_view hex() const;
     [[nodiscard]] bool empty() const { return m_text.empty(); }
+    // The first 12 hex digits, as logs show a digest.
+    [[nodiscard]] std::string short_hex() const { return std::string(hex().substr(0, 12)); }
 
     friend bool operator==(const Digest&, const Digest&) = default;
     friend auto operator<=>(const Digest&, const Digest&) = default;
@@ -50,6 +52,9 @@ private:
     struct Impl;
     std::unique_ptr<Impl> m_impl;
 };
+
+// The first 12 hex digits of "algorithm:hex" text (the text itself when it has no ':').
+std::string short_digest(std::string_view digest);
 
 std::string to_hex(const unsigned char* data, std::size_t size);
 

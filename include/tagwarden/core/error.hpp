@@ -17,6 +17,7 @@ enum class ErrorKind {
     auth,              // authentication or authorization failed           -> 7
     registry,          // registry or network error after retries          -> 8
     not_found,         // the registry answered 404; callers usually reclassify -> 8
+    cancelled,         // SIGINT/SIGTERM: the run stopped and undid its tags -> 130 / 143
 };
 
 struct Error {
@@ -45,7 +46,8 @@ inline std::unexpected<Error> fail(ErrorKind kind, std::string message) {
 }
 inline std::unexpected<Error> fail(Error e) { return std::unexpected(std::move(e)); }
 
-// The documented process exit code for an error kind.
+// The documented process exit code for an error kind. `cancelled` is 128 + the signal that cancelled the
+// run (130 for SIGINT, 143 for SIGTERM).
 int exit_code(ErrorKind kind);
 const char* kind_name(ErrorKind kind);
 

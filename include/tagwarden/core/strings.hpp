@@ -1,10 +1,21 @@
 #pragma once
 
+#include <chrono>
+#include <string>
 #include <string_view>
 
 namespace tagwarden {
 
 // `text` without leading and trailing whitespace.
 std::string_view trim(std::string_view text);
+
+// `%XX` sequences decoded; a malformed `%` is kept as it is.
+std::string percent_decode(std::string_view text);
+
+// The value of environment variable `name`, or an empty string when unset.
+std::string env_or_empty(const char* name);
+
+// UTC time as "2026-01-31T12:00:00Z" (second precision).
+std::string format_utc(std::chrono::system_clock::time_point time);
 
 } // namespace tagwarden

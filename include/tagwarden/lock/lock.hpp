@@ -43,11 +43,42 @@ struct LockInfo {
 nlohmann::json to_json(const LockInfo& info);
 Result<LockInfo> lock_info_from_json(const nlohmann::json& j);
 
+// A run's journal as a backend stores it: the document is the push area's JSON (opaque here).
+struct JournalRecord {
+    std::string run_id;
+    std::string document;
+    LockOwner owner;
+    Clock::time_point expires;  // after this the record may be dropped (DynamoDB TTL); shown by `lock list`
+};
+
+// Where journals of runs live, so that `push --resume` can find a run that another process (or another
+// machine, for network backends) left half-done. Writes are durable when they return.
+class JournalStore {
+public:
+    virtual ~JournalStore() = default;
+    [[nodiscard]] virtual std::string describe() const = 0;
+    // Creates or replaces the record of record.run_id.
+    virtual Status put(const JournalRecord& record) = 0;
+    // The record, or nullopt when there is none (finished, undone, or never written).
+    virtual Result<std::optional<JournalRecord>> get(const std::string& run_id) = 0;
+    virtual Result<std::vector<JournalRecord>> list() = 0;
+    // Removing an absent record is not an error.
+    virtual Status remove(const std::string& run_id) = 0;
+};
+
+// Journals as files DIRECTORY/journal/<run_id>.json (written to a temporary file, fsync'ed, renamed, and
+// the directory fsync'ed). For the file lock backend: one machine.
+std::unique_ptr<JournalStore> make_file_journal_store(std::string directory);
+
 // A held lock. Releasing is idempotent; the destructor releases.
 class Lease {
 public:
     virtual ~Lease() = default;
     [[nodiscard]] virtual const std::string& key() const = 0;
+    // Until when the lease is known to hold without another renewal: the start of the last successful
+    // acquire or renew request plus the TTL (steady clock). time_point::max() for a lease that cannot
+    // lapse while this process lives (flock).
+    [[nodiscard]] virtual std::chrono::steady_clock::time_point valid_until() const = 0;
     // Extends the lease (etcd keep-alive, DynamoDB heartbeat). Returns Error{lock_unavailable} when the
     // lease is gone (expired, revoked or taken over).
     virtual Status renew() = 0;
@@ -67,10 +98,21 @@ public:
     virtual Result<std::vector<LockInfo>> list() = 0;
     // Removes a lock whoever holds it; the holder's next check() fails. Returns Error{not_found} if absent.
     virtual Status force_release(const std::string& key) = 0;
+    // Whether two machines using the same URL share the locks (etcd, DynamoDB); false for file://.
+    [[nodiscard]] virtual bool spans_machines() const = 0;
+    // The store for journals beside the locks (etcd keys, DynamoDB items); null for file:// (journals then
+    // stay on the machine, in the state directory).
+    virtual std::unique_ptr<JournalStore> journal_store() { return nullptr; }
+    // Prepares the backend for use (`tagwarden lock init`): DynamoDB creates the table (on-demand billing,
+    // TTL on ExpiresAt) if missing; file creates the 0700 directory; etcd only checks it answers.
+    // Returns a line saying what it did.
+    virtual Result<std::string> init();
 };
 
-// Chooses the backend by URL scheme: file:///dir, etcd://host:port[,host:port], dynamodb://TABLE?region=R.
-// `transport` is used by network backends.
+// Chooses the backend by URL scheme (one table: file:///dir, etcd://host:port[,host:port],
+// dynamodb://TABLE?region=R). `transport` is used by network backends.
+// A backend that cannot be reached answers with Error{registry} whose message starts with
+// "lock backend unreachable" (exit 8), never with lock_unavailable (which means: someone holds it).
 Result<std::unique_ptr<LockBackend>> make_lock_backend(std::string_view url, std::shared_ptr<http::Transport> transport);
 
 std::unique_ptr<LockBackend> make_file_backend(std::string directory);
@@ -79,8 +121,13 @@ Result<std::unique_ptr<LockBackend>> make_etcd_backend(std::string_view url, std
 // The default lock URL: file://${TMPDIR:-/tmp}/tagwarden-locks.
 std::string default_lock_url();
 
-// The lock key for a tag: "registry/repo:tag".
-std::string tag_lock_key(std::string_view repository, std::string_view tag);
+// The registry host as lock keys spell it: lower case, the default HTTPS port dropped ("r.io:443" ->
+// "r.io"), Docker Hub's aliases (index.docker.io, registry-1.docker.io) -> "docker.io".
+std::string normalize_registry(std::string_view registry);
+
+// The lock key for a tag: "registry/repo:tag", the registry normalised (two spellings of one registry
+// share a lock).
+std::string tag_lock_key(std::string_view registry, std::string_view repository, std::string_view tag);
 
 // Several locks held together, taken in sorted key order (so overlapping sets cannot deadlock), kept
 // alive by one thread, and released together (also on destruction).
@@ -96,6 +143,14 @@ public:
     Status acquire(std::vector<std::string> keys, std::chrono::seconds timeout);
     // Fencing: ok only when every lease is still held (checked with the backend, not from memory).
     Status check();
+    // Fencing for a write that may take up to `needed`: ok only when every lease is still held (as
+    // check()) and is known to stay valid for longer than `needed` (Lease::valid_until()).
+    Status check_for(std::chrono::milliseconds needed);
+    // The keys held now.
+    [[nodiscard]] std::vector<std::string> keys();
+    [[nodiscard]] LockBackend& backend() { return m_backend; }
+    [[nodiscard]] const LockOwner& owner() const { return m_owner; }
+    [[nodiscard]] std::chrono::seconds ttl() const { return m_ttl; }
     Status release();
 
 private:

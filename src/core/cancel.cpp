@@ -1,0 +1,78 @@
+#include <tagwarden/core/cancel.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <thread>
+#include <unistd.h>
+
+namespace tagwarden::cancel {
+
+namespace {
+
+std::atomic<int> g_signal{0};
+std::atomic<bool> g_installed{false};
+thread_local bool t_shielded = false;
+
+void write_stderr(const char* text) {
+    auto ignored = ::write(STDERR_FILENO, text, std::strlen(text));
+    (void)ignored;
+}
+
+extern "C" void on_signal(int signal) {
+    int expected = 0;
+    if (g_signal.compare_exchange_strong(expected, signal)) {
+        write_stderr(signal == SIGINT ? "tagwarden: SIGINT: stopping; undoing this run's tags (a second signal exits at once)\n"
+                                      : "tagwarden: SIGTERM: stopping; undoing this run's tags (a second signal exits at once)\n");
+        return;
+    }
+    write_stderr("tagwarden: second signal: exiting now; finish or undo later with `tagwarden push --resume`\n");
+    ::_exit(128 + signal);
+}
+
+} // namespace
+
+void install_signal_handlers() {
+    if (g_installed.exchange(true))
+        return;
+    struct sigaction action {};
+    action.sa_handler = &on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART: a blocking wait returns early
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+}
+
+bool requested() { return g_signal.load() != 0; }
+int signal_number() { return g_signal.load(); }
+void request(int signal) {
+    int expected = 0;
+    g_signal.compare_exchange_strong(expected, signal);
+}
+void reset_for_tests() { g_signal = 0; }
+
+bool should_stop() { return !t_shielded && requested(); }
+
+Error cancelled_error(const std::string& what) {
+    int s = signal_number();
+    std::string name = s == SIGINT ? "SIGINT" : s == SIGTERM ? "SIGTERM" : "a signal";
+    Error e(ErrorKind::cancelled, (what.empty() ? std::string() : what + ": ") + "cancelled by " + name);
+    return e;
+}
+
+Shield::Shield() : m_previous(t_shielded) { t_shielded = true; }
+Shield::~Shield() { t_shielded = m_previous; }
+
+bool sleep_for(std::chrono::milliseconds duration) {
+    auto until = std::chrono::steady_clock::now() + duration;
+    while (true) {
+        if (should_stop())
+            return false;
+        auto now = std::chrono::steady_clock::now();
+        if (now >= until)
+            return true;
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(50)));
+    }
+}
+
+} // namespace tagwarden::cancel

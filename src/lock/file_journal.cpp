@@ -1,0 +1,171 @@
+// Journals on this machine's disk: DIRECTORY/journal/<run_id>.json, each written to a temporary file,
+// fsync'ed, renamed over the old one, and the directory fsync'ed, so a power cut leaves the old or the
+// new record, never a torn one.
+#include <tagwarden/lock/lock.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace tagwarden::lock {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+bool valid_run_id(const std::string& id) {
+    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    }) && id.front() != '.';
+}
+
+Status write_all(int fd, const std::string& text, const std::string& path) {
+    std::size_t done = 0;
+    while (done < text.size()) {
+        auto n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail(ErrorKind::internal, "cannot write journal " + path + ": " + std::strerror(errno));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    return {};
+}
+
+Status fsync_directory(const fs::path& dir) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(ErrorKind::internal, "cannot open journal directory " + dir.string() + ": " + std::strerror(errno));
+    int r = ::fsync(fd);
+    ::close(fd);
+    if (r != 0)
+        return fail(ErrorKind::internal, "cannot fsync journal directory " + dir.string() + ": " + std::strerror(errno));
+    return {};
+}
+
+class FileJournalStore final : public JournalStore {
+public:
+    explicit FileJournalStore(std::string directory) : m_dir(fs::path(std::move(directory)) / "journal") {}
+
+    [[nodiscard]] std::string describe() const override { return m_dir.string(); }
+
+    Status put(const JournalRecord& record) override {
+        if (!valid_run_id(record.run_id))
+            return fail(ErrorKind::internal, "invalid run id '" + record.run_id + "' for a journal");
+        std::error_code ec;
+        fs::create_directories(m_dir, ec);
+        if (ec)
+            return fail(ErrorKind::internal, "cannot create journal directory " + m_dir.string() + ": " + ec.message());
+        json doc = {{"runId", record.run_id},
+                    {"owner", {{"host", record.owner.host}, {"pid", record.owner.pid}, {"runId", record.owner.run_id},
+                               {"ciUrl", record.owner.ci_url}}},
+                    {"expiresEpoch", std::chrono::duration_cast<std::chrono::seconds>(record.expires.time_since_epoch()).count()},
+                    {"journal", record.document}};
+        auto path = m_dir / (record.run_id + ".json");
+        auto tmp = m_dir / (record.run_id + ".json.tmp");
+        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            return fail(ErrorKind::internal, "cannot write journal " + tmp.string() + ": " + std::strerror(errno));
+        auto written = write_all(fd, doc.dump(2) + "\n", tmp.string());
+        if (written && ::fsync(fd) != 0)
+            written = fail(ErrorKind::internal, "cannot fsync journal " + tmp.string() + ": " + std::strerror(errno));
+        ::close(fd);
+        if (!written) {
+            ::unlink(tmp.c_str());
+            return written;
+        }
+        if (::rename(tmp.c_str(), path.c_str()) != 0)
+            return fail(ErrorKind::internal, "cannot write journal " + path.string() + ": " + std::strerror(errno));
+        return fsync_directory(m_dir);
+    }
+
+    Result<std::optional<JournalRecord>> get(const std::string& run_id) override {
+        if (!valid_run_id(run_id))
+            return std::optional<JournalRecord>{};
+        return read(m_dir / (run_id + ".json"));
+    }
+
+    Result<std::vector<JournalRecord>> list() override {
+        std::vector<JournalRecord> out;
+        std::error_code ec;
+        if (!fs::is_directory(m_dir, ec))
+            return out;
+        std::vector<fs::path> paths;
+        for (const auto& e : fs::directory_iterator(m_dir, ec))
+            if (e.path().extension() == ".json")
+                paths.push_back(e.path());
+        std::sort(paths.begin(), paths.end());
+        for (const auto& p : paths) {
+            auto r = read(p);
+            if (!r)
+                return std::unexpected(r.error());
+            if (*r)
+                out.push_back(std::move(**r));
+        }
+        return out;
+    }
+
+    Status remove(const std::string& run_id) override {
+        if (!valid_run_id(run_id))
+            return {};
+        auto path = m_dir / (run_id + ".json");
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            return fail(ErrorKind::internal, "cannot remove journal " + path.string() + ": " + std::strerror(errno));
+        return fsync_directory(m_dir);
+    }
+
+private:
+    static Result<std::optional<JournalRecord>> read(const fs::path& path) {
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                return std::optional<JournalRecord>{};
+            return fail(ErrorKind::internal, "cannot read journal " + path.string() + ": " + std::strerror(errno));
+        }
+        std::string text;
+        char buffer[8192];
+        while (true) {
+            auto n = ::read(fd, buffer, sizeof buffer);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            text.append(buffer, static_cast<std::size_t>(n));
+        }
+        ::close(fd);
+        try {
+            auto doc = json::parse(text);
+            JournalRecord r;
+            r.run_id = doc.at("runId").get<std::string>();
+            const auto& o = doc.at("owner");
+            r.owner.host = o.value("host", "");
+            r.owner.pid = o.value("pid", 0L);
+            r.owner.run_id = o.value("runId", "");
+            r.owner.ci_url = o.value("ciUrl", "");
+            r.expires = Clock::time_point(std::chrono::seconds(doc.value("expiresEpoch", 0LL)));
+            r.document = doc.at("journal").get<std::string>();
+            return std::optional<JournalRecord>(std::move(r));
+        } catch (const json::exception& e) {
+            return fail(ErrorKind::invalid_input, "journal " + path.string() + " is damaged (" + e.what() +
+                                                      "): inspect it, then remove it by hand");
+        }
+    }
+
+    fs::path m_dir;
+};
+
+} // namespace
+
+std::unique_ptr<JournalStore> make_file_journal_store(std::string directory) {
+    return std::make_unique<FileJournalStore>(std::move(directory));
+}
+
+} // namespace tagwarden::lock
