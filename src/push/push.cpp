@@ -283,7 +283,7 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
     if (options.locks && !plan.tags.empty()) {
         std::vector<std::string> keys;
         for (const auto& t : plan.tags)
-            keys.push_back(lock::tag_lock_key(report.repository, t));
+            keys.push_back(lock::tag_lock_key(client.registry(), repo, t));
         TW_TRY(options.locks->acquire(keys, options.lock_timeout));
         tag_plan = plan_tags(client, repo, plan, options, report.repository);
         if (!tag_plan)
@@ -430,7 +430,7 @@ Result<ResumeReport> resume_run(Journal journal, registry::Client& client, lock:
     if (locks) {
         std::vector<std::string> keys;
         for (const auto& t : journal.tags)
-            keys.push_back(lock::tag_lock_key(journal.name(), t.tag));
+            keys.push_back(lock::tag_lock_key(journal.registry, journal.repository, t.tag));
         TW_TRY(locks->acquire(keys, lock_timeout));
     }
     auto root = image::parse_manifest(journal.manifest, journal.media_type);

@@ -124,5 +124,5 @@ TEST_CASE("lock URLs choose the backend", "[unit][lock]") {
     auto unknown = make_lock_backend("redis://x", nullptr);
     REQUIRE_FALSE(unknown);
     CHECK(unknown.error().kind == ErrorKind::invalid_input);
-    CHECK(tag_lock_key("127.0.0.1:5000/app", "1.0-dev") == "127.0.0.1:5000/app:1.0-dev");
+    CHECK(tag_lock_key("127.0.0.1:5000", "app", "1.0-dev") == "127.0.0.1:5000/app:1.0-dev");
 }
