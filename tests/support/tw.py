@@ -36,12 +36,18 @@ def _empty_dir(prefix):
     return path
 
 
+# The variables by which tagwarden knows it runs in CI (then a per-machine default lock is refused).
+# The suite itself runs in CI, so every run starts without them; the CI-lock tests set them.
+CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "CODEBUILD_BUILD_ID", "GITLAB_CI")
+
+
 def clean_env(extra=None):
-    """The environment tagwarden runs in: the test's own, minus TAGWARDEN_* and docker/AWS
-    credentials, with DOCKER_CONFIG pointing at an empty directory (so ~/.docker never leaks
+    """The environment tagwarden runs in: the test's own, minus TAGWARDEN_*, the CI markers
+    (CI_VARIABLES, GITHUB_*, CODEBUILD_*, GITLAB_*) and docker/AWS credentials, with DOCKER_CONFIG pointing at an empty directory (so ~/.docker never leaks
     in), then ``extra`` on top (a value of None removes the variable)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TAGWARDEN_", "AWS_", "DOCKER_", "REGISTRY_AUTH"))}
+           if not k.startswith(("TAGWARDEN_", "AWS_", "DOCKER_", "REGISTRY_AUTH", "GITHUB_", "CODEBUILD_", "GITLAB_"))
+           and k not in CI_VARIABLES}
     env["DOCKER_CONFIG"] = _empty_dir("tw-dockercfg-")
     env["HOME"] = env.get("HOME") or "/root"
     # The plain test registries declare no lifecycle policy: the guard tests (test_guard_*) turn this
