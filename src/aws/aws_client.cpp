@@ -247,7 +247,8 @@ Result<nlohmann::json> AwsJsonClient::call(std::string_view operation, const nlo
         }
         auto delay = policy.delay(attempt, retry_after);
         http::log_retry(what, attempt, policy.max_attempts, delay, reason);
-        http::sleep_for(delay);
+        if (!http::sleep_for(delay))
+            return std::unexpected(http::cancelled_wait(what));
     }
 }
 

@@ -58,7 +58,8 @@ Result<http::Response> send_sts(http::Transport& transport, MakeRequest&& make, 
         }
         auto delay = policy.delay(attempt, std::nullopt);
         http::log_retry("STS " + std::string(operation), attempt, policy.max_attempts, delay, reason);
-        http::sleep_for(delay);
+        if (!http::sleep_for(delay))
+            return std::unexpected(http::cancelled_wait("STS " + std::string(operation)));
     }
 }
 

@@ -23,7 +23,7 @@ void add_connection_options(CLI::App* command, ConnectionOptions& options) {
 }
 
 Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const ConnectionOptions& options,
-                                                  bool push_access) {
+                                                  bool push_access, AwsContext& aws) {
     registry::ClientOptions client_options;
     client_options.plain_http = options.plain_http;
     client_options.push_access = push_access;
@@ -44,10 +44,10 @@ Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const Co
     }
     // ECR: Basic AWS:<token> from GetAuthorizationToken, cached until it expires; no credential helper.
     if (options.password_stdin == false && aws::parse_ecr_host(ref.registry)) {
-        auto ecr = ecr_client_for(ref.registry);
-        if (!ecr)
-            return std::unexpected(ecr.error());
-        std::shared_ptr<aws::EcrClient> shared = *ecr;
+        auto services = aws.services(ref.registry);
+        if (!services)
+            return std::unexpected(services.error());
+        std::shared_ptr<aws::EcrClient> shared = services->ecr;
         keychain->set_provider(ref.registry, [shared]() -> Result<registry::Credential> {
             auto token = shared->get_authorization_token();
             if (!token)
@@ -66,67 +66,36 @@ Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const Co
 
 namespace tagwarden::cli {
 
-namespace {
-
-struct AwsClients {
-    std::shared_ptr<aws::CredentialChain> chain;
-    std::map<std::string, std::shared_ptr<aws::EcrClient>> ecr;
-    std::map<std::string, std::shared_ptr<aws::AwsJsonClient>> quotas;
-    std::mutex mutex;
-};
-
-AwsClients& aws_clients() {
-    static AwsClients clients;
-    return clients;
-}
-
-} // namespace
-
-Result<std::shared_ptr<aws::EcrClient>> ecr_client_for(const std::string& registry_host) {
+Result<guard::AwsServices> AwsContext::services(const std::string& registry_host) {
     auto parsed = aws::parse_ecr_host(registry_host);
     if (!parsed)
-        return std::shared_ptr<aws::EcrClient>{};
-    auto& c = aws_clients();
-    std::lock_guard lock(c.mutex);
-    if (auto it = c.ecr.find(registry_host); it != c.ecr.end())
+        return guard::AwsServices{};
+    if (auto it = m_services.find(registry_host); it != m_services.end())
         return it->second;
-    if (!c.chain)
-        c.chain = aws::make_default_credential_chain(make_transport(""));
-    auto client = aws::make_ecr_client(*parsed, c.chain, make_transport(""));
-    if (!client)
-        return std::unexpected(client.error());
-    std::shared_ptr<aws::EcrClient> shared = std::move(*client);
-    c.ecr[registry_host] = shared;
-    return shared;
-}
-
-Result<std::shared_ptr<aws::AwsJsonClient>> service_quotas_for(const std::string& registry_host) {
-    auto parsed = aws::parse_ecr_host(registry_host);
-    if (!parsed)
-        return std::shared_ptr<aws::AwsJsonClient>{};
-    auto& c = aws_clients();
-    std::lock_guard lock(c.mutex);
-    if (auto it = c.quotas.find(registry_host); it != c.quotas.end())
-        return it->second;
-    if (!c.chain)
-        c.chain = aws::make_default_credential_chain(make_transport(""));
-    auto client = aws::make_aws_client(aws::k_service_quotas, c.chain, make_transport(""), parsed->region);
-    if (!client)
-        return std::unexpected(client.error());
-    std::shared_ptr<aws::AwsJsonClient> shared = std::move(*client);
-    c.quotas[registry_host] = shared;
-    return shared;
+    if (!m_chain)
+        m_chain = aws::make_default_credential_chain(make_transport(""));
+    guard::AwsServices services;
+    auto ecr = aws::make_ecr_client(*parsed, m_chain, make_transport(""));
+    if (!ecr)
+        return std::unexpected(ecr.error());
+    services.ecr = std::move(*ecr);
+    auto quotas = aws::make_aws_client(aws::k_service_quotas, m_chain, make_transport(""), parsed->region);
+    if (!quotas)
+        return std::unexpected(quotas.error());
+    services.quotas = std::move(*quotas);
+    m_services[registry_host] = services;
+    return services;
 }
 
 Result<std::shared_ptr<registry::Client>> connect_source(const Reference& source, const Reference& destination,
                                                          std::shared_ptr<registry::Client> destination_client,
-                                                         const ConnectionOptions& options) {
+                                                         const ConnectionOptions& options, AwsContext& aws) {
     if (source.registry == destination.registry)
         return destination_client;
     ConnectionOptions source_options = options;
     source_options.username.clear();
     source_options.password_stdin = false;
-    auto c = connect(source, source_options, false);
+    auto c = connect(source, source_options, false, aws);
     if (!c)
         return std::unexpected(c.error());
     return std::shared_ptr<registry::Client>(std::move(*c));
@@ -140,8 +109,12 @@ push::PushOptions writing_options(const ConnectionOptions& connection, const Ope
     options.naming = push::TagNaming{cfg.tag_template, cfg.environments, cfg.protected_environments};
     options.locks = locks.set.get();
     options.lock_timeout = locks.timeout;
-    options.journal_dir = config::state_directory(cfg);
+    options.journals = locks.journals.get();
     options.run_id = locks.owner.run_id;
+    // One write must end well inside the lease: a third of the TTL, at most 30 s.
+    auto ttl = locks.set ? std::chrono::duration_cast<std::chrono::milliseconds>(locks.set->ttl())
+                         : std::chrono::milliseconds(90000);
+    options.write_timeout = std::min(std::chrono::milliseconds(30000), ttl / 3);
     return options;
 }
 
@@ -168,19 +141,24 @@ std::shared_ptr<http::Transport> make_transport(const std::string& ca_file) {
 
 void add_lock_options(CLI::App* command, LockArgs& args) {
     command->add_option("--lock", args.url,
-                        "Lock backend URL: file:///DIR (default), etcd://HOST:PORT[,HOST:PORT]; or TAGWARDEN_LOCK, "
-                        "or 'lock:' in tagwarden.yaml");
+                        "Lock backend URL: dynamodb://TABLE?region=R or etcd://HOST:PORT[,HOST:PORT] (span runners), "
+                        "file:///DIR (this machine only; the default, refused in CI); or TAGWARDEN_LOCK, or 'lock:' in "
+                        "tagwarden.yaml");
     command->add_option("--lock-timeout", args.timeout, "How long to wait for a held tag lock (default 60s)");
     command->add_option("--lock-ttl", args.ttl, "Lease length; a dead holder's lock lapses after it (default 30s)");
 }
 
 Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg) {
     OpenLocks out;
-    auto url = !args.url.empty() ? args.url : !cfg.lock_url.empty() ? cfg.lock_url : lock::default_lock_url();
-    auto backend = lock::make_lock_backend(url, make_transport(""));
+    out.configured = !args.url.empty() || !cfg.lock_url.empty();
+    out.url = !args.url.empty() ? args.url : !cfg.lock_url.empty() ? cfg.lock_url : lock::default_lock_url();
+    auto backend = lock::make_lock_backend(out.url, make_transport(""));
     if (!backend)
         return std::unexpected(backend.error());
     out.backend = std::move(*backend);
+    out.journals = out.backend->journal_store();
+    if (!out.journals)
+        out.journals = lock::make_file_journal_store(config::state_directory(cfg));
     out.timeout = cfg.lock_timeout;
     if (!args.timeout.empty()) {
         auto d = config::parse_duration(args.timeout, "--lock-timeout");

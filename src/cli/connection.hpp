@@ -1,8 +1,10 @@
 #pragma once
 
 #include <tagwarden/core/error.hpp>
+#include <tagwarden/aws/credential_chain.hpp>
 #include <tagwarden/aws/ecr.hpp>
 #include <tagwarden/config/config.hpp>
+#include <tagwarden/guard/facts.hpp>
 #include <tagwarden/core/reference.hpp>
 #include <tagwarden/lock/lock.hpp>
 #include <tagwarden/push/push.hpp>
@@ -26,9 +28,22 @@ struct ConnectionOptions {
 
 void add_connection_options(CLI::App* command, ConnectionOptions& options);
 
-// Builds a pinged client for `ref`'s registry. Reads the password from stdin when asked.
+// The AWS clients of one command: one credential chain, and per ECR registry host its ECR and Service
+// Quotas clients, made on first use. Owned by the command and passed down (no process-wide state).
+class AwsContext {
+public:
+    // The services for `registry_host`: both null when it is not an ECR registry.
+    Result<guard::AwsServices> services(const std::string& registry_host);
+
+private:
+    std::shared_ptr<aws::CredentialChain> m_chain;
+    std::map<std::string, guard::AwsServices> m_services;
+};
+
+// Builds a pinged client for `ref`'s registry. Reads the password from stdin when asked. ECR registries
+// authenticate with GetAuthorizationToken through `aws`.
 Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const ConnectionOptions& options,
-                                                  bool push_access);
+                                                  bool push_access, AwsContext& aws);
 
 // Lock settings from the command line; empty or zero values defer to the configuration.
 struct LockArgs {
@@ -42,8 +57,12 @@ void add_lock_options(CLI::App* command, LockArgs& args);
 struct OpenLocks {
     std::unique_ptr<lock::LockBackend> backend;
     std::unique_ptr<lock::LockSet> set;
+    // Journals beside the locks (etcd, DynamoDB), or in the state directory for file://.
+    std::unique_ptr<lock::JournalStore> journals;
     lock::LockOwner owner;
     std::chrono::seconds timeout{0};
+    bool configured = false;  // named by --lock, TAGWARDEN_LOCK or tagwarden.yaml (not the default)
+    std::string url;
 };
 
 // Opens the lock backend named by --lock, TAGWARDEN_LOCK, tagwarden.yaml, or the default.
@@ -53,18 +72,13 @@ Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg);
 // else a new pull-only client that does not use the explicit credentials (they are the destination's).
 Result<std::shared_ptr<registry::Client>> connect_source(const Reference& source, const Reference& destination,
                                                          std::shared_ptr<registry::Client> destination_client,
-                                                         const ConnectionOptions& options);
+                                                         const ConnectionOptions& options, AwsContext& aws);
 
 // The push options every writing command shares: jobs, tag naming from the configuration, the locks and
 // the journal directory.
 push::PushOptions writing_options(const ConnectionOptions& connection, const OpenLocks& locks,
                                   const config::Config& cfg, bool dry_run);
 
-// The ECR control-plane client for an ECR registry host (cached per host for the process), or nullptr
-// when the host is not ECR. Credentials come from the AWS chain.
-Result<std::shared_ptr<aws::EcrClient>> ecr_client_for(const std::string& registry_host);
-// Service Quotas in the ECR registry's region, or nullptr when not ECR.
-Result<std::shared_ptr<aws::AwsJsonClient>> service_quotas_for(const std::string& registry_host);
 
 // The transport for control-plane calls (lock backends): curl with the retry policy.
 std::shared_ptr<http::Transport> make_transport(const std::string& ca_file);

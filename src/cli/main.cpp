@@ -1,5 +1,6 @@
 #include "commands.hpp"
 
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
 
 #include <CLI/CLI.hpp>
@@ -57,6 +58,8 @@ int main(int argc, char** argv) {
         return code == 0 ? 0 : 2;
     }
     log::set_level(global.debug ? log::Level::debug : global.quiet ? log::Level::error : log::Level::info);
+    // SIGINT/SIGTERM (a cancelled CI job): stop, undo this run's tags, release the locks, exit 130/143.
+    cancel::install_signal_handlers();
 
     try {
         for (auto& [sub, run] : runs)

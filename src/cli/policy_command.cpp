@@ -1,5 +1,8 @@
 #include "commands.hpp"
+#include "connection.hpp"
 #include "guards.hpp"
+
+#include <tagwarden/guard/facts.hpp>
 
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/log.hpp>
@@ -97,7 +100,11 @@ int run_simulate(const SimulateArgs& args) {
         auto ref = Reference::parse(args.repo);
         if (!ref)
             return report_error(ref.error());
-        auto facts = read_ecr_repository(*ref);
+        AwsContext aws;
+        auto services = aws.services(ref->registry);
+        if (!services)
+            return report_error(services.error());
+        auto facts = guard::read_ecr_facts(*ref, *services);
         if (!facts)
             return report_error(facts.error());
         images = facts->images;

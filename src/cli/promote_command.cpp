@@ -5,6 +5,7 @@
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/push/promote.hpp>
+#include <tagwarden/push/guarded_write.hpp>
 #include <tagwarden/push/push.hpp>
 #include <tagwarden/registry/registry_source.hpp>
 
@@ -99,11 +100,12 @@ int run_promote(const PromoteArgs& args) {
     bool same_registry = dest.registry == ref->registry;
     bool same_repo = same_registry && dest.repository == ref->repository;
 
-    auto dest_client = connect(dest, args.connection, true);
+    AwsContext aws;
+    auto dest_client = connect(dest, args.connection, true, aws);
     if (!dest_client)
         return report_error(dest_client.error());
     std::shared_ptr<registry::Client> dest_shared = std::move(*dest_client);
-    auto connected_source = connect_source(*ref, dest, dest_shared, args.connection);
+    auto connected_source = connect_source(*ref, dest, dest_shared, args.connection, aws);
     if (!connected_source)
         return report_error(connected_source.error());
     std::shared_ptr<registry::Client> source_client = *connected_source;
@@ -131,25 +133,34 @@ int run_promote(const PromoteArgs& args) {
     if (!plan)
         return report_error(plan.error());
 
-    // Every guard of a push, with the tags the image will carry after the promotion.
-    auto guards = run_guards(dest, *dest_shared, *plan, *cfg, args.guard);
-    if (!guards)
-        return report_error(guards.error());
-
+    auto settings = guard_settings(args.guard, *cfg);
+    if (!settings)
+        return report_error(settings.error());
+    auto services = aws.services(dest.registry);
+    if (!services)
+        return report_error(services.error());
     auto locks = open_locks(args.lock, *cfg);
     if (!locks)
         return report_error(locks.error());
-    auto options = writing_options(args.connection, *locks, *cfg, args.dry_run);
-    auto immutable = registry_tag_immutability(dest);
-    if (!immutable)
-        return report_error(immutable.error());
-    options.registry_immutable = *immutable;
-    options.blobs_present = same_repo;
+
+    // Every guard of a push, with the tags the image will carry after the promotion.
+    push::GuardedWrite write;
+    write.destination = dest;
+    write.options = writing_options(args.connection, *locks, *cfg, args.dry_run);
+    write.options.blobs_present = same_repo;
     if (same_registry && !same_repo)
-        options.mount_from = ref->repository;
-    auto report = push::execute_push(*plan, *effective, *dest_shared, dest.repository, options);
-    if (!report)
-        return report_error(report.error());
+        write.options.mount_from = ref->repository;
+    write.settings = *settings;
+    write.confirm_with_preview = args.guard.confirm_with_preview;
+    write.lock_configured = locks->configured;
+    write.lock_description = locks->backend->describe();
+    write.in_ci = push::running_in_ci();
+    auto result = push::guarded_write(write, *plan, *effective, *dest_shared, *services, *cfg);
+    if (!result)
+        return report_error(result.error());
+    const auto* report = &result->push;
+    const auto& options = write.options;
+    const auto* guards = &result->guards;
 
     int referrers_copied = 0;
     if (args.referrers && !same_repo && !args.dry_run) {

@@ -5,6 +5,7 @@
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/lock/lock.hpp>
+#include <tagwarden/push/guarded_write.hpp>
 #include <tagwarden/push/push.hpp>
 #include <tagwarden/registry/registry_source.hpp>
 #include <tagwarden/source/source.hpp>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <map>
 
 namespace tagwarden::cli {
 
@@ -41,39 +43,79 @@ int run_resume(const PushArgs& args, const config::Config& cfg) {
             return report_error(r.error());
         filter = *r;
     }
-    auto state = config::state_directory(cfg);
-    auto paths = push::list_journals(state);
+    auto locks = open_locks(args.lock, cfg);
+    if (!locks)
+        return report_error(locks.error());
+    auto records = locks->journals->list();
+    if (!records)
+        return report_error(records.error());
+    AwsContext aws;
+    std::map<std::string, std::shared_ptr<registry::Client>> clients;
     nlohmann::json results = nlohmann::json::array();
     int handled = 0;
-    for (const auto& path : paths) {
-        auto journal = push::load_journal(path);
+    for (const auto& record : *records) {
+        auto journal = push::parse_journal(record.document);
         if (!journal)
-            return report_error(journal.error());
-        if (filter && (journal->registry != filter->registry || journal->repository != filter->repository))
+            return report_error(journal.error().with_context("journal of run " + record.run_id + " in " +
+                                                             locks->journals->describe()));
+        if (filter && (lock::normalize_registry(journal->registry) != lock::normalize_registry(filter->registry) ||
+                       journal->repository != filter->repository))
             continue;
-        Reference ref;
-        ref.registry = journal->registry;
-        ref.repository = journal->repository;
-        auto client = connect(ref, args.connection, true);
-        if (!client)
-            return report_error(client.error());
-        auto locks = open_locks(args.lock, cfg);
-        if (!locks)
-            return report_error(locks.error());
-        auto report = push::resume_run(*journal, **client, locks->set.get(), locks->timeout, args.connection.jobs);
+        auto& client = clients[journal->registry];
+        if (!client) {
+            Reference ref;
+            ref.registry = journal->registry;
+            ref.repository = journal->repository;
+            auto c = connect(ref, args.connection, true, aws);
+            if (!c)
+                return report_error(c.error());
+            client = std::move(*c);
+        }
+        push::ResumeOptions options;
+        options.locks = args.dry_run ? nullptr : locks->set.get();
+        options.journals = locks->journals.get();
+        options.lock_timeout = locks->timeout;
+        options.write_timeout = writing_options(args.connection, *locks, cfg, args.dry_run).write_timeout;
+        options.jobs = args.connection.jobs;
+        options.dry_run = args.dry_run;
+        if (args.dry_run) {
+            // Read-only: still honour a live owner (its locks), without taking any.
+            options.locks = nullptr;
+            auto held = locks->backend->list();
+            if (held) {
+                bool live = false;
+                for (const auto& l : *held)
+                    live = live || (l.held && l.owner.run_id == journal->run_id);
+                if (live) {
+                    push::ResumeReport skipped;
+                    skipped.run_id = journal->run_id;
+                    skipped.repository = journal->name();
+                    skipped.digest = journal->digest;
+                    skipped.outcome = push::ResumeOutcome::skipped;
+                    skipped.reason = "its run is still alive (it holds its locks)";
+                    results.push_back(push::to_json(skipped));
+                    ++handled;
+                    continue;
+                }
+            }
+        }
+        auto report = push::resume_run(*journal, *client, options);
+        (void)locks->set->release();
         if (!report)
             return report_error(report.error().with_context("resuming run " + journal->run_id));
-        log::info("run " + report->run_id + " on " + report->repository + ": " + report->outcome);
+        log::info("run " + report->run_id + " on " + report->repository + ": " + std::string(push::to_string(report->outcome)) +
+                  (report->reason.empty() ? "" : " (" + report->reason + ")"));
         ++handled;
         if (args.output == "json")
             results.push_back(push::to_json(*report));
         else
-            std::cout << report->repository << "@" << report->digest.str() << " " << report->outcome << std::endl;
+            std::cout << report->repository << "@" << report->digest.str() << " " << push::to_string(report->outcome)
+                      << std::endl;
     }
     if (args.output == "json")
         std::cout << nlohmann::json{{"resumed", results}}.dump(2) << std::endl;
     if (handled == 0)
-        log::info("no interrupted run to resume in " + state + "/journal");
+        log::info("no interrupted run to resume in " + locks->journals->describe());
     return 0;
 }
 
@@ -108,8 +150,12 @@ int run_push(const PushArgs& args) {
     if (!target->tag.empty())
         tags.push_back(target->tag);
     tags.insert(tags.end(), args.tags.begin(), args.tags.end());
+    auto settings = guard_settings(args.guard, *cfg);
+    if (!settings)
+        return report_error(settings.error());
 
     // Local sources are checked before any connection; a docker:// source needs its registry.
+    AwsContext aws;
     std::unique_ptr<image::ImageSource> source;
     std::shared_ptr<registry::Client> client;
     std::string mount_from;
@@ -120,11 +166,11 @@ int run_push(const PushArgs& args) {
             return report_error(from.error().with_context("source"));
         if (from->tag.empty() && !from->digest)
             return report_error(Error(ErrorKind::invalid_input, "source '" + source_spec + "' needs a tag or digest"));
-        auto c = connect(*target, args.connection, true);
+        auto c = connect(*target, args.connection, true, aws);
         if (!c)
             return report_error(c.error());
         client = std::move(*c);
-        auto source_client = connect_source(*from, *target, client, args.connection);
+        auto source_client = connect_source(*from, *target, client, args.connection, aws);
         if (!source_client)
             return report_error(source_client.error());
         if (from->registry == target->registry) {
@@ -150,42 +196,44 @@ int run_push(const PushArgs& args) {
         log::warn("no tag given: the image is pushed by digest only (add --tag T or --version V --env E)");
 
     if (!client) {
-        auto c = connect(*target, args.connection, true);
+        auto c = connect(*target, args.connection, true, aws);
         if (!c)
             return report_error(c.error());
         client = std::move(*c);
     }
-    // Guards: read-only, and finished before any upload.
-    auto guards = run_guards(*target, *client, *plan, *cfg, args.guard);
-    if (!guards)
-        return report_error(guards.error());
-
+    auto services = aws.services(target->registry);
+    if (!services)
+        return report_error(services.error());
     auto locks = open_locks(args.lock, *cfg);
     if (!locks)
         return report_error(locks.error());
 
-    auto options = writing_options(args.connection, *locks, *cfg, args.dry_run);
-    auto immutable = registry_tag_immutability(*target);
-    if (!immutable)
-        return report_error(immutable.error());
-    options.registry_immutable = *immutable;
-    options.allow_overwrite = args.allow_overwrite;
-    options.mount_from = mount_from;
-    options.blobs_present = blobs_present;
-    auto report = push::execute_push(*plan, *source, *client, target->repository, options);
-    if (!report)
-        return report_error(report.error());
+    push::GuardedWrite write;
+    write.destination = *target;
+    write.options = writing_options(args.connection, *locks, *cfg, args.dry_run);
+    write.options.allow_overwrite = args.allow_overwrite;
+    write.options.mount_from = mount_from;
+    write.options.blobs_present = blobs_present;
+    write.settings = *settings;
+    write.confirm_with_preview = args.guard.confirm_with_preview;
+    write.lock_configured = locks->configured;
+    write.lock_description = locks->backend->describe();
+    write.in_ci = push::running_in_ci();
+    auto result = push::guarded_write(write, *plan, *source, *client, *services, *cfg);
+    if (!result)
+        return report_error(result.error());
+    const auto& report = result->push;
 
     if (args.output == "json") {
-        auto j = push::to_json(*report);
-        j["guards"] = guard::to_json(*guards);
+        auto j = push::to_json(report);
+        j["guards"] = guard::to_json(result->guards);
         std::cout << j.dump(2) << std::endl;
     } else if (args.dry_run) {
-        std::cout << "dry run: would push " << report->repository << "@" << report->digest.str() << " ("
-                  << report->blobs.uploaded << " blobs to upload, " << report->blobs.existing << " already present)"
+        std::cout << "dry run: would push " << report.repository << "@" << report.digest.str() << " ("
+                  << report.blobs.uploaded << " blobs to upload, " << report.blobs.existing << " already present)"
                   << std::endl;
     } else {
-        std::cout << report->repository << "@" << report->digest.str() << std::endl;
+        std::cout << report.repository << "@" << report.digest.str() << std::endl;
     }
     return 0;
 }
@@ -207,7 +255,8 @@ CommandRun setup_push_command(CLI::App& app, const GlobalOptions&) {
     cmd->add_flag("--resume", args->resume, "Finish or undo runs that were killed half-way (from their journals)");
     cmd->add_option("--output,-o", args->output, "Result format on stdout: text or json")
         ->check(CLI::IsMember({"text", "json"}));
-    cmd->add_flag("--dry-run", args->dry_run, "Check tags and blobs and print the plan; write nothing");
+    cmd->add_flag("--dry-run", args->dry_run,
+                  "Check tags and blobs and print the plan; write nothing (with --resume: say what would be done)");
     add_lock_options(cmd, args->lock);
     add_guard_options(cmd, args->guard);
     add_connection_options(cmd, args->connection);

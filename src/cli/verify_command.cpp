@@ -25,7 +25,8 @@ int run_verify(const VerifyArgs& args) {
     if (ref->tag.empty() && !ref->digest)
         return report_error(Error(ErrorKind::invalid_input, "verify needs a tag or digest: REGISTRY/REPO:TAG or "
                                                             "REGISTRY/REPO@sha256:..."));
-    auto client = connect(*ref, args.connection, false);
+    AwsContext aws;
+    auto client = connect(*ref, args.connection, false, aws);
     if (!client)
         return report_error(client.error());
     // With both a tag and a digest, the tag must resolve to that digest.

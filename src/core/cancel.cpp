@@ -51,6 +51,8 @@ void request(int signal) {
 }
 void reset_for_tests() { g_signal = 0; }
 
+bool shielded() { return t_shielded; }
+
 bool should_stop() { return !t_shielded && requested(); }
 
 Error cancelled_error(const std::string& what) {

@@ -1,3 +1,4 @@
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/parallel.hpp>
 
 #include <algorithm>
@@ -15,8 +16,19 @@ Status parallel_for(std::size_t count, int jobs, const std::function<Status(std:
     std::mutex mutex;
     std::optional<Error> first_error;
 
+    bool shielded = cancel::shielded();
     auto worker = [&] {
+        std::optional<cancel::Shield> shield;
+        if (shielded)
+            shield.emplace();
         while (!stop) {
+            if (cancel::should_stop()) {
+                std::lock_guard lock(mutex);
+                if (!first_error)
+                    first_error = cancel::cancelled_error();
+                stop = true;
+                return;
+            }
             std::size_t i = next++;
             if (i >= count)
                 return;

@@ -1,4 +1,5 @@
 // The only file that includes libcurl.
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/http/transport.hpp>
 #include <tagwarden/http/url.hpp>
@@ -86,6 +87,9 @@ size_t on_read(char* buffer, size_t size, size_t count, void* user) {
     }
     return *r;
 }
+
+// Called by libcurl about once a second, idle or not: a cancelled run aborts its transfers here.
+int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return cancel::should_stop() ? 1 : 0; }
 
 Error curl_error(CURLcode code, const char* detail, const std::string& method, const std::string& url) {
     std::string what = detail && *detail ? detail : curl_easy_strerror(code);
@@ -175,6 +179,10 @@ private:
     }
 
     Result<Response> send_once(const Request& request) {
+        if (cancel::should_stop())
+            return std::unexpected(cancel::cancelled_error(request.method + " " + request.url));
+        if (request.before_send)
+            TW_TRY(request.before_send());
         CURL* h = acquire();
         if (!h)
             return fail(ErrorKind::internal, "libcurl: cannot create a handle");
@@ -192,6 +200,10 @@ private:
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(m_options.connect_timeout.count()));
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(m_options.stall_timeout.count()));
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
+        if (request.timeout.count() > 0)
+            curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
         if (!m_options.ca_file.empty())
@@ -237,6 +249,10 @@ private:
             curl_easy_cleanup(h);  // the connection is in an unknown state
             log::debug(request.method + " " + request.url + " aborted: " + t.callback_error->message);
             return fail(*t.callback_error);
+        }
+        if (code == CURLE_ABORTED_BY_CALLBACK && cancel::requested()) {
+            curl_easy_cleanup(h);
+            return std::unexpected(cancel::cancelled_error(request.method + " " + request.url));
         }
         if (code != CURLE_OK) {
             auto e = curl_error(code, error_buffer, request.method, request.url);

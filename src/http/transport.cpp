@@ -1,3 +1,4 @@
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/http/transport.hpp>
 
@@ -57,7 +58,8 @@ public:
                 return r;
             auto d = m_policy.delay(attempt, retry_after);
             log_retry(request.method + " " + request.url, attempt, m_policy.max_attempts, d, reason);
-            sleep_for(d);
+            if (!sleep_for(d))
+                return std::unexpected(cancelled_wait(request.method + " " + request.url));
         }
     }
 
@@ -120,7 +122,9 @@ std::unique_ptr<Transport> make_retry_transport(std::shared_ptr<Transport> inner
     return std::make_unique<RetryTransport>(std::move(inner), policy);
 }
 
-void sleep_for(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+bool sleep_for(std::chrono::milliseconds d) { return cancel::sleep_for(d); }
+
+Error cancelled_wait(std::string_view what) { return cancel::cancelled_error(std::string(what)); }
 
 void log_retry(std::string_view what, int attempt, int max_attempts, std::chrono::milliseconds delay,
                const std::string& reason) {

@@ -4,29 +4,44 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace tagwarden::push {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
-Status save_journal(Journal& j, const std::string& directory) {
-    auto dir = fs::path(directory) / "journal";
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec)
-        return fail(ErrorKind::internal, "cannot create journal directory " + dir.string() + ": " + ec.message());
+Result<image::Manifest> Journal::root() const {
+    auto m = image::parse_manifest(manifest, media_type);
+    if (!m)
+        return std::unexpected(m.error().with_context("journal of run " + run_id));
+    if (m->digest != digest)
+        return fail(ErrorKind::invalid_input, "journal of run " + run_id + " is damaged: its manifest bytes do not "
+                                                                           "hash to " + digest.str());
+    return m;
+}
+
+std::vector<std::string> Journal::lock_keys() const {
+    std::vector<std::string> keys;
+    for (const auto& t : tags)
+        keys.push_back(lock::tag_lock_key(registry, repository, t.tag));
+    return keys;
+}
+
+Journal::Tag* Journal::find(const std::string& tag) {
+    auto it = std::find_if(tags.begin(), tags.end(), [&](const Tag& t) { return t.tag == tag; });
+    return it == tags.end() ? nullptr : &*it;
+}
+
+std::string serialize_journal(const Journal& j) {
     json tags = json::array();
     for (const auto& t : j.tags)
         tags.push_back({{"tag", t.tag}, {"previous", t.previous ? json(t.previous->str()) : json(nullptr)}, {"written", t.written}});
     json children = json::array();
-    for (const auto& c : j.children_created)
-        children.push_back(c.str());
-    json doc = {{"version", 1},
+    for (const auto& c : j.children)
+        children.push_back({{"digest", c.digest.str()},
+                            {"mediaType", c.media_type},
+                            {"manifest", base64_encode(c.bytes)},
+                            {"created", c.created}});
+    json doc = {{"version", 2},
                 {"runId", j.run_id},
                 {"registry", j.registry},
                 {"repository", j.repository},
@@ -34,38 +49,23 @@ Status save_journal(Journal& j, const std::string& directory) {
                 {"mediaType", j.media_type},
                 {"manifest", base64_encode(j.manifest)},
                 {"rootPreexisting", j.root_preexisting},
-                {"childrenCreated", children},
-                {"tags", tags}};
-    auto path = dir / (j.run_id + ".json");
-    auto tmp = dir / (j.run_id + ".json.tmp");
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << doc.dump(2) << "\n";
-        out.flush();
-        if (!out)
-            return fail(ErrorKind::internal, "cannot write journal " + tmp.string());
-    }
-    fs::rename(tmp, path, ec);
-    if (ec)
-        return fail(ErrorKind::internal, "cannot write journal " + path.string() + ": " + ec.message());
-    j.path = path.string();
-    return {};
+                {"children", children},
+                {"tags", tags},
+                {"owner", {{"host", j.owner.host}, {"pid", j.owner.pid}, {"runId", j.owner.run_id}, {"ciUrl", j.owner.ci_url}}}};
+    return doc.dump();
 }
 
-Result<Journal> load_journal(const std::string& path) {
-    std::ifstream in(path);
-    if (!in)
-        return fail(ErrorKind::invalid_input, "cannot read journal " + path);
-    std::stringstream ss;
-    ss << in.rdbuf();
+Result<Journal> parse_journal(const std::string& document) {
+    auto digest_at = [](const json& o, const char* field) -> Result<Digest> {
+        return Digest::parse(o.at(field).get<std::string>());
+    };
     try {
-        auto doc = json::parse(ss.str());
+        auto doc = json::parse(document);
         Journal j;
-        j.path = path;
         j.run_id = doc.at("runId").get<std::string>();
         j.registry = doc.at("registry").get<std::string>();
         j.repository = doc.at("repository").get<std::string>();
-        auto d = Digest::parse(doc.at("digest").get<std::string>());
+        auto d = digest_at(doc, "digest");
         if (!d)
             return std::unexpected(d.error());
         j.digest = *d;
@@ -74,47 +74,66 @@ Result<Journal> load_journal(const std::string& path) {
         if (!m)
             return std::unexpected(m.error());
         j.manifest = *m;
+        // A journal of version 1 did not say; assume the manifest was there, so nothing deletes it.
         j.root_preexisting = doc.value("rootPreexisting", true);
-        for (const auto& c : doc.value("childrenCreated", json::array())) {
-            auto cd = Digest::parse(c.get<std::string>());
-            if (cd)
-                j.children_created.push_back(*cd);
+        for (const auto& c : doc.value("children", json::array())) {
+            Journal::Child child;
+            auto cd = digest_at(c, "digest");
+            if (!cd)
+                return std::unexpected(cd.error());
+            child.digest = *cd;
+            child.media_type = c.at("mediaType").get<std::string>();
+            auto bytes = base64_decode(c.at("manifest").get<std::string>());
+            if (!bytes)
+                return std::unexpected(bytes.error());
+            child.bytes = *bytes;
+            child.created = c.value("created", false);
+            j.children.push_back(std::move(child));
         }
         for (const auto& t : doc.at("tags")) {
             Journal::Tag tag;
             tag.tag = t.at("tag").get<std::string>();
             if (!t.at("previous").is_null()) {
-                auto p = Digest::parse(t.at("previous").get<std::string>());
-                if (p)
-                    tag.previous = *p;
+                auto p = digest_at(t, "previous");
+                if (!p)
+                    return std::unexpected(p.error());
+                tag.previous = *p;
             }
             tag.written = t.value("written", false);
             j.tags.push_back(tag);
         }
+        if (auto o = doc.find("owner"); o != doc.end() && o->is_object()) {
+            j.owner.host = o->value("host", "");
+            j.owner.pid = o->value("pid", 0L);
+            j.owner.run_id = o->value("runId", "");
+            j.owner.ci_url = o->value("ciUrl", "");
+        }
         return j;
     } catch (const json::exception& e) {
-        return fail(ErrorKind::invalid_input, "journal " + path + " is damaged: " + e.what());
+        return fail(ErrorKind::invalid_input, std::string("a journal is damaged (") + e.what() +
+                                                  "): inspect it with `tagwarden lock list`, then remove it");
     }
 }
 
-void remove_journal(const Journal& j) {
-    if (!j.path.empty()) {
-        std::error_code ec;
-        fs::remove(j.path, ec);
-    }
+Status JournalKeeper::save(const Journal& journal) {
+    if (!m_store)
+        return {};
+    lock::JournalRecord record;
+    record.run_id = journal.run_id;
+    record.document = serialize_journal(journal);
+    record.owner = journal.owner;
+    record.expires = lock::Clock::now() + m_retention;
+    auto r = m_store->put(record);
+    if (!r)
+        return std::unexpected(r.error().with_context("saving the journal of run " + journal.run_id + " in " +
+                                                      m_store->describe()));
+    return {};
 }
 
-std::vector<std::string> list_journals(const std::string& directory) {
-    std::vector<std::string> out;
-    std::error_code ec;
-    auto dir = fs::path(directory) / "journal";
-    if (!fs::is_directory(dir, ec))
-        return out;
-    for (const auto& e : fs::directory_iterator(dir, ec))
-        if (e.path().extension() == ".json")
-            out.push_back(e.path().string());
-    std::sort(out.begin(), out.end());
-    return out;
+Status JournalKeeper::remove(const Journal& journal) {
+    if (!m_store)
+        return {};
+    return m_store->remove(journal.run_id);
 }
 
 } // namespace tagwarden::push

@@ -1,4 +1,5 @@
-#include <tagwarden/push/push.hpp>
+#include <tagwarden/core/reference.hpp>
+#include <tagwarden/push/plan.hpp>
 
 #include <algorithm>
 #include <set>

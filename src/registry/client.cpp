@@ -632,8 +632,10 @@ Result<image::Manifest> Client::get_manifest(const std::string& repo, const std:
 }
 
 Result<Digest> Client::put_manifest(const std::string& repo, const std::string& reference,
-                                    const image::Manifest& manifest) {
+                                    const image::Manifest& manifest, const WriteFence& fence) {
     http::Request req;
+    req.before_send = fence.check;
+    req.timeout = fence.timeout;
     req.method = "PUT";
     req.url = repo_url(repo, "/manifests/" + reference);
     req.headers.set("Content-Type", manifest.media_type);
@@ -652,8 +654,10 @@ Result<Digest> Client::put_manifest(const std::string& repo, const std::string& 
     return manifest.digest;
 }
 
-Status Client::delete_manifest(const std::string& repo, const std::string& reference) {
+Status Client::delete_manifest(const std::string& repo, const std::string& reference, const WriteFence& fence) {
     http::Request req;
+    req.before_send = fence.check;
+    req.timeout = fence.timeout;
     req.method = "DELETE";
     req.url = repo_url(repo, "/manifests/" + reference);
     auto r = send(req, repo);

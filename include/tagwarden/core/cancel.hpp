@@ -27,6 +27,9 @@ void reset_for_tests();
 // inside a Shield.
 [[nodiscard]] bool should_stop();
 
+// Whether the calling thread is inside a Shield (parallel_for hands it on to its workers).
+[[nodiscard]] bool shielded();
+
 // Error{cancelled} naming the signal, e.g. "cancelled by SIGTERM".
 [[nodiscard]] Error cancelled_error(const std::string& what = {});
 

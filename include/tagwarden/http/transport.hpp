@@ -73,6 +73,12 @@ struct Request {
     std::function<Status(const char*, std::size_t)> body_sink;
     // Responses larger than this (when collected) fail the request.
     std::size_t max_body = 16 * 1024 * 1024;
+    // Called right before every send of this request, retries and re-authenticated resends included; an
+    // error stops the request unsent and is returned. Tag writes use it for fencing (the lock must still
+    // be held, with more time left than `timeout`).
+    std::function<Status()> before_send;
+    // The whole exchange must finish within this (0: only the stall limit applies).
+    std::chrono::milliseconds timeout{0};
 };
 
 struct Response {
@@ -84,6 +90,8 @@ struct Response {
 
 // Sends one request. Returns the response whatever its status, or an Error for a failure that produced
 // no response (DNS, connection refused or reset, TLS, timeouts: Error{registry, transient}).
+// Cancellation (core/cancel.hpp): a thread that should stop sends nothing, and a transfer in progress is
+// aborted within about a second; both return Error{cancelled}.
 class Transport {
 public:
     virtual ~Transport() = default;
@@ -125,8 +133,10 @@ std::unique_ptr<Transport> make_retry_transport(std::shared_ptr<Transport> inner
 // For multi-request sequences whose inner requests are not retried individually.
 template <class T, class F> Result<T> retry_sequence(const RetryPolicy& policy, std::string_view what, F&& attempt);
 
-// Sleeps for `d` (a seam so tests can observe delays).
-void sleep_for(std::chrono::milliseconds d);
+// Sleeps for `d` unless the run is cancelled first (then returns false).
+bool sleep_for(std::chrono::milliseconds d);
+// Error{cancelled} for a retry wait that a signal ended.
+Error cancelled_wait(std::string_view what);
 void log_retry(std::string_view what, int attempt, int max_attempts, std::chrono::milliseconds delay,
                const std::string& reason);
 
@@ -137,7 +147,8 @@ template <class T, class F> Result<T> retry_sequence(const RetryPolicy& policy, 
             return r;
         auto d = policy.delay(i, std::nullopt);
         log_retry(what, i, policy.max_attempts, d, r.error().message);
-        sleep_for(d);
+        if (!sleep_for(d))
+            return std::unexpected(cancelled_wait(what));
     }
 }
 

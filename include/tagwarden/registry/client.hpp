@@ -37,6 +37,13 @@ struct ManifestInfo {
 
 using BlobOpener = std::function<Result<std::unique_ptr<image::BlobReader>>()>;
 
+// What a manifest or tag write must satisfy on every send (retries included): `check` runs right before
+// each one (fencing: the tag lock must still be held long enough), and the exchange is bounded by `timeout`.
+struct WriteFence {
+    std::function<Status()> check;
+    std::chrono::milliseconds timeout{0};
+};
+
 // Parses an OCI error body {"errors":[{"code","message","detail"}]} into "CODE: message; CODE2: ...".
 // Returns an empty string when the body is not such a document.
 std::string describe_registry_errors(std::string_view body, std::string* first_code = nullptr);
@@ -82,9 +89,10 @@ public:
     Result<image::Manifest> get_manifest(const std::string& repo, const std::string& reference);
     // PUT manifest bytes under a tag or digest. Returns the digest the registry reports
     // (Docker-Content-Digest), or the local digest when the registry sends none.
-    Result<Digest> put_manifest(const std::string& repo, const std::string& reference, const image::Manifest& manifest);
+    Result<Digest> put_manifest(const std::string& repo, const std::string& reference, const image::Manifest& manifest,
+                                const WriteFence& fence = {});
     // DELETE a manifest by digest (or a tag, where the registry allows it).
-    Status delete_manifest(const std::string& repo, const std::string& reference);
+    Status delete_manifest(const std::string& repo, const std::string& reference, const WriteFence& fence = {});
     // Every tag of the repository, following Link pagination. An unknown repository has no tags.
     Result<std::vector<std::string>> list_tags(const std::string& repo);
 

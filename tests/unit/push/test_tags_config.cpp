@@ -69,7 +69,7 @@ lock_timeout: 90s
     CHECK_FALSE(config::parse_duration("-1", "x"));
 }
 
-TEST_CASE("journals round-trip", "[unit][push][journal]") {
+TEST_CASE("journals round-trip through the file journal store", "[unit][push][journal]") {
     std::random_device rd;
     auto dir = std::filesystem::temp_directory_path() / ("tw-journal-" + std::to_string(rd()));
     Journal j;
@@ -79,21 +79,45 @@ TEST_CASE("journals round-trip", "[unit][push][journal]") {
     j.digest = Digest::of("manifest");
     j.media_type = "application/vnd.oci.image.manifest.v1+json";
     j.manifest = std::string("manifest\0bytes", 14);
-    j.children_created = {Digest::of("child")};
+    j.children = {{Digest::of("child"), "application/vnd.oci.image.manifest.v1+json", std::string("child\0", 6), true}};
     j.tags = {{"1.0-dev", std::nullopt, true}, {"latest", Digest::of("old"), false}};
-    REQUIRE(save_journal(j, dir.string()));
-    auto paths = list_journals(dir.string());
-    REQUIRE(paths.size() == 1);
-    auto back = load_journal(paths[0]);
+    j.owner.host = "runner-1";
+    j.owner.pid = 42;
+    auto store = lock::make_file_journal_store(dir.string());
+    JournalKeeper keeper(store.get());
+    REQUIRE(keeper.save(j));
+    auto records = store->list();
+    REQUIRE(records);
+    REQUIRE(records->size() == 1);
+    CHECK((*records)[0].run_id == "run1");
+    CHECK((*records)[0].owner.host == "runner-1");
+    CHECK((*records)[0].expires > lock::Clock::now() + std::chrono::hours(24));
+    auto back = parse_journal((*records)[0].document);
     REQUIRE(back);
     CHECK(back->manifest == j.manifest);
     CHECK(back->digest == j.digest);
-    CHECK(back->children_created == j.children_created);
+    REQUIRE(back->children.size() == 1);
+    CHECK(back->children[0].digest == Digest::of("child"));
+    CHECK(back->children[0].bytes == j.children[0].bytes);
+    CHECK(back->children[0].created);
     REQUIRE(back->tags.size() == 2);
     CHECK(back->tags[0].written);
     CHECK_FALSE(back->tags[0].previous);
     CHECK(back->tags[1].previous == Digest::of("old"));
-    remove_journal(*back);
-    CHECK(list_journals(dir.string()).empty());
+    CHECK(back->owner.pid == 42);
+    CHECK(back->lock_keys() == std::vector<std::string>{"127.0.0.1:5000/app:1.0-dev", "127.0.0.1:5000/app:latest"});
+    // A symlink planted where the journal goes is not followed.
+    REQUIRE(keeper.remove(*back));
+    CHECK(store->list()->empty());
+    auto target = dir / "elsewhere.json";
+    std::filesystem::create_symlink(target, dir / "journal" / "run1.json.tmp");
+    CHECK_FALSE(keeper.save(j));
+    CHECK_FALSE(std::filesystem::exists(target));
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a damaged journal is an error naming the fix, not a crash", "[unit][push][journal]") {
+    auto r = parse_journal("{\"runId\": 3}");
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains("damaged"));
 }

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <tagwarden/aws/aws_client.hpp>
+#include <tagwarden/aws/ecr.hpp>
+#include <tagwarden/config/config.hpp>
+#include <tagwarden/core/reference.hpp>
+#include <tagwarden/guard/guard.hpp>
+#include <tagwarden/registry/client.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tagwarden::guard {
+
+// The AWS control-plane clients a guarded write to ECR uses; both null for other registries. Made once
+// per command by the caller (they share one credential chain) and passed down as values.
+struct AwsServices {
+    std::shared_ptr<aws::EcrClient> ecr;
+    std::shared_ptr<aws::AwsJsonClient> quotas;  // Service Quotas in the registry's region
+    [[nodiscard]] bool is_ecr() const { return ecr != nullptr; }
+};
+
+// What the guards read of a repository: ECR GetLifecyclePolicy, DescribeImages (every image, tagged or
+// not) and Service Quotas; elsewhere the policy and quota declared in tagwarden.yaml and the tag list.
+Result<RepositoryFacts> gather_facts(const Reference& dest, registry::Client& client, const AwsServices& aws,
+                                     const config::Config& cfg);
+
+// The facts of an ECR repository (its policy, every image, the quota). Error{invalid_input} when `aws`
+// holds no ECR client (the registry is not ECR).
+Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices& aws);
+
+// The cheap facts again (image count and, on ECR, the images), keeping the policy and quota already read.
+// Used under the tag locks, right before the first manifest write.
+Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws);
+
+// For an ECR repository, the tag immutability it enforces (IMMUTABLE, *_WITH_EXCLUSION); null otherwise.
+Result<std::function<bool(const std::string&)>> tag_immutability(const Reference& dest, const AwsServices& aws);
+
+// ECR's lifecycle policy preview of the repository compared with the local simulation of the same images.
+Finding compare_with_preview(aws::EcrClient& ecr, const Reference& dest, const RepositoryFacts& facts,
+                             policy::TimePoint now);
+
+// One digest per line of `path` (anything after it on the line is ignored): --protect FILE.
+Result<std::vector<std::string>> read_protect_file(const std::string& path);
+
+} // namespace tagwarden::guard

@@ -1,0 +1,102 @@
+#pragma once
+
+#include <tagwarden/core/digest.hpp>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tagwarden::push {
+
+// What a run will do with one tag, decided from what the tag points to now.
+enum class TagAction {
+    create,     // the tag does not exist
+    unchanged,  // it already points at the image: nothing to write
+    overwrite,  // it points elsewhere and may move (--allow-overwrite, not protected, not registry-immutable)
+};
+
+// What happened to a tag, as reports show it.
+enum class TagStatus {
+    created,
+    unchanged,
+    overwritten,
+    planned,   // a dry run would write it
+    removed,   // undone: this run's tag deleted again
+    restored,  // undone: an overwritten tag points where it pointed before
+    left,      // undo did not touch it (see UndoReport::left for why)
+};
+
+std::string_view to_string(TagStatus status);
+
+struct TagOutcome {
+    std::string tag;
+    TagStatus status = TagStatus::created;
+    std::optional<Digest> previous;  // for overwritten: what the tag pointed to before
+};
+
+struct BlobStats {
+    int uploaded = 0, existing = 0, mounted = 0;
+    std::uint64_t uploaded_bytes = 0, existing_bytes = 0, mounted_bytes = 0;
+};
+
+struct VerifyReport {
+    std::string repository;  // registry/repo
+    Digest digest;
+    std::string media_type;
+    int manifests_checked = 0;
+    int blobs_checked = 0;
+    std::uint64_t bytes_checked = 0;
+    std::vector<std::string> tags_checked;
+};
+
+struct PushReport {
+    std::string repository;  // registry/repo
+    Digest digest;
+    std::string media_type;
+    std::vector<TagOutcome> tags;
+    BlobStats blobs;
+    int manifests_written = 0;
+    bool dry_run = false;
+    bool verified = false;
+};
+
+// What an undo did, and what it deliberately or necessarily left, each with the reason.
+struct UndoReport {
+    struct Item {
+        std::string what;    // "tag REG/REPO:T", "manifest REG/REPO@sha256:…"
+        std::string reason;  // why it was left
+    };
+    std::vector<TagOutcome> tags;  // removed / restored / left
+    std::vector<std::string> done; // human lines: "removed tag …", "restored …", "removed manifest …"
+    std::vector<Item> left;
+    // Left because the registry or the lock backend failed (a later `push --resume` may finish it), as
+    // opposed to left on purpose (someone else's tag or manifest).
+    bool incomplete = false;
+    bool lock_lost = false;  // the lock was lost: nothing more was undone (exit 5)
+    // "; rolled back: …" / "; left: …" for an error message.
+    [[nodiscard]] std::string summary() const;
+};
+
+enum class ResumeOutcome { finished, undone, skipped, would_finish, would_undo };
+std::string_view to_string(ResumeOutcome outcome);
+
+// What a resume did with one journal.
+struct ResumeReport {
+    std::string run_id;
+    std::string repository;
+    Digest digest;
+    ResumeOutcome outcome = ResumeOutcome::skipped;
+    std::string reason;  // why it was skipped or undone
+    std::vector<TagOutcome> tags;
+    std::vector<UndoReport::Item> left;
+};
+
+nlohmann::json to_json(const PushReport& report);
+nlohmann::json to_json(const ResumeReport& report);
+nlohmann::json to_json(const VerifyReport& report);
+
+} // namespace tagwarden::push

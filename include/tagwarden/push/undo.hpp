@@ -1,0 +1,41 @@
+#pragma once
+
+#include <tagwarden/lock/lock.hpp>
+#include <tagwarden/push/journal.hpp>
+#include <tagwarden/push/report.hpp>
+#include <tagwarden/registry/client.hpp>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tagwarden::push {
+
+// Every tag of the repository that points at `digest` (ECR: DescribeImages; elsewhere the tag list and a
+// HEAD per tag).
+using TagsOf = std::function<Result<std::vector<std::string>>(const Digest& digest)>;
+
+struct UndoOptions {
+    lock::LockSet* locks = nullptr;                  // checked before every undo write
+    std::chrono::milliseconds write_timeout{15000};  // bound of one undo write; the lease must outlast it
+    TagsOf tags_of;                                  // null: the tag list and a HEAD per tag
+    int jobs = 4;
+};
+
+// Undoes what the journal's run wrote, and only that, under cancel::Shield (it runs after a signal too):
+// - before each undo write the lock must still be held with time to spare; if not, nothing more is undone
+//   (lock_lost);
+// - a tag is acted on only if it still points at the run's digest: an overwritten tag is put back to its
+//   previous manifest, a created tag is deleted by tag where the registry allows it;
+// - the run's manifest is deleted by digest only when the run created it and no tag outside the run's
+//   writes points at it (a promotion of the same digest keeps it);
+// - child manifests are never deleted (another index may share them): kept, and reported.
+// Everything not undone is in UndoReport::left with its reason.
+UndoReport undo_writes(registry::Client& client, const Journal& journal, const UndoOptions& options);
+
+// The default TagsOf: lists the repository's tags and HEADs each (in parallel).
+Result<std::vector<std::string>> tags_pointing_at(registry::Client& client, const std::string& repo, const Digest& digest,
+                                                  int jobs);
+
+} // namespace tagwarden::push

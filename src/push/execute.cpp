@@ -1,0 +1,452 @@
+#include <tagwarden/core/cancel.hpp>
+#include <tagwarden/core/log.hpp>
+#include <tagwarden/core/parallel.hpp>
+#include <tagwarden/core/progress.hpp>
+#include <tagwarden/push/execute.hpp>
+#include <tagwarden/push/journal.hpp>
+
+#include <atomic>
+#include <mutex>
+
+namespace tagwarden::push {
+
+namespace {
+
+// Counts the bytes of one blob into the progress line; a reopened blob (a retry) starts its count over.
+class CountingReader final : public image::BlobReader {
+public:
+    CountingReader(std::unique_ptr<image::BlobReader> inner, Progress& progress, std::atomic<std::int64_t>& counted)
+        : m_inner(std::move(inner)), m_progress(progress), m_counted(counted) {
+        m_progress.add(-m_counted.exchange(0));
+    }
+    Result<std::size_t> read(char* buffer, std::size_t size) override {
+        auto n = m_inner->read(buffer, size);
+        if (n && *n) {
+            m_counted += static_cast<std::int64_t>(*n);
+            m_progress.add(static_cast<std::int64_t>(*n));
+        }
+        return n;
+    }
+
+private:
+    std::unique_ptr<image::BlobReader> m_inner;
+    Progress& m_progress;
+    std::atomic<std::int64_t>& m_counted;
+};
+
+Status put_checked(registry::Client& client, const std::string& repo, const std::string& reference,
+                   const image::Manifest& manifest, const registry::WriteFence& fence) {
+    return put_manifest_checked(client, repo, reference, manifest, fence);
+}
+
+} // namespace
+
+Status put_manifest_checked(registry::Client& client, const std::string& repo, const std::string& reference,
+                            const image::Manifest& manifest, const registry::WriteFence& fence) {
+    auto stored = client.put_manifest(repo, reference, manifest, fence);
+    if (!stored)
+        return std::unexpected(stored.error());
+    if (*stored != manifest.digest)
+        return fail(ErrorKind::verification, "registry reports digest " + stored->str() + " for manifest " +
+                                                 manifest.digest.str() + " written as " + repo + ":" + reference +
+                                                 "; it altered the manifest bytes");
+    return {};
+}
+
+namespace {
+
+// What a tag points to now, and what this run will do with it.
+struct TagPlan {
+    std::string tag;
+    std::optional<Digest> current;
+    TagAction action = TagAction::create;
+};
+
+Result<std::optional<Digest>> read_tag(registry::Client& client, const std::string& repo, const std::string& tag) {
+    auto info = client.head_manifest(repo, tag);
+    if (!info) {
+        auto e = info.error().with_context("checking whether tag '" + tag + "' exists");
+        if (e.kind == ErrorKind::not_found)
+            e.kind = ErrorKind::registry;
+        return std::unexpected(e);
+    }
+    if (!*info)
+        return std::optional<Digest>{};
+    return std::optional<Digest>((*info)->digest);
+}
+
+// Applies the tag rules to what a tag points at now. A lookup failure is an error, never "absent".
+Result<TagPlan> decide_tag(const std::string& tag, const std::optional<Digest>& current, const Digest& digest,
+                           const PushOptions& options, const std::string& shown_repo) {
+    TagPlan t{tag, current, TagAction::create};
+    if (!current)
+        return t;
+    if (*current == digest) {
+        t.action = TagAction::unchanged;
+        return t;
+    }
+    auto conflict = "tag " + shown_repo + ":" + tag + " already points to " + current->str() + ", not to " + digest.str();
+    if (is_protected_tag(options.naming, tag))
+        return fail(ErrorKind::tag_conflict, conflict + "; it belongs to the protected environment '" +
+                                                 environment_of(options.naming, tag).value_or("?") +
+                                                 "' and can never be overwritten: release under a new version");
+    if (options.registry_immutable && options.registry_immutable(tag))
+        return fail(ErrorKind::tag_conflict,
+                    conflict + "; the registry makes this tag immutable (ECR tag mutability), so it cannot move even "
+                               "with --allow-overwrite: push under a new tag");
+    if (!options.allow_overwrite)
+        return fail(ErrorKind::tag_conflict,
+                    conflict + "; tags are immutable: push under a new tag, or pass --allow-overwrite to move it");
+    t.action = TagAction::overwrite;
+    return t;
+}
+
+Result<std::vector<TagPlan>> plan_tags(registry::Client& client, const std::string& repo, const PushPlan& plan,
+                                       const PushOptions& options, const std::string& shown_repo) {
+    std::vector<TagPlan> out;
+    for (const auto& tag : plan.tags) {
+        auto current = read_tag(client, repo, tag);
+        if (!current)
+            return std::unexpected(current.error());
+        auto decided = decide_tag(tag, *current, plan.root.digest, options, shown_repo);
+        if (!decided)
+            return std::unexpected(decided.error());
+        out.push_back(std::move(*decided));
+    }
+    return out;
+}
+
+// The blob phase: HEAD every blob, mount or upload what is missing, in parallel.
+Status transfer_blobs(const PushPlan& plan, image::ImageSource& source, registry::Client& client, const std::string& repo,
+                      const PushOptions& options, PushReport& report) {
+    std::mutex stats_mutex;
+    log::info((options.blobs_present ? "writing " : "pushing ") + plan.root.digest.str() + " (" +
+              std::to_string(plan.blobs.size()) + " blobs, " + human_bytes(plan.blob_bytes()) + ") to " +
+              report.repository);
+    auto blob_count = options.blobs_present ? std::size_t{0} : plan.blobs.size();
+    std::optional<Progress> progress;
+    if (!options.dry_run && !options.blobs_present)
+        progress.emplace("uploading", plan.blob_bytes(), static_cast<int>(plan.blobs.size()));
+    std::vector<std::atomic<std::int64_t>> counted(plan.blobs.size());
+    if (options.blobs_present)
+        log::info("every blob is already in " + report.repository + ": no blob is read or written");
+    auto status = parallel_for(blob_count, options.jobs, [&](std::size_t i) -> Status {
+        const auto& blob = plan.blobs[i];
+        auto size = client.blob_size(repo, blob.digest);
+        if (!size)
+            return std::unexpected(size.error());
+        if (*size && **size == blob.size) {
+            std::lock_guard lock(stats_mutex);
+            report.blobs.existing++;
+            report.blobs.existing_bytes += blob.size;
+            if (progress) {
+                progress->add(static_cast<std::int64_t>(blob.size));
+                progress->item_done();
+            }
+            log::info(blob.digest.short_hex() + ": already exists");
+            return {};
+        }
+        if (*size)
+            log::warn("registry has blob " + blob.digest.str() + " with size " + std::to_string(**size) +
+                      " instead of " + std::to_string(blob.size) + "; uploading it again");
+        if (options.dry_run) {
+            std::lock_guard lock(stats_mutex);
+            report.blobs.uploaded++;
+            report.blobs.uploaded_bytes += blob.size;
+            log::info(blob.digest.short_hex() +
+                      (options.mount_from.empty() ? ": would upload " : ": would mount or upload ") +
+                      human_bytes(blob.size));
+            return {};
+        }
+        if (!options.mount_from.empty()) {
+            auto mounted = client.mount_blob(repo, blob, options.mount_from);
+            if (!mounted)
+                return std::unexpected(mounted.error());
+            if (*mounted) {
+                std::lock_guard lock(stats_mutex);
+                report.blobs.mounted++;
+                report.blobs.mounted_bytes += blob.size;
+                progress->add(static_cast<std::int64_t>(blob.size));
+                progress->item_done();
+                log::info(blob.digest.short_hex() + ": mounted from " + options.mount_from);
+                return {};
+            }
+            log::info(blob.digest.short_hex() + ": the registry did not mount it; copying");
+        }
+        TW_TRY(client.upload_blob(repo, blob, [&]() -> Result<std::unique_ptr<image::BlobReader>> {
+            auto reader = source.open_blob(blob);
+            if (!reader || !progress->enabled())
+                return reader;
+            return std::make_unique<CountingReader>(std::move(*reader), *progress, counted[i]);
+        }));
+        progress->item_done();
+        std::lock_guard lock(stats_mutex);
+        report.blobs.uploaded++;
+        report.blobs.uploaded_bytes += blob.size;
+        log::info(blob.digest.short_hex() + ": uploaded " + human_bytes(blob.size));
+        return {};
+    });
+    progress.reset();
+    return status;
+}
+
+// The manifest and tag phase of one run, with its journal and its undo.
+class Writer {
+public:
+    Writer(const PushPlan& plan, registry::Client& client, const std::string& repo, const PushOptions& options,
+           PushReport& report)
+        : m_plan(plan), m_client(client), m_repo(repo), m_options(options), m_report(report),
+          m_keeper(options.journals), m_fence(write_fence(options.locks, options.write_timeout)) {}
+
+    Status run(std::vector<TagPlan> tag_plan) {
+        auto root_before = m_client.head_manifest(m_repo, m_plan.root.digest.str());
+        if (!root_before)
+            return std::unexpected(root_before.error());
+        start_journal(tag_plan, root_before->has_value());
+        if (!m_journal.tags.empty())
+            TW_TRY(m_keeper.save(m_journal));
+
+        // Child manifests by digest, deepest first (the registry checks references on PUT).
+        for (std::size_t i = 0; i < m_plan.children.size(); ++i) {
+            if (auto r = stop_if_cancelled(); !r)
+                return rollback(r.error());
+            const auto& child = m_plan.children[i];
+            auto existing = m_client.head_manifest(m_repo, child.digest.str());
+            if (!existing)
+                return rollback(existing.error());
+            if (*existing)
+                continue;
+            m_journal.children[i].created = true;  // maybe written from here on
+            if (auto r = save(); !r)
+                return rollback(r.error());
+            if (auto r = put_checked(m_client, m_repo, child.digest.str(), child, m_fence); !r)
+                return rollback(r.error());
+            m_report.manifests_written++;
+        }
+
+        // A manifest already in the repository (a promotion, another tag for a pushed image) is checked,
+        // with everything it references, before it is tagged: a tag written next to an existing manifest may
+        // not be removable again (DELETE by tag is optional in the distribution spec; docker-registry 2.8
+        // refuses it), so a broken image must be caught before the write, not after.
+        if (*root_before) {
+            auto v = verify_image(m_client, m_repo, m_plan.root.digest.str(), m_plan.root.digest, m_options.jobs);
+            if (!v)
+                return rollback(v.error());
+            m_checked = *v;
+        }
+
+        // The root under its first tag, so it exists tagged or not at all; then the other tags.
+        bool root_written = false;
+        for (const auto& t : tag_plan) {
+            if (t.action == TagAction::unchanged) {
+                m_report.tags.push_back({t.tag, TagStatus::unchanged, std::nullopt});
+                continue;
+            }
+            if (auto r = stop_if_cancelled(); !r)
+                return rollback(r.error());
+            if (auto r = write_tag(t); !r)
+                return rollback(r.error().with_context("writing tag " + m_report.repository + ":" + t.tag));
+            if (!root_written)
+                m_report.manifests_written++;
+            root_written = true;
+            if (t.action == TagAction::overwrite) {
+                m_report.tags.push_back({t.tag, TagStatus::overwritten, t.current});
+                log::warn("moved " + m_report.repository + ":" + t.tag + " from " + t.current->str() + " to " +
+                          m_plan.root.digest.str() + " (--allow-overwrite)");
+            } else {
+                m_report.tags.push_back({t.tag, TagStatus::created, std::nullopt});
+                log::info("tagged " + m_report.repository + ":" + t.tag);
+            }
+        }
+        if (m_plan.tags.empty() && !*root_before) {
+            TW_TRY(put_checked(m_client, m_repo, m_plan.root.digest.str(), m_plan.root, m_fence));
+            m_report.manifests_written++;
+        }
+
+        // Verify what the registry now serves; a failure takes this run's tags back.
+        if (auto r = stop_if_cancelled(); !r)
+            return rollback(r.error());
+        std::vector<std::string> refs = m_plan.tags;
+        if (refs.empty())
+            refs.push_back(m_plan.root.digest.str());
+        for (const auto& ref : refs) {
+            // Blobs and children are checked once (before tagging, or through the first reference); the
+            // other references only resolve.
+            if (!m_checked) {
+                auto v = verify_image(m_client, m_repo, ref, m_plan.root.digest, m_options.jobs);
+                if (!v)
+                    return rollback(v.error());
+                m_checked = *v;
+            } else {
+                auto info = m_client.head_manifest(m_repo, ref);
+                if (!info)
+                    return rollback(info.error());
+                if (!*info || (*info)->digest != m_plan.root.digest)
+                    return rollback(Error(ErrorKind::verification, "after the push, " + m_report.repository + ":" +
+                                                                       ref + " does not resolve to " +
+                                                                       m_plan.root.digest.str()));
+            }
+        }
+        if (!m_journal.tags.empty())
+            if (auto r = m_keeper.remove(m_journal); !r)
+                log::warn("the run finished, but its journal could not be removed: " + r.error().message);
+        log::info("verified: " + std::to_string(m_checked->manifests_checked) + " manifest(s) and " +
+                  std::to_string(m_checked->blobs_checked) + " blob(s) present; " + std::to_string(refs.size()) +
+                  " reference(s) resolve to " + m_plan.root.digest.short_hex());
+        m_report.verified = true;
+        return {};
+    }
+
+private:
+    void start_journal(const std::vector<TagPlan>& tag_plan, bool root_preexisting) {
+        m_journal.run_id = m_options.run_id.empty() ? lock::LockOwner::current().run_id : m_options.run_id;
+        m_journal.owner = m_options.locks ? m_options.locks->owner() : lock::LockOwner::current();
+        m_journal.owner.run_id = m_journal.run_id;
+        m_journal.registry = m_client.registry();
+        m_journal.repository = m_repo;
+        m_journal.digest = m_plan.root.digest;
+        m_journal.media_type = m_plan.root.media_type;
+        m_journal.manifest = m_plan.root.bytes;
+        m_journal.root_preexisting = root_preexisting;
+        for (const auto& c : m_plan.children)
+            m_journal.children.push_back({c.digest, c.media_type, c.bytes, false});
+        for (const auto& t : tag_plan)
+            if (t.action != TagAction::unchanged)
+                m_journal.tags.push_back(
+                    {t.tag, t.action == TagAction::overwrite ? t.current : std::nullopt, false});
+    }
+
+    Status save() { return m_journal.tags.empty() ? Status{} : m_keeper.save(m_journal); }
+
+    Status stop_if_cancelled() {
+        if (cancel::should_stop())
+            return std::unexpected(cancel::cancelled_error());
+        return {};
+    }
+
+    // Reads the tag again right before its write, under the lock: a tag moved since the plan (by a writer
+    // that does not use tagwarden's locks) is a conflict, not a silent move. Then the fenced PUT.
+    Status write_tag(const TagPlan& t) {
+        auto now = read_tag(m_client, m_repo, t.tag);
+        if (!now)
+            return std::unexpected(now.error());
+        if (*now != t.current) {
+            if (*now == m_plan.root.digest)
+                return fail(ErrorKind::tag_conflict,
+                            "tag " + m_report.repository + ":" + t.tag + " was written by someone else while this run "
+                                "worked (it now points at this image, " + m_plan.root.digest.str() +
+                                ", but not through this run's lock): push again to confirm it");
+            return fail(ErrorKind::tag_conflict,
+                        "tag " + m_report.repository + ":" + t.tag + " changed while this run worked: it pointed at " +
+                            (t.current ? t.current->str() : std::string("nothing")) + " and now points at " +
+                            (*now ? (*now)->str() : std::string("nothing")) +
+                            "; another writer does not use this lock (configure the same --lock everywhere)");
+        }
+        auto* jt = m_journal.find(t.tag);
+        jt->written = true;  // from here on the write may have landed
+        TW_TRY(save());
+        auto r = put_checked(m_client, m_repo, t.tag, m_plan.root, m_fence);
+        if (!r) {
+            // A 4xx is the registry's refusal, and a lost lock stops the PUT unsent: nothing was written.
+            // Without a definite answer (no response, 5xx) the write may have happened: undo it as if it had.
+            auto status = r.error().http_status;
+            if ((status >= 400 && status < 500) || r.error().kind == ErrorKind::lock_unavailable)
+                jt->written = false;
+            return r;
+        }
+        return {};
+    }
+
+    std::unexpected<Error> rollback(const Error& cause) {
+        UndoOptions undo_options;
+        undo_options.locks = m_options.locks;
+        undo_options.write_timeout = m_options.write_timeout;
+        undo_options.tags_of = m_options.tags_of;
+        undo_options.jobs = m_options.jobs;
+        auto undone = undo_writes(m_client, m_journal, undo_options);
+        Error e = cause;
+        e.message += undone.summary();
+        if (undone.lock_lost)
+            e.kind = ErrorKind::lock_unavailable;
+        if (undone.incomplete) {
+            (void)save();
+            if (m_keeper.enabled())
+                e.message += " (the journal is kept in " + m_keeper.describe() + ": finish with `tagwarden push --resume " +
+                             m_report.repository + "`)";
+        } else if (!m_journal.tags.empty()) {
+            if (auto r = m_keeper.remove(m_journal); !r)
+                log::warn("could not remove the journal of run " + m_journal.run_id + ": " + r.error().message);
+        }
+        return std::unexpected(e);
+    }
+
+    const PushPlan& m_plan;
+    registry::Client& m_client;
+    const std::string& m_repo;
+    const PushOptions& m_options;
+    PushReport& m_report;
+    JournalKeeper m_keeper;
+    registry::WriteFence m_fence;
+    Journal m_journal;
+    std::optional<VerifyReport> m_checked;
+};
+
+} // namespace
+
+registry::WriteFence write_fence(lock::LockSet* locks, std::chrono::milliseconds timeout) {
+    registry::WriteFence fence;
+    fence.timeout = timeout;
+    if (locks)
+        fence.check = [locks, timeout]() { return locks->check_for(timeout); };
+    return fence;
+}
+
+Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source, registry::Client& client,
+                                const std::string& repo, const PushOptions& options) {
+    PushReport report;
+    report.repository = client.registry() + "/" + repo;
+    report.digest = plan.root.digest;
+    report.media_type = plan.root.media_type;
+    report.dry_run = options.dry_run;
+
+    // 1. Tag preflight, before a single byte is uploaded.
+    auto tag_plan = plan_tags(client, repo, plan, options, report.repository);
+    if (!tag_plan)
+        return std::unexpected(tag_plan.error());
+
+    // 2. Blobs, in parallel: skip what the registry has, upload the rest. Nothing is tagged yet, so a
+    // cancellation here has nothing to undo.
+    TW_TRY(transfer_blobs(plan, source, client, repo, options, report));
+    if (cancel::should_stop())
+        return std::unexpected(cancel::cancelled_error("before any manifest was written (nothing to undo)"));
+
+    if (options.dry_run) {
+        for (const auto& t : *tag_plan)
+            report.tags.push_back({t.tag, t.action == TagAction::unchanged ? TagStatus::unchanged : TagStatus::planned,
+                                   t.current});
+        return report;
+    }
+
+    // 3. Locks before any manifest is written; then the tag states again, now authoritative, and the
+    // caller's own re-reads (the guards' cheap facts).
+    if (options.locks && !plan.tags.empty()) {
+        std::vector<std::string> keys;
+        for (const auto& t : plan.tags)
+            keys.push_back(lock::tag_lock_key(client.registry(), repo, t));
+        TW_TRY(options.locks->acquire(keys, options.lock_timeout));
+        tag_plan = plan_tags(client, repo, plan, options, report.repository);
+        if (!tag_plan)
+            return std::unexpected(tag_plan.error());
+    }
+    if (options.under_locks)
+        TW_TRY(options.under_locks());
+    if (cancel::should_stop())
+        return std::unexpected(cancel::cancelled_error("before any manifest was written (nothing to undo)"));
+
+    // 4. Manifests and tags, journaled, undone on failure.
+    Writer writer(plan, client, repo, options, report);
+    TW_TRY(writer.run(std::move(*tag_plan)));
+    return report;
+}
+
+} // namespace tagwarden::push

@@ -1,0 +1,154 @@
+#include <tagwarden/core/log.hpp>
+#include <tagwarden/core/strings.hpp>
+#include <tagwarden/push/guarded_write.hpp>
+
+#include <set>
+
+namespace tagwarden::push {
+
+namespace {
+
+policy::TimePoint policy_now() {
+    return std::chrono::time_point_cast<policy::TimePoint::duration>(std::chrono::system_clock::now());
+}
+
+// What the push adds to the repository: the image and each child the repository does not hold yet.
+Result<guard::Intent> make_intent(const PushPlan& plan, const guard::RepositoryFacts& facts, registry::Client& client,
+                                  const std::string& repo) {
+    guard::Intent intent;
+    intent.digest = plan.root.digest.str();
+    intent.tags = plan.tags;
+    for (const auto& child : plan.children)
+        intent.child_digests.push_back(child.digest.str());
+    if (facts.images_known) {
+        std::set<std::string> present;
+        for (const auto& image : facts.images)
+            present.insert(image.digest);
+        intent.images_added = present.count(intent.digest) ? 0 : 1;
+        for (const auto& child : intent.child_digests)
+            intent.images_added += present.count(child) ? 0 : 1;
+    } else {
+        auto root = client.head_manifest(repo, intent.digest);
+        if (!root)
+            return std::unexpected(root.error());
+        intent.images_added = *root ? 0 : 1;
+    }
+    return intent;
+}
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items)
+        out += (out.empty() ? "" : ", ") + i;
+    return out;
+}
+
+// The `lock` guard: a lock that spans the writers, or a registry that keeps the tags from moving itself.
+guard::Finding lock_finding(const GuardedWrite& request, const PushPlan& plan,
+                            const std::function<bool(const std::string&)>& immutable) {
+    if (plan.tags.empty())
+        return {"lock", "passed", "no tag is written: nothing to lock"};
+    if (request.lock_configured) {
+        if (request.in_ci && request.options.locks && !request.options.locks->backend().spans_machines())
+            return {"lock", "overridden",
+                    "tags are locked in " + request.lock_description +
+                        ", which holds on this machine only (chosen explicitly): runners on other machines are not "
+                        "excluded"};
+        return {"lock", "passed", "tags are locked in " + request.lock_description};
+    }
+    std::vector<std::string> movable;
+    for (const auto& tag : plan.tags)
+        if (!immutable || !immutable(tag))
+            movable.push_back(tag);
+    if (movable.empty())
+        return {"lock", "passed",
+                "no lock configured; the registry is the arbiter: its tag immutability refuses to move " +
+                    join(plan.tags) + ", so a concurrent writer fails instead of overwriting"};
+    if (!request.in_ci)
+        return {"lock", "passed", "tags are locked in " + request.lock_description + " (this machine only)"};
+    return {"lock", "refused",
+            "no lock is configured, and in CI the default lock (" + request.lock_description +
+                ") holds on this machine only: two runners pushing " + join(movable) +
+                " would both 'hold' it and race. Use a lock that spans runners: --lock "
+                "dynamodb://TABLE?region=REGION (create the table once with `tagwarden lock init "
+                "dynamodb://TABLE?region=REGION`) or --lock etcd://HOST:PORT (or TAGWARDEN_LOCK / `lock:` in "
+                "tagwarden.yaml); or accept a per-machine lock with an explicit --lock file:///DIR"};
+}
+
+void log_findings(const guard::GuardReport& report) {
+    for (const auto& f : report.findings) {
+        if (f.status == "passed" || f.status == "skipped")
+            log::info("guard " + f.check + (f.status == "skipped" ? " skipped: " : ": ") + f.message);
+        else if (f.status != "refused")
+            log::warn("guard " + f.check + " " + f.status + ": " + f.message);
+    }
+}
+
+} // namespace
+
+bool running_in_ci() {
+    for (const char* name : {"CI", "GITHUB_ACTIONS", "CODEBUILD_BUILD_ID", "GITLAB_CI"}) {
+        auto v = env_or_empty(name);
+        if (!v.empty() && v != "false" && v != "0")
+            return true;
+    }
+    return false;
+}
+
+Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const PushPlan& plan, image::ImageSource& source,
+                                         registry::Client& client, const guard::AwsServices& aws,
+                                         const config::Config& cfg) {
+    const auto& dest = request.destination;
+    GuardedWriteReport out;
+
+    // 1. Facts and guards: read-only, finished before any upload.
+    auto facts = guard::gather_facts(dest, client, aws, cfg);
+    if (!facts)
+        return std::unexpected(facts.error());
+    auto immutable = guard::tag_immutability(dest, aws);
+    if (!immutable)
+        return std::unexpected(immutable.error());
+    auto intent = make_intent(plan, *facts, client, dest.repository);
+    if (!intent)
+        return std::unexpected(intent.error());
+    auto now = policy_now();
+    out.guards = guard::evaluate_guards(*facts, *intent, request.settings, now);
+    out.guards.findings.push_back(lock_finding(request, plan, *immutable));
+    if (request.confirm_with_preview) {
+        if (!aws.is_ecr() || !facts->policy_text)
+            out.guards.findings.push_back(
+                {"preview", "skipped", "--confirm-with-preview needs an ECR repository with a lifecycle policy"});
+        else
+            out.guards.findings.push_back(guard::compare_with_preview(*aws.ecr, dest, *facts, now));
+    }
+    log_findings(out.guards);
+    if (out.guards.refused())
+        return std::unexpected(out.guards.error());
+
+    // 2. The write, with the cheap facts read again under the tag locks before the first manifest write:
+    // another push may have filled the repository since the guards ran.
+    PushOptions options = request.options;
+    options.registry_immutable = *immutable;
+    options.under_locks = [&]() -> Status {
+        TW_TRY(guard::refresh_counts(*facts, dest, client, aws));
+        auto again = make_intent(plan, *facts, client, dest.repository);
+        if (!again)
+            return std::unexpected(again.error());
+        auto report = guard::evaluate_guards(*facts, *again, request.settings, policy_now());
+        if (report.refused()) {
+            auto e = report.error();
+            e.message += " (read again under the tag locks, right before the first manifest write; nothing was "
+                         "written)";
+            return std::unexpected(e);
+        }
+        log::debug("guards hold under the tag locks: " + std::to_string(facts->image_count) + " image(s)");
+        return {};
+    };
+    auto pushed = execute_push(plan, source, client, dest.repository, options);
+    if (!pushed)
+        return std::unexpected(pushed.error());
+    out.push = std::move(*pushed);
+    return out;
+}
+
+} // namespace tagwarden::push
