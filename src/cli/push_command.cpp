@@ -73,32 +73,12 @@ int run_resume(const PushArgs& args, const config::Config& cfg) {
         }
         push::ResumeOptions options;
         options.locks = args.dry_run ? nullptr : locks->set.get();
+        options.backend = locks->backend.get();
         options.journals = locks->journals.get();
         options.lock_timeout = locks->timeout;
         options.write_timeout = writing_options(args.connection, *locks, cfg, args.dry_run).write_timeout;
         options.jobs = args.connection.jobs;
         options.dry_run = args.dry_run;
-        if (args.dry_run) {
-            // Read-only: still honour a live owner (its locks), without taking any.
-            options.locks = nullptr;
-            auto held = locks->backend->list();
-            if (held) {
-                bool live = false;
-                for (const auto& l : *held)
-                    live = live || (l.held && l.owner.run_id == journal->run_id);
-                if (live) {
-                    push::ResumeReport skipped;
-                    skipped.run_id = journal->run_id;
-                    skipped.repository = journal->name();
-                    skipped.digest = journal->digest;
-                    skipped.outcome = push::ResumeOutcome::skipped;
-                    skipped.reason = "its run is still alive (it holds its locks)";
-                    results.push_back(push::to_json(skipped));
-                    ++handled;
-                    continue;
-                }
-            }
-        }
         auto report = push::resume_run(*journal, *client, options);
         (void)locks->set->release();
         if (!report)

@@ -47,17 +47,21 @@ Result<ResumeReport> resume_run(const Journal& original, registry::Client& clien
     const auto& repo = original.repository;
 
     // 1. A journal whose run is alive (its locks are held by its own run id) is that run's business.
-    if (options.locks) {
-        auto held = options.locks->backend().list();
+    std::optional<std::chrono::seconds> owner_ttl;
+    if (options.backend) {
+        auto held = options.backend->list();
         if (!held)
-            return std::unexpected(held.error().with_context("listing the locks of " + options.locks->backend().describe()));
+            return std::unexpected(held.error().with_context("listing the locks of " + options.backend->describe()));
         for (const auto& l : *held) {
-            if (l.held && !original.run_id.empty() && l.owner.run_id == original.run_id) {
+            if (!l.held || original.run_id.empty() || l.owner.run_id != original.run_id)
+                continue;
+            if (!options.backend->spans_machines() || options.dry_run) {
                 report.outcome = ResumeOutcome::skipped;
-                report.reason = "its run is still alive: " + l.describe();
+                report.reason = "its run still holds its locks: " + l.describe();
                 log::info("run " + original.run_id + " left alone: " + report.reason);
                 return report;
             }
+            owner_ttl = std::max(owner_ttl.value_or(std::chrono::seconds(0)), l.ttl);
         }
     }
 
@@ -74,8 +78,22 @@ Result<ResumeReport> resume_run(const Journal& original, registry::Client& clien
     }
 
     // 2. The tags' locks, then the journal again: its run may have ended while we waited.
-    if (options.locks)
-        TW_TRY(options.locks->acquire(journal.lock_keys(), options.lock_timeout));
+    if (options.locks) {
+        // A lease held by the journal's own run lapses within its TTL if that run is dead; a live run renews it.
+        auto timeout = options.lock_timeout;
+        if (owner_ttl)
+            timeout = std::min(timeout, *owner_ttl * 3 / 2 + std::chrono::seconds(2));
+        auto acquired = options.locks->acquire(journal.lock_keys(), timeout);
+        if (!acquired) {
+            if (owner_ttl && acquired.error().kind == ErrorKind::lock_unavailable) {
+                report.outcome = ResumeOutcome::skipped;
+                report.reason = "its run is alive: it kept renewing its lease for " + std::to_string(timeout.count()) + " s";
+                log::info("run " + original.run_id + " left alone: " + report.reason);
+                return report;
+            }
+            return std::unexpected(acquired.error());
+        }
+    }
     JournalKeeper keeper(options.journals);
     if (options.journals) {
         auto again = options.journals->get(journal.run_id);

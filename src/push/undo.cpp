@@ -12,7 +12,7 @@ namespace tagwarden::push {
 
 namespace {
 
-// A definite refusal (4xx): asking again will not help, so it is left on purpose rather than incomplete.
+// A definite refusal (4xx): asking again will not help.
 bool refused(const Error& e) { return e.http_status >= 400 && e.http_status < 500; }
 
 std::string join(const std::vector<std::string>& items) {
@@ -91,7 +91,7 @@ public:
                           m_stopped ? m_stop_reason
                                     : "the registry does not delete a single tag (" + tag_delete_refusal +
                                           "), and the manifest was in the repository before this run, so it stays",
-                          m_stopped);
+                          true);
         return std::move(m_report);
     }
 
@@ -175,7 +175,7 @@ private:
                           "the registry does not delete a single tag (" + tag_delete_refusal +
                               "), and deleting the manifest would also remove " + join(others) +
                               ", which this run did not write",
-                          false);
+                          true);
             if (!remaining.empty() || !m_journal.children.empty())
                 log::info("undo: kept " + shown_manifest(digest) + ": it carries " + join(others));
             return;
@@ -199,9 +199,8 @@ private:
         std::string reason = "the registry refused to delete the manifest: " + r.error().message +
                              (definite ? " (enable deletes in the registry, or remove it by hand)" : "");
         for (const auto& tag : remaining)
-            leave_tag(tag, reason, !definite);
+            leave_tag(tag, reason, true);
         m_report.left.push_back({shown_manifest(digest), reason});
-        m_report.incomplete = m_report.incomplete || !definite;
     }
 
     // Children this run wrote stay: another index in the repository may share them.

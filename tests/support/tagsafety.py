@@ -53,6 +53,14 @@ def short_forms(digest):
     return digest, hex_part, hex_part[:12]
 
 
+def unwrap_journal(record):
+    """The journal itself from a stored record: {"runId", "owner", "expiresEpoch", "journal": "<JSON>"}
+    (the form every store keeps), or an older flat journal as it is."""
+    if isinstance(record, dict) and isinstance(record.get("journal"), str):
+        return json.loads(record["journal"])
+    return record
+
+
 def mentions_digest(text, digest):
     return any(form in text for form in short_forms(digest))
 
@@ -228,7 +236,7 @@ class TagSafetyTestCase(unittest.TestCase):
                 with open(path) as f:
                     text = f.read()
                 try:
-                    found[name] = json.loads(text)
+                    found[name] = unwrap_journal(json.loads(text))
                 except ValueError:
                     found[name] = text
         return found

@@ -73,8 +73,9 @@ struct UndoReport {
     std::vector<TagOutcome> tags;  // removed / restored / left
     std::vector<std::string> done; // human lines: "removed tag …", "restored …", "removed manifest …"
     std::vector<Item> left;
-    // Left because the registry or the lock backend failed (a later `push --resume` may finish it), as
-    // opposed to left on purpose (someone else's tag or manifest).
+    // Some of this run's own writes remain (a tag the registry would not delete, a failed request, a lost
+    // lock): the journal is kept so `push --resume` can finish or undo the run later. Things left on purpose
+    // because they are someone else's (a tag moved by another writer, shared child manifests) do not count.
     bool incomplete = false;
     bool lock_lost = false;  // the lock was lost: nothing more was undone (exit 5)
     // "; rolled back: …" / "; left: …" for an error message.
