@@ -139,6 +139,9 @@ struct Table {
         auto out = client->call(operation, input);
         if (!out && out.error().registry_code == "ResourceNotFoundException")
             return std::unexpected(missing_table(out.error()));
+        if (!out && out.error().http_status == 0 && out.error().kind == ErrorKind::registry)
+            return std::unexpected(out.error().with_context("lock backend unreachable: dynamodb://" + name + " (" +
+                                                            endpoint + ")"));
         return out;
     }
 

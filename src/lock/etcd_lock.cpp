@@ -22,7 +22,7 @@ public:
 
     // POSTs `body` to /v3/<path> on the first endpoint that answers.
     Result<json> call(const std::string& path, const json& body) {
-        Error last(ErrorKind::lock_unavailable, "no etcd endpoint configured");
+        Error last(ErrorKind::registry, "no etcd endpoint configured");
         for (const auto& endpoint : m_endpoints) {
             http::Request req;
             req.method = "POST";
@@ -31,8 +31,10 @@ public:
             req.body = std::make_shared<http::StringBody>(body.dump());
             auto r = m_transport->send(req);
             if (!r) {
+                if (r.error().kind == ErrorKind::cancelled || r.error().kind == ErrorKind::lock_unavailable)
+                    return std::unexpected(r.error());
                 last = r.error();
-                last.kind = ErrorKind::lock_unavailable;
+                last.kind = ErrorKind::registry;  // unreachable is not contention: exit 8, not 5
                 continue;
             }
             if (r->status != 200) {
@@ -50,7 +52,7 @@ public:
                 return fail(ErrorKind::lock_unavailable, "etcd " + path + " answered something that is not JSON");
             }
         }
-        return std::unexpected(last.with_context("etcd unreachable"));
+        return std::unexpected(last.with_context("lock backend unreachable: " + describe()));
     }
 
     [[nodiscard]] std::string describe() const {

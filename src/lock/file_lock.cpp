@@ -1,5 +1,6 @@
 // Locks on one machine: flock(2) on one file per key. The kernel drops a lock when its holder dies, so
 // no TTL is needed; the file's content records the owner for `tagwarden lock list`.
+#include <tagwarden/core/digest.hpp>
 #include <tagwarden/http/url.hpp>
 #include <tagwarden/lock/lock.hpp>
 
@@ -82,15 +83,17 @@ public:
 
     Result<std::unique_ptr<Lease>> try_acquire(const std::string& key, const LockOwner& owner,
                                                std::chrono::seconds ttl) override {
-        std::error_code ec;
-        fs::create_directories(m_dir, ec);
-        if (ec)
-            return fail(ErrorKind::lock_unavailable, "cannot create lock directory " + m_dir + ": " + ec.message());
+        TW_TRY(prepare_directory());
         auto path = path_for(key);
         for (int attempt = 0; attempt < 5; ++attempt) {
-            int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+            // O_NOFOLLOW: in a shared /tmp, a symlink planted under a lock's name must not redirect the write.
+            int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
             if (fd < 0)
-                return fail(ErrorKind::lock_unavailable, "cannot open lock file " + path + ": " + std::strerror(errno));
+                return fail(ErrorKind::invalid_input,
+                            "cannot open lock file " + path + ": " + std::strerror(errno) +
+                                (errno == ELOOP ? " (it is a symbolic link: remove it, and use a lock directory only "
+                                                  "you can write)"
+                                                : ""));
             if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
                 int err = errno;
                 std::string holder = read_fd(fd);
@@ -142,6 +145,11 @@ public:
         return out;
     }
 
+    Result<std::string> init() override {
+        TW_TRY(prepare_directory());
+        return "lock directory " + m_dir + " is ready (mode 0700, owned by you); it holds on this machine only";
+    }
+
     Status force_release(const std::string& key) override {
         auto path = path_for(key);
         if (::unlink(path.c_str()) != 0)
@@ -150,8 +158,41 @@ public:
     }
 
 private:
+    // The directory exists, is ours and only ours: another user able to write it could plant or remove locks.
+    Status prepare_directory() const {
+        if (::mkdir(m_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+            std::error_code ec;
+            fs::create_directories(fs::path(m_dir).parent_path(), ec);
+            if (::mkdir(m_dir.c_str(), 0700) != 0 && errno != EEXIST)
+                return fail(ErrorKind::invalid_input,
+                            "cannot create lock directory " + m_dir + ": " + std::strerror(errno));
+        }
+        struct stat st{};
+        if (::lstat(m_dir.c_str(), &st) != 0)
+            return fail(ErrorKind::invalid_input, "cannot read lock directory " + m_dir + ": " + std::strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return fail(ErrorKind::invalid_input, "lock directory " + m_dir +
+                                                      " is not a directory (a symbolic link or a file): remove it or "
+                                                      "choose another with --lock file:///DIR");
+        if (st.st_uid != ::geteuid())
+            return fail(ErrorKind::invalid_input, "lock directory " + m_dir + " belongs to uid " +
+                                                      std::to_string(st.st_uid) +
+                                                      ", not to you: choose a directory of your own with --lock "
+                                                      "file:///DIR (or set TMPDIR)");
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+            return fail(ErrorKind::invalid_input, "lock directory " + m_dir +
+                                                      " is writable by others: chmod 700 it, or choose another with "
+                                                      "--lock file:///DIR");
+        return {};
+    }
+
+    // One file per key; a key too long for a file name (NAME_MAX is 255) is shortened with its SHA-256,
+    // and the key itself is kept in the file's record.
     [[nodiscard]] std::string path_for(const std::string& key) const {
-        return m_dir + "/" + http::url_encode(key) + ".lock";
+        auto name = http::url_encode(key);
+        if (name.size() > 200)
+            name = name.substr(0, 120) + "-" + std::string(Digest::of(key).hex());
+        return m_dir + "/" + name + ".lock";
     }
 
     static std::string describe_holder(const std::string& key, const std::string& record) {

@@ -126,3 +126,41 @@ TEST_CASE("lock URLs choose the backend", "[unit][lock]") {
     CHECK(unknown.error().kind == ErrorKind::invalid_input);
     CHECK(tag_lock_key("127.0.0.1:5000", "app", "1.0-dev") == "127.0.0.1:5000/app:1.0-dev");
 }
+
+TEST_CASE("file locks: a key longer than a file name acquires at once and lists by its key", "[unit][lock]") {
+    TempDir dir;
+    auto backend = make_file_backend(dir.path.string());
+    // A valid repository name of 239 characters: its encoded key exceeds NAME_MAX (255).
+    std::string repo(239, 'a');
+    auto key = tag_lock_key("registry.example.com", repo, "1.0-dev");
+    auto lease = backend->try_acquire(key, owner("long"), std::chrono::seconds(30));
+    REQUIRE(lease);
+    auto listed = backend->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK((*listed)[0].key == key);
+    auto other = backend->try_acquire(key, owner("other"), std::chrono::seconds(30));
+    REQUIRE_FALSE(other);
+    CHECK(other.error().kind == ErrorKind::lock_unavailable);
+    REQUIRE(backend->force_release(key));
+}
+
+TEST_CASE("file locks: symbolic links and shared directories are refused", "[unit][lock]") {
+    TempDir dir;
+    auto backend = make_file_backend(dir.path.string());
+    REQUIRE(backend->init());
+    CHECK((fs::status(dir.path).permissions() & fs::perms::all) == fs::perms::owner_all);
+    // A symlink planted under a lock's file name is not followed.
+    auto victim = dir.path.string() + "-victim";
+    fs::create_symlink(victim, dir.path / "r%2Fapp%3A1.lock");
+    auto planted = backend->try_acquire("r/app:1", owner("a"), std::chrono::seconds(30));
+    REQUIRE_FALSE(planted);
+    CHECK(planted.error().kind == ErrorKind::invalid_input);
+    CHECK_THAT(planted.error().message, Catch::Contains("symbolic link"));
+    CHECK_FALSE(fs::exists(victim));
+    // A directory others can write is refused, naming the fix.
+    fs::permissions(dir.path, fs::perms::owner_all | fs::perms::group_all | fs::perms::others_all);
+    auto shared = backend->try_acquire("r/app:2", owner("a"), std::chrono::seconds(30));
+    REQUIRE_FALSE(shared);
+    CHECK_THAT(shared.error().message, Catch::Contains("writable by others"));
+}
