@@ -2,7 +2,9 @@
 
 #include <tagwarden/aws/aws_client.hpp>
 #include <tagwarden/aws/wire.hpp>
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
+#include <tagwarden/core/strings.hpp>
 
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
@@ -16,20 +18,6 @@ namespace tagwarden::lock {
 namespace {
 
 using nlohmann::json;
-
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-            out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-            i += 2;
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
 
 bool valid_table_name(std::string_view name) {
     if (name.size() < 3 || name.size() > 255)
@@ -85,9 +73,7 @@ long long item_number(const json& item, const char* name) {
     }
 }
 
-std::string format_time(Clock::time_point t) {
-    return aws::format_iso8601(t);
-}
+std::string format_time(Clock::time_point t) { return format_utc(t); }
 
 LockInfo info_from_item(const json& item, Clock::time_point now) {
     LockInfo info;
@@ -129,7 +115,9 @@ struct Table {
     Error missing_table(const Error& e) const {
         Error out(ErrorKind::invalid_input,
                   "the DynamoDB lock table " + name + " does not exist in " + region + " (" + e.message +
-                      "). Create it with: " + dynamodb_create_table_command(name, region, endpoint));
+                      "). Create it with: tagwarden lock init 'dynamodb://" + name + "?region=" + region +
+                      (endpoint.empty() ? std::string() : "&endpoint=" + endpoint) +
+                      "' (or: " + dynamodb_create_table_command(name, region, endpoint) + ")");
         out.registry_code = e.registry_code;
         out.http_status = e.http_status;
         return out;
@@ -237,11 +225,139 @@ class DynamoDbLease final : public Lease {
     bool m_released = false;
 };
 
+constexpr std::string_view k_journal_key_prefix = "journal#";
+
+// Journals as items of the lock table: LockKey "journal#<run_id>" (lock keys always hold '/' and ':'),
+// Kind "journal", Record (the record text), the owner, and ExpiresAt, so the table's TTL drops old ones.
+class DynamoDbJournalStore final : public JournalStore {
+  public:
+    explicit DynamoDbJournalStore(std::shared_ptr<Table> table) : m_table(std::move(table)) {}
+
+    std::string describe() const override { return "dynamodb://" + m_table->name + " (journals)"; }
+
+    Status put(const JournalRecord& record) override {
+        auto text = journal_record_to_text(record);
+        if (text.size() > 350 * 1024)
+            return fail(ErrorKind::invalid_input, "the journal of run " + record.run_id + " is " +
+                                                      std::to_string(text.size() / 1024) +
+                                                      " KiB, more than a DynamoDB item holds (400 KB): use an etcd "
+                                                      "lock for images with this many manifests");
+        json item = {{"LockKey", s_value(key(record.run_id))},
+                     {"Kind", s_value("journal")},
+                     {"Record", s_value(text)},
+                     {"ExpiresAt", n_value(aws::to_epoch_seconds(record.expires))},
+                     {"OwnerPid", n_value(record.owner.pid)},
+                     {"OwnerRunId", s_value(record.run_id)}};
+        if (!record.owner.host.empty())
+            item["OwnerHost"] = s_value(record.owner.host);
+        if (!record.owner.ci_url.empty())
+            item["OwnerCiUrl"] = s_value(record.owner.ci_url);
+        auto out = m_table->call("PutItem", {{"TableName", m_table->name}, {"Item", item}});
+        if (!out)
+            return std::unexpected(out.error().with_context("saving journal " + record.run_id));
+        return {};
+    }
+
+    Result<std::optional<JournalRecord>> get(const std::string& run_id) override {
+        auto item = m_table->get(key(run_id));
+        if (!item)
+            return std::unexpected(item.error());
+        if (item->is_null())
+            return std::optional<JournalRecord>{};
+        auto record = journal_record_from_text(item_string(*item, "Record"));
+        if (!record)
+            return std::unexpected(record.error());
+        return std::optional<JournalRecord>(std::move(*record));
+    }
+
+    Result<std::vector<JournalRecord>> list() override {
+        std::vector<JournalRecord> out;
+        json start;
+        do {
+            json input = {{"TableName", m_table->name},
+                          {"ConsistentRead", true},
+                          {"FilterExpression", "Kind = :journal"},
+                          {"ExpressionAttributeValues", {{":journal", s_value("journal")}}}};
+            if (!start.is_null())
+                input["ExclusiveStartKey"] = start;
+            auto page = m_table->call("Scan", input);
+            if (!page)
+                return std::unexpected(page.error().with_context("listing journals"));
+            if (auto items = page->find("Items"); items != page->end() && items->is_array())
+                for (const auto& item : *items) {
+                    auto record = journal_record_from_text(item_string(item, "Record"));
+                    if (!record)
+                        return std::unexpected(record.error());
+                    out.push_back(std::move(*record));
+                }
+            auto last = page->find("LastEvaluatedKey");
+            start = last != page->end() && last->is_object() && !last->empty() ? *last : json();
+        } while (!start.is_null());
+        return out;
+    }
+
+    Status remove(const std::string& run_id) override {
+        auto out = m_table->call("DeleteItem", {{"TableName", m_table->name}, {"Key", {{"LockKey", s_value(key(run_id))}}}});
+        if (!out)
+            return std::unexpected(out.error().with_context("removing journal " + run_id));
+        return {};
+    }
+
+  private:
+    static std::string key(const std::string& run_id) { return std::string(k_journal_key_prefix) + run_id; }
+    std::shared_ptr<Table> m_table;
+};
+
 class DynamoDbBackend final : public LockBackend {
   public:
     explicit DynamoDbBackend(std::shared_ptr<Table> table) : m_table(std::move(table)) {}
 
     bool spans_machines() const override { return true; }
+    std::unique_ptr<JournalStore> journal_store() override { return std::make_unique<DynamoDbJournalStore>(m_table); }
+
+    // Creates the table (hash key LockKey, on-demand) when missing, waits for it, and turns on TTL on
+    // ExpiresAt. Idempotent.
+    Result<std::string> init() override {
+        std::string said;
+        auto described = m_table->client->call("DescribeTable", {{"TableName", m_table->name}});
+        if (!described && described.error().registry_code != "ResourceNotFoundException")
+            return std::unexpected(described.error().with_context("reading the table " + m_table->name));
+        if (described) {
+            auto schema = described->value("Table", json::object()).value("KeySchema", json::array());
+            if (schema.size() != 1 || schema[0].value("AttributeName", "") != "LockKey")
+                return fail(ErrorKind::invalid_input, "the table " + m_table->name +
+                                                          " exists but its key is not the string hash key LockKey: "
+                                                          "choose another table name");
+            said = "table " + m_table->name + " exists";
+        } else {
+            auto created = m_table->client->call(
+                "CreateTable",
+                {{"TableName", m_table->name},
+                 {"AttributeDefinitions", {{{"AttributeName", "LockKey"}, {"AttributeType", "S"}}}},
+                 {"KeySchema", {{{"AttributeName", "LockKey"}, {"KeyType", "HASH"}}}},
+                 {"BillingMode", "PAY_PER_REQUEST"}});
+            if (!created)
+                return std::unexpected(created.error().with_context("creating the table " + m_table->name));
+            said = "created table " + m_table->name + " (on-demand billing)";
+        }
+        for (int i = 0; i < 120; ++i) {
+            auto d = m_table->client->call("DescribeTable", {{"TableName", m_table->name}});
+            if (d && d->value("Table", json::object()).value("TableStatus", "") == "ACTIVE")
+                break;
+            if (!cancel::sleep_for(std::chrono::milliseconds(500)))
+                return std::unexpected(cancel::cancelled_error("waiting for the table " + m_table->name));
+        }
+        auto ttl = m_table->client->call("DescribeTimeToLive", {{"TableName", m_table->name}});
+        auto status = ttl ? ttl->value("TimeToLiveDescription", json::object()).value("TimeToLiveStatus", "") : "";
+        if (status != "ENABLED" && status != "ENABLING") {
+            auto enabled = m_table->client->call(
+                "UpdateTimeToLive",
+                {{"TableName", m_table->name}, {"TimeToLiveSpecification", {{"Enabled", true}, {"AttributeName", "ExpiresAt"}}}});
+            if (!enabled)
+                return std::unexpected(enabled.error().with_context("turning on TTL for " + m_table->name));
+        }
+        return said + " in " + m_table->region + "; TTL on ExpiresAt is on (expired leases and old journals are dropped)";
+    }
 
     std::string describe() const override {
         return "dynamodb://" + m_table->name + " (region " + m_table->region + ", " + m_table->endpoint + ")";
@@ -298,7 +414,8 @@ class DynamoDbBackend final : public LockBackend {
                 return std::unexpected(page.error().with_context("listing DynamoDB locks"));
             if (auto items = page->find("Items"); items != page->end() && items->is_array())
                 for (const auto& item : *items)
-                    out.push_back(info_from_item(item, now));
+                    if (item_string(item, "Kind") != "journal")
+                        out.push_back(info_from_item(item, now));
             auto last = page->find("LastEvaluatedKey");
             start = last != page->end() && last->is_object() && !last->empty() ? *last : json();
         } while (!start.is_null());

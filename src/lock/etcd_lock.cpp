@@ -160,12 +160,84 @@ private:
     bool m_released = false;
 };
 
+constexpr std::string_view k_journal_prefix = "tagwarden/journals/";
+
+// Journals as etcd keys tagwarden/journals/<run_id> (no lease: they outlive the run that wrote them).
+class EtcdJournalStore final : public JournalStore {
+public:
+    explicit EtcdJournalStore(std::shared_ptr<EtcdClient> client) : m_client(std::move(client)) {}
+
+    [[nodiscard]] std::string describe() const override { return m_client->describe() + " (journals)"; }
+
+    Status put(const JournalRecord& record) override {
+        auto r = m_client->call("kv/put", {{"key", key(record.run_id)}, {"value", base64_encode(journal_record_to_text(record))}});
+        if (!r)
+            return std::unexpected(r.error().with_context("saving journal " + record.run_id + " in etcd"));
+        return {};
+    }
+
+    Result<std::optional<JournalRecord>> get(const std::string& run_id) override {
+        auto r = m_client->call("kv/range", {{"key", key(run_id)}});
+        if (!r)
+            return std::unexpected(r.error());
+        auto kvs = r->value("kvs", json::array());
+        if (kvs.empty())
+            return std::optional<JournalRecord>{};
+        auto record = decode(kvs[0]);
+        if (!record)
+            return std::unexpected(record.error());
+        return std::optional<JournalRecord>(std::move(*record));
+    }
+
+    Result<std::vector<JournalRecord>> list() override {
+        std::string prefix(k_journal_prefix);
+        std::string end = prefix;
+        end.back() = static_cast<char>(end.back() + 1);
+        auto r = m_client->call("kv/range", {{"key", base64_encode(prefix)}, {"range_end", base64_encode(end)}});
+        if (!r)
+            return std::unexpected(r.error());
+        std::vector<JournalRecord> out;
+        for (const auto& kv : r->value("kvs", json::array())) {
+            auto record = decode(kv);
+            if (!record)
+                return std::unexpected(record.error());
+            out.push_back(std::move(*record));
+        }
+        return out;
+    }
+
+    Status remove(const std::string& run_id) override {
+        auto r = m_client->call("kv/deleterange", {{"key", key(run_id)}});
+        if (!r)
+            return std::unexpected(r.error());
+        return {};
+    }
+
+private:
+    static std::string key(const std::string& run_id) { return base64_encode(std::string(k_journal_prefix) + run_id); }
+    static Result<JournalRecord> decode(const json& kv) {
+        auto value = base64_decode(kv.value("value", ""));
+        if (!value)
+            return std::unexpected(value.error());
+        return journal_record_from_text(*value);
+    }
+    std::shared_ptr<EtcdClient> m_client;
+};
+
 class EtcdBackend final : public LockBackend {
 public:
     explicit EtcdBackend(std::shared_ptr<EtcdClient> client) : m_client(std::move(client)) {}
 
     [[nodiscard]] std::string describe() const override { return m_client->describe(); }
     [[nodiscard]] bool spans_machines() const override { return true; }
+    std::unique_ptr<JournalStore> journal_store() override { return std::make_unique<EtcdJournalStore>(m_client); }
+    Result<std::string> init() override {
+        auto r = m_client->call("maintenance/status", json::object());
+        if (!r)
+            return std::unexpected(r.error());
+        return describe() + " answers (version " + r->value("version", std::string("?")) +
+               "); etcd needs no preparation: locks and journals are keys under tagwarden/";
+    }
 
     Result<std::unique_ptr<Lease>> try_acquire(const std::string& key, const LockOwner& owner,
                                                std::chrono::seconds ttl) override {

@@ -64,17 +64,12 @@ public:
         fs::create_directories(m_dir, ec);
         if (ec)
             return fail(ErrorKind::internal, "cannot create journal directory " + m_dir.string() + ": " + ec.message());
-        json doc = {{"runId", record.run_id},
-                    {"owner", {{"host", record.owner.host}, {"pid", record.owner.pid}, {"runId", record.owner.run_id},
-                               {"ciUrl", record.owner.ci_url}}},
-                    {"expiresEpoch", std::chrono::duration_cast<std::chrono::seconds>(record.expires.time_since_epoch()).count()},
-                    {"journal", record.document}};
         auto path = m_dir / (record.run_id + ".json");
         auto tmp = m_dir / (record.run_id + ".json.tmp");
         int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
             return fail(ErrorKind::internal, "cannot write journal " + tmp.string() + ": " + std::strerror(errno));
-        auto written = write_all(fd, doc.dump(2) + "\n", tmp.string());
+        auto written = write_all(fd, journal_record_to_text(record) + "\n", tmp.string());
         if (written && ::fsync(fd) != 0)
             written = fail(ErrorKind::internal, "cannot fsync journal " + tmp.string() + ": " + std::strerror(errno));
         ::close(fd);
@@ -141,28 +136,44 @@ private:
             text.append(buffer, static_cast<std::size_t>(n));
         }
         ::close(fd);
-        try {
-            auto doc = json::parse(text);
-            JournalRecord r;
-            r.run_id = doc.at("runId").get<std::string>();
-            const auto& o = doc.at("owner");
-            r.owner.host = o.value("host", "");
-            r.owner.pid = o.value("pid", 0L);
-            r.owner.run_id = o.value("runId", "");
-            r.owner.ci_url = o.value("ciUrl", "");
-            r.expires = Clock::time_point(std::chrono::seconds(doc.value("expiresEpoch", 0LL)));
-            r.document = doc.at("journal").get<std::string>();
-            return std::optional<JournalRecord>(std::move(r));
-        } catch (const json::exception& e) {
-            return fail(ErrorKind::invalid_input, "journal " + path.string() + " is damaged (" + e.what() +
-                                                      "): inspect it, then remove it by hand");
-        }
+        auto record = journal_record_from_text(text);
+        if (!record)
+            return std::unexpected(record.error().with_context("journal " + path.string()));
+        return std::optional<JournalRecord>(std::move(*record));
     }
 
     fs::path m_dir;
 };
 
 } // namespace
+
+std::string journal_record_to_text(const JournalRecord& record) {
+    json doc = {{"runId", record.run_id},
+                {"owner", {{"host", record.owner.host}, {"pid", record.owner.pid}, {"runId", record.owner.run_id},
+                           {"ciUrl", record.owner.ci_url}}},
+                {"expiresEpoch", std::chrono::duration_cast<std::chrono::seconds>(record.expires.time_since_epoch()).count()},
+                {"journal", record.document}};
+    return doc.dump(2);
+}
+
+Result<JournalRecord> journal_record_from_text(const std::string& text) {
+    try {
+        auto doc = json::parse(text);
+        JournalRecord r;
+        r.run_id = doc.at("runId").get<std::string>();
+        const auto& o = doc.at("owner");
+        r.owner.host = o.value("host", "");
+        r.owner.pid = o.value("pid", 0L);
+        r.owner.run_id = o.value("runId", "");
+        r.owner.ci_url = o.value("ciUrl", "");
+        r.expires = Clock::time_point(std::chrono::seconds(doc.value("expiresEpoch", 0LL)));
+        r.document = doc.at("journal").get<std::string>();
+        return r;
+    } catch (const json::exception& e) {
+        return fail(ErrorKind::invalid_input,
+                    std::string("a journal record is damaged (") + e.what() + "): inspect it, then remove it by hand");
+    }
+}
 
 std::unique_ptr<JournalStore> make_file_journal_store(std::string directory) {
     return std::make_unique<FileJournalStore>(std::move(directory));

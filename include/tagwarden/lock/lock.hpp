@@ -66,6 +66,10 @@ public:
     virtual Status remove(const std::string& run_id) = 0;
 };
 
+// A record as every store keeps it: {"runId", "owner", "expiresEpoch", "journal": "<document>"}.
+std::string journal_record_to_text(const JournalRecord& record);
+Result<JournalRecord> journal_record_from_text(const std::string& text);
+
 // Journals as files DIRECTORY/journal/<run_id>.json (written to a temporary file, fsync'ed, renamed, and
 // the directory fsync'ed). For the file lock backend: one machine.
 std::unique_ptr<JournalStore> make_file_journal_store(std::string directory);

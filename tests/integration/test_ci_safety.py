@@ -1,0 +1,163 @@
+"""Safety where CI really runs (issue 9): the lock guard in CI, cancellation by signal, journals that
+live with the lock so another runner can resume, lock init, and an unreachable lock backend.
+
+Each "runner" is a separate tagwarden process with its own TMPDIR and TAGWARDEN_STATE_DIR, as two CI
+machines would be; what they share is the registry and the lock backend.
+"""
+
+import json
+import os
+import signal
+import time
+import unittest
+
+import tw
+from fault_proxy import tag_put_path, blob_upload_path
+from tagsafety import TagSafetyTestCase, setUpModule  # noqa: F401
+
+CI = {"CI": "true", "GITHUB_ACTIONS": "true"}
+
+
+class CiSafety(TagSafetyTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.registry = self.start_registry()
+        self.proxy = self.start_proxy(self.registry)
+
+    def target(self, repo, tag=None):
+        return f"{self.proxy.host}/{repo}" + (f":{tag}" if tag else "")
+
+    def runner(self, name):
+        """The environment of one CI runner: its own /tmp and state directory, CI markers set."""
+        root = os.path.join(self.tmp, "runner-" + name)
+        os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+        os.makedirs(os.path.join(root, "state"), exist_ok=True)
+        return {**CI, "TMPDIR": os.path.join(root, "tmp"), "TAGWARDEN_STATE_DIR": os.path.join(root, "state")}
+
+    # -- the lock guard -------------------------------------------------------------------------
+
+    def test_default_lock_is_refused_in_ci_for_a_registry_whose_tags_move(self):
+        layout, image = self.image("a")
+        repo = self.repo()
+        env = {**self.runner("one"), "TAGWARDEN_LOCK": None}
+        refused = self.push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev", env=env)
+        self.assert_exit(refused, tw.EXIT_GUARD)
+        self.assertIn("lock", refused.stderr)
+        self.assertIn("--lock dynamodb://", refused.stderr)
+        self.assertIn("lock init", refused.stderr)
+        self.assertEqual(self.registry.tags(repo), {})
+        self.assertEqual(self.proxy.requests("POST"), [], "refused before any upload")
+        # Outside CI the default lock is fine; in CI an explicit file:// lock is accepted, with a warning.
+        accepted = self.push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
+                             "--lock", "file://" + os.path.join(self.tmp, "shared-locks"), env=env)
+        self.assert_exit(accepted, 0)
+        self.assertIn("this machine only", accepted.stderr)
+        self.assertEqual(self.registry.tags(repo), {"1.0-dev": image.digest})
+
+    # -- cancellation ---------------------------------------------------------------------------
+
+    def cancel_at(self, method, path, sig):
+        layout, image = self.image("a")
+        repo = self.repo()
+        hold = self.proxy.hold(method, path(repo), timeout=60)
+        proc = self.spawn_push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
+                               "--tag", "latest", "--lock", self.lock_url)
+        if not hold.reached.wait(30):
+            self.fail("the push never reached the held request" + tw.describe(self.finish(proc, 5)))
+        os.kill(proc.pid, sig)
+        done = self.finish(proc, 60)
+        hold.release()
+        return repo, image, done
+
+    def test_sigterm_during_tag_writes_undoes_the_run_and_exits_143(self):
+        repo, image, done = self.cancel_at("PUT", lambda r: tag_put_path(r, "latest"), signal.SIGTERM)
+        self.assert_exit(done, 143)
+        self.assertIn("SIGTERM", done.stderr)
+        self.assertEqual(self.registry.tags(repo), {}, "no tag of the cancelled run remains" + tw.describe(done))
+        self.assertEqual(self.registry.manifest_digests(repo), set(), tw.describe(done))
+        self.assertEqual(self.held_locks(self.lock_url), {}, "the locks are released")
+        self.assertEqual(self.journals(), {}, "a clean undo removes the journal")
+
+    def test_sigint_during_uploads_exits_130_with_nothing_written(self):
+        repo, image, done = self.cancel_at("POST", lambda r: blob_upload_path(r), signal.SIGINT)
+        self.assert_exit(done, 130)
+        self.assertEqual(self.registry.tags(repo), {})
+        self.assertEqual(self.registry.manifest_digests(repo), set())
+        self.assertEqual(self.held_locks(self.lock_url), {})
+
+    # -- journals beside the lock: resume on another runner --------------------------------------
+
+    def killed_on_runner_one(self, lock_url, layout, repo):
+        hold = self.proxy.hold("PUT", tag_put_path(repo, "latest"), timeout=60)
+        proc = self.spawn_push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
+                               "--tag", "latest", "--lock", lock_url, "--lock-ttl", "5s",
+                               env=self.runner("one"))
+        if not hold.reached.wait(30):
+            self.fail("the push never reached its second tag" + tw.describe(self.finish(proc, 5)))
+        self.kill(proc)
+        hold.release()
+        self.wait_for(lambda: any("client gone" in (r.rule or "") for r in self.proxy.requests("PUT")), 10,
+                      "the proxy to drop the dead client's request")
+
+    def resume_on_runner_two(self, lock_url):
+        proc = self.run_tw("push", "--resume", "--plain-http", "--lock", lock_url, "--lock-timeout", "60s",
+                           "--output", "json", env=self.runner("two"))
+        self.assert_exit(proc, 0)
+        return tw.parse_json(self, proc)["resumed"]
+
+    def check_resumed_elsewhere(self, lock_url):
+        layout, image = self.image("a")
+        repo = self.repo()
+        self.killed_on_runner_one(lock_url, layout, repo)
+        self.assertEqual(self.registry.tags(repo), {"1.0-dev": image.digest})
+        listed = tw.parse_json(self, self.run_tw("lock", "list", "--lock", lock_url, "--output", "json",
+                                                  env=self.runner("two")))
+        self.assertEqual([(r["repository"], r["digest"]) for r in listed["runs"]], [(repo, image.digest)],
+                         "runner two sees the run left behind in the lock backend")
+        resumed = self.resume_on_runner_two(lock_url)
+        self.assertEqual([r["outcome"] for r in resumed], ["finished"], resumed)
+        self.assertEqual(self.registry.tags(repo), {"1.0-dev": image.digest, "latest": image.digest})
+        self.assertEqual(self.resume_on_runner_two(lock_url), [], "the journal is gone once finished")
+
+    def test_a_run_killed_on_one_runner_is_finished_on_another_etcd(self):
+        self.check_resumed_elsewhere(self.start_etcd().url)
+
+    def test_a_run_killed_on_one_runner_is_finished_on_another_dynamodb(self):
+        ddb = self.start_dynamodb()
+        self.backend_env.update(ddb.env())
+        self.check_resumed_elsewhere(ddb.url)
+
+    def test_lock_init_creates_the_dynamodb_table_with_ttl(self):
+        ddb = self.start_dynamodb()
+        self.backend_env.update(ddb.env())
+        url = ddb.lock_url(table="fresh-locks")
+        first = self.run_tw("lock", "init", url)
+        self.assert_exit(first, 0)
+        self.assertIn("created table fresh-locks", first.stdout)
+        second = self.run_tw("lock", "init", url)
+        self.assert_exit(second, 0)
+        self.assertIn("exists", second.stdout)
+        layout, image = self.image("a")
+        repo = self.repo()
+        pushed = self.push(f"oci:{layout}", self.target(repo), "--tag", "x", "--lock", url)
+        self.assert_exit(pushed, 0)
+
+    # -- an unreachable backend is not contention -------------------------------------------------
+
+    def test_a_stopped_etcd_is_exit_8_at_once_not_the_lock_timeout(self):
+        etcd = self.start_etcd()
+        url = etcd.url
+        etcd.stop()
+        layout, image = self.image("a")
+        start = time.monotonic()
+        proc = self.push(f"oci:{layout}", self.target(self.repo()), "--tag", "x", "--lock", url,
+                         "--lock-timeout", "120s")
+        elapsed = time.monotonic() - start
+        self.assert_exit(proc, tw.EXIT_NETWORK)
+        self.assertIn("lock backend unreachable", proc.stderr)
+        self.assertLess(elapsed, 60, "it must not wait for --lock-timeout")
+
+
+if __name__ == "__main__":
+    unittest.main()
