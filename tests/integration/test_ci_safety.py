@@ -12,7 +12,7 @@ import time
 import unittest
 
 import tw
-from fault_proxy import tag_put_path, blob_upload_path
+from fault_proxy import blob_upload_path, manifest_path, tag_put_path
 from tagsafety import TagSafetyTestCase, setUpModule  # noqa: F401
 
 CI = {"CI": "true", "GITHUB_ACTIONS": "true"}
@@ -54,6 +54,34 @@ class CiSafety(TagSafetyTestCase):
         self.assert_exit(accepted, 0)
         self.assertIn("this machine only", accepted.stderr)
         self.assertEqual(self.registry.tags(repo), {"1.0-dev": image.digest})
+
+    # -- undo never deletes what it did not write ----------------------------------------------------
+
+    def test_a_failed_push_keeps_a_promotion_of_the_same_digest(self):
+        # The push writes 1.0-dev, then fails on latest (5xx after retries). Between the two, a promotion
+        # tagged the same digest 1.0-prod. The undo may not delete the manifest (that would take 1.0-prod
+        # with it): the prod tag and the image stay, and the push reports the tag it had to leave.
+        layout, image = self.image("a")
+        repo = self.repo()
+        # HEADs of latest: preflight, again under the lock, and right before its PUT (the 3rd): park that one.
+        hold = self.proxy.hold("HEAD", manifest_path(repo, "latest"), nth=3, timeout=60)
+        self.proxy.fail("PUT", tag_put_path(repo, "latest"), status=500)
+        proc = self.spawn_push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
+                               "--tag", "latest", "--lock", self.lock_url)
+        if not hold.reached.wait(30):
+            self.fail("the push never reached its second tag" + tw.describe(self.finish(proc, 5)))
+        promoted = self.run_tw("promote", self.target(repo, "1.0"), "--from", "dev", "--to", "prod", "--plain-http",
+                               "--lock", self.lock_url)
+        self.assert_exit(promoted, 0)
+        hold.release()
+        failed = self.finish(proc, 120)
+        self.assert_exit(failed, tw.EXIT_NETWORK)
+        tags = self.registry.tags(repo)
+        self.assertEqual(tags.get("1.0-prod"), image.digest, "the promotion survives the undo" + tw.describe(failed))
+        self.assertIn(image.digest, self.registry.manifest_digests(repo), tw.describe(failed))
+        self.assertNotIn("latest", tags)
+        self.assertIn("left tag", failed.stderr)
+        self.assertIn("1.0-prod", failed.stderr.split("left tag", 1)[1], tw.describe(failed))
 
     # -- cancellation ---------------------------------------------------------------------------
 
