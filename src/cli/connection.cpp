@@ -118,6 +118,20 @@ push::PushOptions writing_options(const ConnectionOptions& connection, const Ope
     return options;
 }
 
+push::GuardedWrite guarded_write_request(const Reference& destination, const ConnectionOptions& connection,
+                                         const OpenLocks& locks, const config::Config& cfg,
+                                         guard::GuardSettings settings, bool confirm_with_preview, bool dry_run) {
+    push::GuardedWrite write;
+    write.destination = destination;
+    write.options = writing_options(connection, locks, cfg, dry_run);
+    write.settings = std::move(settings);
+    write.confirm_with_preview = confirm_with_preview;
+    write.lock_configured = locks.configured;
+    write.lock_description = locks.backend->describe();
+    write.in_ci = push::running_in_ci();
+    return write;
+}
+
 std::shared_ptr<http::Transport> make_transport(const std::string& ca_file) {
     http::TransportOptions transport_options;
     transport_options.ca_file = ca_file;

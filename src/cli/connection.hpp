@@ -7,6 +7,7 @@
 #include <tagwarden/guard/facts.hpp>
 #include <tagwarden/core/reference.hpp>
 #include <tagwarden/lock/lock.hpp>
+#include <tagwarden/push/guarded_write.hpp>
 #include <tagwarden/push/push.hpp>
 #include <tagwarden/registry/client.hpp>
 
@@ -79,6 +80,12 @@ Result<std::shared_ptr<registry::Client>> connect_source(const Reference& source
 push::PushOptions writing_options(const ConnectionOptions& connection, const OpenLocks& locks,
                                   const config::Config& cfg, bool dry_run);
 
+
+// The guarded write every writing command makes: destination, writing options, guard settings and the
+// lock choice (configured or the per-machine default; in CI or not).
+push::GuardedWrite guarded_write_request(const Reference& destination, const ConnectionOptions& connection,
+                                         const OpenLocks& locks, const config::Config& cfg,
+                                         guard::GuardSettings settings, bool confirm_with_preview, bool dry_run);
 
 // The transport for control-plane calls (lock backends): curl with the retry policy.
 std::shared_ptr<http::Transport> make_transport(const std::string& ca_file);

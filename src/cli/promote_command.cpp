@@ -144,17 +144,11 @@ int run_promote(const PromoteArgs& args) {
         return report_error(locks.error());
 
     // Every guard of a push, with the tags the image will carry after the promotion.
-    push::GuardedWrite write;
-    write.destination = dest;
-    write.options = writing_options(args.connection, *locks, *cfg, args.dry_run);
+    auto write = guarded_write_request(dest, args.connection, *locks, *cfg, *settings, args.guard.confirm_with_preview,
+                                       args.dry_run);
     write.options.blobs_present = same_repo;
     if (same_registry && !same_repo)
         write.options.mount_from = ref->repository;
-    write.settings = *settings;
-    write.confirm_with_preview = args.guard.confirm_with_preview;
-    write.lock_configured = locks->configured;
-    write.lock_description = locks->backend->describe();
-    write.in_ci = push::running_in_ci();
     auto result = push::guarded_write(write, *plan, *effective, *dest_shared, *services, *cfg);
     if (!result)
         return report_error(result.error());

@@ -188,17 +188,11 @@ int run_push(const PushArgs& args) {
     if (!locks)
         return report_error(locks.error());
 
-    push::GuardedWrite write;
-    write.destination = *target;
-    write.options = writing_options(args.connection, *locks, *cfg, args.dry_run);
+    auto write = guarded_write_request(*target, args.connection, *locks, *cfg, *settings,
+                                       args.guard.confirm_with_preview, args.dry_run);
     write.options.allow_overwrite = args.allow_overwrite;
     write.options.mount_from = mount_from;
     write.options.blobs_present = blobs_present;
-    write.settings = *settings;
-    write.confirm_with_preview = args.guard.confirm_with_preview;
-    write.lock_configured = locks->configured;
-    write.lock_description = locks->backend->describe();
-    write.in_ci = push::running_in_ci();
     auto result = push::guarded_write(write, *plan, *source, *client, *services, *cfg);
     if (!result)
         return report_error(result.error());

@@ -358,12 +358,8 @@ private:
     }
 
     std::unexpected<Error> rollback(const Error& cause) {
-        UndoOptions undo_options;
-        undo_options.locks = m_options.locks;
-        undo_options.write_timeout = m_options.write_timeout;
-        undo_options.tags_of = m_options.tags_of;
-        undo_options.jobs = m_options.jobs;
-        auto undone = undo_writes(m_client, m_journal, undo_options);
+        auto undone = undo_writes(m_client, m_journal,
+                                  make_undo_options(m_options.locks, m_options.write_timeout, m_options.tags_of, m_options.jobs));
         Error e = cause;
         e.message += undone.summary();
         if (undone.lock_lost)

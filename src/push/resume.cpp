@@ -119,12 +119,8 @@ Result<ResumeReport> resume_run(const Journal& original, registry::Client& clien
     auto fence = write_fence(options.locks, options.write_timeout);
 
     auto undo = [&](const std::string& why) -> Result<ResumeReport> {
-        UndoOptions undo_options;
-        undo_options.locks = options.locks;
-        undo_options.write_timeout = options.write_timeout;
-        undo_options.tags_of = options.tags_of;
-        undo_options.jobs = options.jobs;
-        auto undone = undo_writes(client, journal, undo_options);
+        auto undone = undo_writes(client, journal,
+                                  make_undo_options(options.locks, options.write_timeout, options.tags_of, options.jobs));
         report.outcome = ResumeOutcome::undone;
         report.reason = why;
         report.tags = undone.tags;

@@ -225,6 +225,16 @@ private:
 
 } // namespace
 
+UndoOptions make_undo_options(lock::LockSet* locks, std::chrono::milliseconds write_timeout, const TagsOf& tags_of,
+                              int jobs) {
+    UndoOptions options;
+    options.locks = locks;
+    options.write_timeout = write_timeout;
+    options.tags_of = tags_of;
+    options.jobs = jobs;
+    return options;
+}
+
 UndoReport undo_writes(registry::Client& client, const Journal& journal, const UndoOptions& options) {
     cancel::Shield shield;
     return Undo(client, journal, options).run();

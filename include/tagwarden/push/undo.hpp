@@ -23,6 +23,9 @@ struct UndoOptions {
     int jobs = 4;
 };
 
+UndoOptions make_undo_options(lock::LockSet* locks, std::chrono::milliseconds write_timeout, const TagsOf& tags_of,
+                              int jobs);
+
 // Undoes what the journal's run wrote, and only that, under cancel::Shield (it runs after a signal too):
 // - before each undo write the lock must still be held with time to spare; if not, nothing more is undone
 //   (lock_lost);
