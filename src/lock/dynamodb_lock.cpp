@@ -1,4 +1,4 @@
-#include <tagwarden/aws/dynamodb_lock.hpp>
+#include <tagwarden/lock/dynamodb_lock.hpp>
 
 #include <tagwarden/aws/aws_client.hpp>
 #include <tagwarden/aws/wire.hpp>

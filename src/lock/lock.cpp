@@ -1,4 +1,4 @@
-#include <tagwarden/aws/dynamodb_lock.hpp>
+#include <tagwarden/lock/dynamodb_lock.hpp>
 #include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/strings.hpp>
