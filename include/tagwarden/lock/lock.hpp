@@ -51,6 +51,15 @@ struct JournalRecord {
     Clock::time_point expires;  // after this the record may be dropped (DynamoDB TTL); shown by `lock list`
 };
 
+// A run left behind as `tagwarden lock list` shows it: {"runId", "owner": {host, pid, runId, ciUrl},
+// "registry", "repository", "digest", "tags": [names], "expiresAt"}. The registry, repository, digest and
+// tags are read from the document (the push journal's fields); an unreadable document leaves them empty
+// and adds "error".
+nlohmann::json to_json(const JournalRecord& record);
+// One line: "run ID on REG/REPO@sha256:... (tags a, b) left by pid N on HOST (CI URL), expires T; resume
+// with: tagwarden push --resume REG/REPO".
+std::string describe(const JournalRecord& record);
+
 // Where journals of runs live, so that `push --resume` can find a run that another process (or another
 // machine, for network backends) left half-done. Writes are durable when they return.
 class JournalStore {
@@ -109,13 +118,24 @@ public:
     virtual Result<std::string> init();
 };
 
+// The error for a backend that produced no answer (connection refused, timeout, DNS): Error{registry}
+// "lock backend unreachable: BACKEND: CAUSE", with the fix.
+Error unreachable_error(std::string_view backend, const Error& cause);
+// `error` with "context: " prefixed, except an unreachable_error, whose message keeps its prefix.
+Error with_lock_context(const Error& error, const std::string& context);
+
 // Chooses the backend by URL scheme (one table: file:///dir, etcd://host:port[,host:port],
 // dynamodb://TABLE?region=R). `transport` is used by network backends.
 // A backend that cannot be reached answers with Error{registry} whose message starts with
 // "lock backend unreachable" (exit 8), never with lock_unavailable (which means: someone holds it).
 Result<std::unique_ptr<LockBackend>> make_lock_backend(std::string_view url, std::shared_ptr<http::Transport> transport);
 
+// flock(2) on DIRECTORY/<file_lock_name(key)>; the directory is created 0700 and must belong to the user
+// and not be writable by group or others.
 std::unique_ptr<LockBackend> make_file_backend(std::string directory);
+// The lock file's name for `key`: its percent-encoding + ".lock" when that fits in 200 bytes, else a
+// readable prefix of it, "-", the sha256 hex of the key, ".lock" (the key itself is in the file).
+std::string file_lock_name(std::string_view key);
 Result<std::unique_ptr<LockBackend>> make_etcd_backend(std::string_view url, std::shared_ptr<http::Transport> transport);
 
 // The default lock URL: file://${TMPDIR:-/tmp}/tagwarden-locks.
