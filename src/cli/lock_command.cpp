@@ -49,9 +49,12 @@ int run_list(const LockCommandArgs& args) {
     auto store = backend.journal_store();
     if (!store)
         store = lock::make_file_journal_store(config::state_directory(open->cfg));
+    // The locks are worth showing even when a journal cannot be read.
     auto runs = store->list();
-    if (!runs)
-        return report_error(lock::with_lock_context(runs.error(), "listing the runs left behind in " + store->describe()));
+    if (!runs) {
+        log::warn("cannot list the runs left behind in " + store->describe() + ": " + runs.error().message);
+        runs = std::vector<lock::JournalRecord>{};
+    }
     if (args.output == "json") {
         nlohmann::json lock_list = nlohmann::json::array();
         for (const auto& l : *locks)

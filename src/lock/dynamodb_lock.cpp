@@ -472,6 +472,8 @@ class DynamoDbBackend final : public LockBackend {
                     "DescribeTimeToLive)"));
             created = made.has_value();
             described = wait_until_active();
+        } else if (described && described->value("Table", json::object()).value("TableStatus", "") != "ACTIVE") {
+            described = wait_until_active();  // being created (or updated) by someone else
         }
         if (!described)
             return std::unexpected(with_lock_context(described.error(), "describing the DynamoDB lock table " + where));

@@ -155,6 +155,11 @@ public:
         m_released = true;
         // Revoking the lease deletes the key attached to it.
         auto r = m_client->call("lease/revoke", {{"ID", m_lease_id}});
+        if (!r && r.error().http_status == 404) {
+            // "requested lease not found": it expired, and its key went with it.
+            log::warn("the lock " + m_key + " was no longer held at release (its etcd lease had expired)");
+            return {};
+        }
         if (!r)
             return std::unexpected(r.error());
         return {};

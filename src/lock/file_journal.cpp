@@ -168,6 +168,12 @@ json stored_journal_json(const JournalRecord& record) {
 Result<JournalRecord> journal_from_stored_json(const json& doc, const std::string& where) {
     try {
         JournalRecord r;
+        if (doc.is_object() && !doc.contains("journal") && doc.contains("registry") && doc.contains("runId")) {
+            // A push journal written as is (src/push before journal stores): no owner, no expiry.
+            r.run_id = doc.at("runId").get<std::string>();
+            r.document = doc.dump();
+            return r;
+        }
         r.run_id = doc.at("runId").get<std::string>();
         const auto& o = doc.at("owner");
         r.owner.host = o.value("host", "");

@@ -182,7 +182,7 @@ json to_json(const JournalRecord& r) {
                 {"repository", ""},
                 {"digest", ""},
                 {"tags", json::array()},
-                {"expiresAt", format_utc(r.expires)}};
+                {"expiresAt", r.expires == Clock::time_point{} ? std::string() : format_utc(r.expires)}};
     try {
         auto doc = json::parse(r.document);
         out["registry"] = doc.value("registry", "");
@@ -209,7 +209,9 @@ std::string describe(const JournalRecord& r) {
         tags += (tags.empty() ? "" : ", ") + t.get<std::string>();
     if (!tags.empty())
         s += " (tags " + tags + ")";
-    s += " left by " + r.owner.describe() + ", expires " + format_utc(r.expires);
+    s += " left by " + (r.owner.pid == 0 && r.owner.host.empty() ? std::string("an unknown owner") : r.owner.describe());
+    if (r.expires != Clock::time_point{})
+        s += ", expires " + format_utc(r.expires);
     if (j.contains("error"))
         return s + " [" + j["error"].get<std::string>() + ": inspect it before resuming]";
     return s + "; resume with: tagwarden push --resume " + target;

@@ -54,7 +54,7 @@ struct JournalRecord {
 // A run left behind as `tagwarden lock list` shows it: {"runId", "owner": {host, pid, runId, ciUrl},
 // "registry", "repository", "digest", "tags": [names], "expiresAt"}. The registry, repository, digest and
 // tags are read from the document (the push journal's fields); an unreadable document leaves them empty
-// and adds "error".
+// and adds "error". "expiresAt" is empty when the record has no expiry (a journal of an older version).
 nlohmann::json to_json(const JournalRecord& record);
 // One line: "run ID on REG/REPO@sha256:... (tags a, b) left by pid N on HOST (CI URL), expires T; resume
 // with: tagwarden push --resume REG/REPO".

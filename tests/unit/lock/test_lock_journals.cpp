@@ -333,3 +333,24 @@ TEST_CASE("DynamoDB: lock init refuses a table with another key, and an endpoint
     REQUIRE_FALSE(journals);
     CHECK_THAT(journals.error().message, Catch::Contains("lock backend unreachable: "));
 }
+
+TEST_CASE("file journals: round trip, and a push journal written as is is listed without owner", "[unit][lock]") {
+    TempDir dir;
+    auto store = make_file_journal_store(dir.path().string());
+    round_trip(*store);
+    std::filesystem::create_directories(dir.path() / "journal");
+    dir.write("journal/legacy-run.json",
+              json{{"version", 1}, {"runId", "legacy-run"}, {"registry", "r.io"}, {"repository", "team/old"},
+                   {"digest", "sha256:" + std::string(64, 'd')}, {"tags", {{{"tag", "v1"}, {"written", true}}}}}
+                  .dump());
+    auto listed = store->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 2);
+    const auto& legacy = listed->front();
+    REQUIRE(legacy.run_id == "legacy-run");
+    auto shown = to_json(legacy);
+    CHECK(shown["repository"] == "team/old");
+    CHECK(shown["tags"] == json::array({"v1"}));
+    CHECK(shown["expiresAt"] == "");
+    CHECK_THAT(describe(legacy), Catch::Contains("left by an unknown owner; resume with: tagwarden push --resume r.io/team/old"));
+}
