@@ -334,7 +334,7 @@ TEST_CASE("DynamoDB: lock init refuses a table with another key, and an endpoint
     CHECK_THAT(journals.error().message, Catch::Contains("lock backend unreachable: "));
 }
 
-TEST_CASE("file journals: round trip, and a push journal written as is is listed without owner", "[unit][lock]") {
+TEST_CASE("file lock journals: round trip, and a push journal written as is is listed without owner", "[unit][lock]") {
     TempDir dir;
     auto store = make_file_journal_store(dir.path().string());
     round_trip(*store);

@@ -31,7 +31,7 @@ int closed_port() {
 
 } // namespace
 
-TEST_CASE("normalize_registry: one spelling per registry", "[unit][lock]") {
+TEST_CASE("lock keys: normalize_registry gives one spelling per registry", "[unit][lock]") {
     CHECK(normalize_registry("Registry.Example.COM") == "registry.example.com");
     CHECK(normalize_registry("registry.example.com:443") == "registry.example.com");
     CHECK(normalize_registry("REGISTRY.example.com:443") == "registry.example.com");
