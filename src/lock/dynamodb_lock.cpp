@@ -1,14 +1,16 @@
-#include <tagwarden/aws/dynamodb_lock.hpp>
+#include <tagwarden/lock/dynamodb_lock.hpp>
 
 #include <tagwarden/aws/aws_client.hpp>
 #include <tagwarden/aws/wire.hpp>
 #include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/strings.hpp>
+#include <tagwarden/http/url.hpp>
 
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <random>
@@ -18,6 +20,34 @@ namespace tagwarden::lock {
 namespace {
 
 using nlohmann::json;
+
+// DynamoDB's item limit is 400 KB (names and values); the rest of a journal item stays far below 50 KB.
+constexpr std::size_t k_max_journal_document = 350 * 1024;
+constexpr std::string_view k_journal_prefix = "journal#";
+constexpr std::string_view k_journal_kind = "journal";
+// Set on errors from requests that got no answer, so Table::call can name the backend unreachable.
+constexpr std::string_view k_no_answer = "tagwarden.NoAnswer";
+
+// Marks failures that produced no response (connection refused, timeout, DNS). AwsJsonClient keeps
+// registry_code through its retries and context.
+class NoAnswerMarking final : public http::Transport {
+  public:
+    explicit NoAnswerMarking(std::shared_ptr<http::Transport> inner) : m_inner(std::move(inner)) {}
+    Result<http::Response> send(const http::Request& request) override {
+        auto r = m_inner->send(request);
+        if (!r && r.error().kind == ErrorKind::registry && r.error().http_status == 0) {
+            auto e = r.error();
+            e.registry_code = std::string(k_no_answer);
+            return std::unexpected(e);
+        }
+        return r;
+    }
+
+  private:
+    std::shared_ptr<http::Transport> m_inner;
+};
+
+bool is_journal_item(const nlohmann::json& item);
 
 bool valid_table_name(std::string_view name) {
     if (name.size() < 3 || name.size() > 255)
@@ -73,8 +103,6 @@ long long item_number(const json& item, const char* name) {
     }
 }
 
-std::string format_time(Clock::time_point t) { return format_utc(t); }
-
 LockInfo info_from_item(const json& item, Clock::time_point now) {
     LockInfo info;
     info.key = item_string(item, "LockKey");
@@ -96,7 +124,7 @@ std::string describe_holder(const json& item, Clock::time_point now) {
         s += " (" + info.owner.ci_url + ")";
     if (!info.owner.run_id.empty())
         s += ", run " + info.owner.run_id;
-    s += ", since " + format_time(info.acquired);
+    s += ", since " + format_utc(info.acquired);
     long long left = item_number(item, "ExpiresAt") - aws::to_epoch_seconds(now);
     s += left > 0 ? ", expires in " + std::to_string(left) + " s" : ", expired";
     return s;
@@ -112,24 +140,38 @@ struct Table {
 
     Clock::time_point now() const { return clock ? clock() : Clock::now(); }
 
+    // How the URL names this table (for messages): the endpoint only when it is not AWS's default.
+    std::string url() const {
+        auto url = "dynamodb://" + name + "?region=" + region;
+        if (endpoint != aws::default_endpoint(aws::k_dynamodb, region))
+            url += "&endpoint=" + http::url_encode(endpoint);
+        return url;
+    }
+
     Error missing_table(const Error& e) const {
         Error out(ErrorKind::invalid_input,
                   "the DynamoDB lock table " + name + " does not exist in " + region + " (" + e.message +
-                      "). Create it with: tagwarden lock init 'dynamodb://" + name + "?region=" + region +
-                      (endpoint.empty() ? std::string() : "&endpoint=" + endpoint) +
-                      "' (or: " + dynamodb_create_table_command(name, region, endpoint) + ")");
+                      "). Create it with: tagwarden lock init '" + url() + "' (or: " +
+                      dynamodb_create_table_command(name, region, endpoint) +
+                      ", then enable TTL on ExpiresAt)");
         out.registry_code = e.registry_code;
         out.http_status = e.http_status;
         return out;
     }
 
+    // The call, with a missing table and an unreachable endpoint made into their own errors.
     Result<json> call(std::string_view operation, const json& input) const {
-        auto out = client->call(operation, input);
+        auto out = raw_call(operation, input);
         if (!out && out.error().registry_code == "ResourceNotFoundException")
             return std::unexpected(missing_table(out.error()));
-        if (!out && out.error().http_status == 0 && out.error().kind == ErrorKind::registry)
-            return std::unexpected(out.error().with_context("lock backend unreachable: dynamodb://" + name + " (" +
-                                                            endpoint + ")"));
+        return out;
+    }
+
+    // The call, with only an unreachable endpoint made into its own error.
+    Result<json> raw_call(std::string_view operation, const json& input) const {
+        auto out = client->call(operation, input);
+        if (!out && out.error().registry_code == k_no_answer)
+            return std::unexpected(unreachable_error("dynamodb://" + name + " at " + endpoint, out.error()));
         return out;
     }
 
@@ -172,7 +214,7 @@ class DynamoDbLease final : public Lease {
                 return fail(ErrorKind::lock_unavailable,
                             "the lock " + m_key +
                                 " was lost (force-released or taken over after it expired)");
-            return std::unexpected(out.error().with_context("renewing the lock " + m_key));
+            return std::unexpected(with_lock_context(out.error(), "renewing the lock " + m_key));
         }
         m_valid_until = requested + m_ttl;
         return {};
@@ -183,7 +225,7 @@ class DynamoDbLease final : public Lease {
             return fail(ErrorKind::lock_unavailable, "the lock " + m_key + " was released");
         auto item = m_table->get(m_key);
         if (!item)
-            return std::unexpected(item.error().with_context("checking the lock " + m_key));
+            return std::unexpected(with_lock_context(item.error(), "checking the lock " + m_key));
         auto now = m_table->now();
         if (item->is_null())
             return fail(ErrorKind::lock_unavailable, "the lock " + m_key + " is gone (force-released)");
@@ -211,7 +253,7 @@ class DynamoDbLease final : public Lease {
                           " was no longer held at release (force-released or taken over)");
                 return {};
             }
-            return std::unexpected(out.error().with_context("releasing the lock " + m_key));
+            return std::unexpected(with_lock_context(out.error(), "releasing the lock " + m_key));
         }
         return {};
     }
@@ -225,49 +267,53 @@ class DynamoDbLease final : public Lease {
     bool m_released = false;
 };
 
-constexpr std::string_view k_journal_key_prefix = "journal#";
+bool is_journal_item(const json& item) {
+    return item_string(item, "Kind") == k_journal_kind || item_string(item, "LockKey").starts_with(k_journal_prefix);
+}
 
-// Journals as items of the lock table: LockKey "journal#<run_id>" (lock keys always hold '/' and ':'),
-// Kind "journal", Record (the record text), the owner, and ExpiresAt, so the table's TTL drops old ones.
+// Journals as items of the lock table: LockKey "journal#<run_id>" (lock keys always hold '/' and ':', so
+// they never collide), Kind "journal", Document, the owner attributes of a lock item, and ExpiresAt so
+// the table's TTL drops a record nobody resumed.
 class DynamoDbJournalStore final : public JournalStore {
   public:
     explicit DynamoDbJournalStore(std::shared_ptr<Table> table) : m_table(std::move(table)) {}
 
-    std::string describe() const override { return "dynamodb://" + m_table->name + " (journals)"; }
+    std::string describe() const override { return "dynamodb://" + m_table->name + " (journal# items)"; }
 
     Status put(const JournalRecord& record) override {
-        auto text = journal_record_to_text(record);
-        if (text.size() > 350 * 1024)
-            return fail(ErrorKind::invalid_input, "the journal of run " + record.run_id + " is " +
-                                                      std::to_string(text.size() / 1024) +
-                                                      " KiB, more than a DynamoDB item holds (400 KB): use an etcd "
-                                                      "lock for images with this many manifests");
-        json item = {{"LockKey", s_value(key(record.run_id))},
-                     {"Kind", s_value("journal")},
-                     {"Record", s_value(text)},
+        if (record.run_id.empty())
+            return fail(ErrorKind::internal, "a journal needs a run id");
+        if (record.document.size() > k_max_journal_document)
+            return fail(ErrorKind::invalid_input,
+                        "the journal of run " + record.run_id + " is " + std::to_string(record.document.size() / 1024) +
+                            " KB, more than the " + std::to_string(k_max_journal_document / 1024) +
+                            " KB a DynamoDB item can hold here (items are limited to 400 KB): push this image with "
+                            "an etcd:// lock, or a file:// lock on one machine");
+        json item = {{"LockKey", s_value(std::string(k_journal_prefix) + record.run_id)},
+                     {"Kind", s_value(std::string(k_journal_kind))},
+                     {"RunId", s_value(record.run_id)},
+                     {"Document", s_value(record.document)},
                      {"ExpiresAt", n_value(aws::to_epoch_seconds(record.expires))},
-                     {"OwnerPid", n_value(record.owner.pid)},
-                     {"OwnerRunId", s_value(record.run_id)}};
+                     {"OwnerPid", n_value(record.owner.pid)}};
         if (!record.owner.host.empty())
             item["OwnerHost"] = s_value(record.owner.host);
+        if (!record.owner.run_id.empty())
+            item["OwnerRunId"] = s_value(record.owner.run_id);
         if (!record.owner.ci_url.empty())
             item["OwnerCiUrl"] = s_value(record.owner.ci_url);
         auto out = m_table->call("PutItem", {{"TableName", m_table->name}, {"Item", item}});
         if (!out)
-            return std::unexpected(out.error().with_context("saving journal " + record.run_id));
+            return std::unexpected(with_lock_context(out.error(), "writing the journal of run " + record.run_id));
         return {};
     }
 
     Result<std::optional<JournalRecord>> get(const std::string& run_id) override {
-        auto item = m_table->get(key(run_id));
+        auto item = m_table->get(std::string(k_journal_prefix) + run_id);
         if (!item)
-            return std::unexpected(item.error());
-        if (item->is_null())
+            return std::unexpected(with_lock_context(item.error(), "reading the journal of run " + run_id));
+        if (item->is_null() || !is_journal_item(*item))
             return std::optional<JournalRecord>{};
-        auto record = journal_record_from_text(item_string(*item, "Record"));
-        if (!record)
-            return std::unexpected(record.error());
-        return std::optional<JournalRecord>(std::move(*record));
+        return std::optional<JournalRecord>(record_from(*item));
     }
 
     Result<std::vector<JournalRecord>> list() override {
@@ -276,35 +322,48 @@ class DynamoDbJournalStore final : public JournalStore {
         do {
             json input = {{"TableName", m_table->name},
                           {"ConsistentRead", true},
-                          {"FilterExpression", "Kind = :journal"},
-                          {"ExpressionAttributeValues", {{":journal", s_value("journal")}}}};
+                          {"FilterExpression", "#kind = :journal"},
+                          {"ExpressionAttributeNames", {{"#kind", "Kind"}}},
+                          {"ExpressionAttributeValues", {{":journal", s_value(std::string(k_journal_kind))}}}};
             if (!start.is_null())
                 input["ExclusiveStartKey"] = start;
             auto page = m_table->call("Scan", input);
             if (!page)
-                return std::unexpected(page.error().with_context("listing journals"));
+                return std::unexpected(with_lock_context(page.error(), "listing journals"));
             if (auto items = page->find("Items"); items != page->end() && items->is_array())
-                for (const auto& item : *items) {
-                    auto record = journal_record_from_text(item_string(item, "Record"));
-                    if (!record)
-                        return std::unexpected(record.error());
-                    out.push_back(std::move(*record));
-                }
+                for (const auto& item : *items)
+                    if (is_journal_item(item))
+                        out.push_back(record_from(item));
             auto last = page->find("LastEvaluatedKey");
             start = last != page->end() && last->is_object() && !last->empty() ? *last : json();
         } while (!start.is_null());
+        std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.run_id < b.run_id; });
         return out;
     }
 
     Status remove(const std::string& run_id) override {
-        auto out = m_table->call("DeleteItem", {{"TableName", m_table->name}, {"Key", {{"LockKey", s_value(key(run_id))}}}});
+        auto out = m_table->call("DeleteItem", {{"TableName", m_table->name},
+                                                {"Key", {{"LockKey", s_value(std::string(k_journal_prefix) + run_id)}}}});
         if (!out)
-            return std::unexpected(out.error().with_context("removing journal " + run_id));
+            return std::unexpected(with_lock_context(out.error(), "removing the journal of run " + run_id));
         return {};
     }
 
   private:
-    static std::string key(const std::string& run_id) { return std::string(k_journal_key_prefix) + run_id; }
+    static JournalRecord record_from(const json& item) {
+        JournalRecord r;
+        r.run_id = item_string(item, "RunId");
+        if (r.run_id.empty())
+            r.run_id = item_string(item, "LockKey").substr(k_journal_prefix.size());
+        r.document = item_string(item, "Document");
+        r.owner.host = item_string(item, "OwnerHost");
+        r.owner.pid = static_cast<long>(item_number(item, "OwnerPid"));
+        r.owner.run_id = item_string(item, "OwnerRunId");
+        r.owner.ci_url = item_string(item, "OwnerCiUrl");
+        r.expires = Clock::time_point(std::chrono::seconds(item_number(item, "ExpiresAt")));
+        return r;
+    }
+
     std::shared_ptr<Table> m_table;
 };
 
@@ -313,51 +372,6 @@ class DynamoDbBackend final : public LockBackend {
     explicit DynamoDbBackend(std::shared_ptr<Table> table) : m_table(std::move(table)) {}
 
     bool spans_machines() const override { return true; }
-    std::unique_ptr<JournalStore> journal_store() override { return std::make_unique<DynamoDbJournalStore>(m_table); }
-
-    // Creates the table (hash key LockKey, on-demand) when missing, waits for it, and turns on TTL on
-    // ExpiresAt. Idempotent.
-    Result<std::string> init() override {
-        std::string said;
-        auto described = m_table->client->call("DescribeTable", {{"TableName", m_table->name}});
-        if (!described && described.error().registry_code != "ResourceNotFoundException")
-            return std::unexpected(described.error().with_context("reading the table " + m_table->name));
-        if (described) {
-            auto schema = described->value("Table", json::object()).value("KeySchema", json::array());
-            if (schema.size() != 1 || schema[0].value("AttributeName", "") != "LockKey")
-                return fail(ErrorKind::invalid_input, "the table " + m_table->name +
-                                                          " exists but its key is not the string hash key LockKey: "
-                                                          "choose another table name");
-            said = "table " + m_table->name + " exists";
-        } else {
-            auto created = m_table->client->call(
-                "CreateTable",
-                {{"TableName", m_table->name},
-                 {"AttributeDefinitions", {{{"AttributeName", "LockKey"}, {"AttributeType", "S"}}}},
-                 {"KeySchema", {{{"AttributeName", "LockKey"}, {"KeyType", "HASH"}}}},
-                 {"BillingMode", "PAY_PER_REQUEST"}});
-            if (!created)
-                return std::unexpected(created.error().with_context("creating the table " + m_table->name));
-            said = "created table " + m_table->name + " (on-demand billing)";
-        }
-        for (int i = 0; i < 120; ++i) {
-            auto d = m_table->client->call("DescribeTable", {{"TableName", m_table->name}});
-            if (d && d->value("Table", json::object()).value("TableStatus", "") == "ACTIVE")
-                break;
-            if (!cancel::sleep_for(std::chrono::milliseconds(500)))
-                return std::unexpected(cancel::cancelled_error("waiting for the table " + m_table->name));
-        }
-        auto ttl = m_table->client->call("DescribeTimeToLive", {{"TableName", m_table->name}});
-        auto status = ttl ? ttl->value("TimeToLiveDescription", json::object()).value("TimeToLiveStatus", "") : "";
-        if (status != "ENABLED" && status != "ENABLING") {
-            auto enabled = m_table->client->call(
-                "UpdateTimeToLive",
-                {{"TableName", m_table->name}, {"TimeToLiveSpecification", {{"Enabled", true}, {"AttributeName", "ExpiresAt"}}}});
-            if (!enabled)
-                return std::unexpected(enabled.error().with_context("turning on TTL for " + m_table->name));
-        }
-        return said + " in " + m_table->region + "; TTL on ExpiresAt is on (expired leases and old journals are dropped)";
-    }
 
     std::string describe() const override {
         return "dynamodb://" + m_table->name + " (region " + m_table->region + ", " + m_table->endpoint + ")";
@@ -391,7 +405,7 @@ class DynamoDbBackend final : public LockBackend {
                         {"ExpressionAttributeValues", {{":now", n_value(aws::to_epoch_seconds(now))}}}});
         if (!out) {
             if (out.error().registry_code != "ConditionalCheckFailedException")
-                return std::unexpected(out.error().with_context("acquiring the lock " + key));
+                return std::unexpected(with_lock_context(out.error(), "acquiring the lock " + key));
             auto holder = m_table->get(key);
             std::string who = !holder ? "another process (unreadable: " + holder.error().message + ")"
                               : holder->is_null() ? "another process (released just now: try again)"
@@ -411,10 +425,10 @@ class DynamoDbBackend final : public LockBackend {
                 input["ExclusiveStartKey"] = start;
             auto page = m_table->call("Scan", input);
             if (!page)
-                return std::unexpected(page.error().with_context("listing DynamoDB locks"));
+                return std::unexpected(with_lock_context(page.error(), "listing DynamoDB locks"));
             if (auto items = page->find("Items"); items != page->end() && items->is_array())
                 for (const auto& item : *items)
-                    if (item_string(item, "Kind") != "journal")
+                    if (!is_journal_item(item))
                         out.push_back(info_from_item(item, now));
             auto last = page->find("LastEvaluatedKey");
             start = last != page->end() && last->is_object() && !last->empty() ? *last : json();
@@ -427,7 +441,7 @@ class DynamoDbBackend final : public LockBackend {
                                                 {"Key", {{"LockKey", s_value(key)}}},
                                                 {"ReturnValues", "ALL_OLD"}});
         if (!out)
-            return std::unexpected(out.error().with_context("force-releasing the lock " + key));
+            return std::unexpected(with_lock_context(out.error(), "force-releasing the lock " + key));
         auto old = out->find("Attributes");
         if (old == out->end() || !old->is_object() || old->empty())
             return fail(ErrorKind::not_found, "no lock " + key + " in " + m_table->name);
@@ -436,7 +450,109 @@ class DynamoDbBackend final : public LockBackend {
         return {};
     }
 
+    std::unique_ptr<JournalStore> journal_store() override {
+        return std::make_unique<DynamoDbJournalStore>(m_table);
+    }
+
+    Result<std::string> init() override {
+        auto where = m_table->name + " in " + m_table->region;
+        bool created = false;
+        auto described = m_table->raw_call("DescribeTable", {{"TableName", m_table->name}});
+        if (!described && described.error().registry_code == "ResourceNotFoundException") {
+            auto made = m_table->raw_call(
+                "CreateTable",
+                {{"TableName", m_table->name},
+                 {"AttributeDefinitions", {{{"AttributeName", "LockKey"}, {"AttributeType", "S"}}}},
+                 {"KeySchema", {{{"AttributeName", "LockKey"}, {"KeyType", "HASH"}}}},
+                 {"BillingMode", "PAY_PER_REQUEST"}});
+            if (!made && made.error().registry_code != "ResourceInUseException")
+                return std::unexpected(with_lock_context(made.error(), 
+                    "creating the DynamoDB lock table " + where +
+                    " (the credentials need dynamodb:CreateTable, DescribeTable, UpdateTimeToLive and "
+                    "DescribeTimeToLive)"));
+            created = made.has_value();
+            described = wait_until_active();
+        } else if (described && described->value("Table", json::object()).value("TableStatus", "") != "ACTIVE") {
+            described = wait_until_active();  // being created (or updated) by someone else
+        }
+        if (!described)
+            return std::unexpected(with_lock_context(described.error(), "describing the DynamoDB lock table " + where));
+        TW_TRY(check_key_schema(*described));
+        auto ttl = ensure_ttl();
+        if (!ttl)
+            return std::unexpected(ttl.error());
+        if (created)
+            return "created the DynamoDB lock table " + where +
+                   " (hash key LockKey, on-demand billing) and enabled TTL on ExpiresAt";
+        return "the DynamoDB lock table " + where + " exists (hash key LockKey); " + *ttl;
+    }
+
   private:
+    // DescribeTable until the table is ACTIVE (a new table takes seconds; give it five minutes).
+    Result<json> wait_until_active() {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+        while (true) {
+            auto described = m_table->raw_call("DescribeTable", {{"TableName", m_table->name}});
+            if (described && described->value("Table", json::object()).value("TableStatus", "") == "ACTIVE")
+                return described;
+            if (!described && described.error().registry_code != "ResourceNotFoundException")
+                return described;
+            if (std::chrono::steady_clock::now() >= deadline)
+                return fail(ErrorKind::registry, "the DynamoDB table " + m_table->name +
+                                                     " did not become ACTIVE within 5 minutes: run tagwarden lock "
+                                                     "init again later");
+            if (!cancel::sleep_for(std::chrono::milliseconds(500)))
+                return std::unexpected(cancel::cancelled_error("waiting for the DynamoDB table " + m_table->name));
+        }
+    }
+
+    Status check_key_schema(const json& described) const {
+        auto table = described.value("Table", json::object());
+        auto schema = table.value("KeySchema", json::array());
+        std::string type;
+        for (const auto& a : table.value("AttributeDefinitions", json::array()))
+            if (a.value("AttributeName", "") == "LockKey")
+                type = a.value("AttributeType", "");
+        bool fits = schema.size() == 1 && schema[0].value("AttributeName", "") == "LockKey" &&
+                    schema[0].value("KeyType", "") == "HASH" && type == "S";
+        if (fits)
+            return {};
+        return fail(ErrorKind::invalid_input, "the DynamoDB table " + m_table->name + " in " + m_table->region +
+                                                  " exists but its key is " + schema.dump() +
+                                                  ", not the string hash key LockKey alone: it cannot hold tagwarden "
+                                                  "locks. Name another table in the lock URL (dynamodb://NEW-TABLE?region=" +
+                                                  m_table->region + ") and run tagwarden lock init with it");
+    }
+
+    // TTL on ExpiresAt, so items of dead holders and journals nobody resumed are dropped. Returns what it did.
+    Result<std::string> ensure_ttl() {
+        auto current = m_table->raw_call("DescribeTimeToLive", {{"TableName", m_table->name}});
+        if (!current)
+            return std::unexpected(with_lock_context(current.error(), "reading the TTL setting of " + m_table->name));
+        auto description = current->value("TimeToLiveDescription", json::object());
+        auto status = description.value("TimeToLiveStatus", "DISABLED");
+        auto attribute = description.value("AttributeName", "");
+        if (status == "ENABLED" || status == "ENABLING") {
+            if (attribute == "ExpiresAt")
+                return std::string("TTL on ExpiresAt already enabled");
+            return fail(ErrorKind::invalid_input,
+                        "the DynamoDB table " + m_table->name + " has TTL on " + attribute +
+                            ", not on ExpiresAt: stale locks and journals would never expire. Disable it (aws dynamodb "
+                            "update-time-to-live --table-name " + m_table->name +
+                            " --time-to-live-specification Enabled=false,AttributeName=" + attribute +
+                            "), then run tagwarden lock init again");
+        }
+        if (status == "DISABLING")
+            return fail(ErrorKind::registry, "TTL of the DynamoDB table " + m_table->name +
+                                                 " is being disabled: run tagwarden lock init again in an hour");
+        auto updated = m_table->raw_call(
+            "UpdateTimeToLive", {{"TableName", m_table->name},
+                                 {"TimeToLiveSpecification", {{"Enabled", true}, {"AttributeName", "ExpiresAt"}}}});
+        if (!updated)
+            return std::unexpected(with_lock_context(updated.error(), "enabling TTL on ExpiresAt of " + m_table->name));
+        return std::string("enabled TTL on ExpiresAt");
+    }
+
     std::shared_ptr<Table> m_table;
 };
 
@@ -516,7 +632,7 @@ Result<std::unique_ptr<LockBackend>> make_dynamodb_backend(DynamoDbLockOptions o
     config.region = options.region;
     config.endpoint = table->endpoint;
     config.credentials = std::move(options.credentials);
-    config.transport = std::move(options.transport);
+    config.transport = std::make_shared<NoAnswerMarking>(std::move(options.transport));
     config.retry = options.retry;
     config.clock = options.clock;
     table->client = std::make_shared<aws::AwsJsonClient>(aws::k_dynamodb, std::move(config));

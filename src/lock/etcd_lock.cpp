@@ -1,6 +1,8 @@
 // Locks in etcd through its v3 HTTP/JSON gateway: a lease per lock, a transaction that creates the key
 // only if it does not exist (create_revision == 0), keep-alive while held, revoke on release.
 // A holder that dies stops renewing; etcd deletes its key when the lease's TTL runs out.
+#include "stored_journal.hpp"
+
 #include <tagwarden/core/base64.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/lock/lock.hpp>
@@ -14,15 +16,19 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view k_key_prefix = "tagwarden/locks/";
+constexpr std::string_view k_journal_prefix = "tagwarden/journals/";
+// etcd refuses requests over --max-request-bytes (1.5 MiB by default); values travel base64-encoded.
+constexpr std::size_t k_max_journal_bytes = 1024 * 1024;
 
 class EtcdClient {
 public:
     EtcdClient(std::vector<std::string> endpoints, std::shared_ptr<http::Transport> transport)
         : m_endpoints(std::move(endpoints)), m_transport(std::move(transport)) {}
 
-    // POSTs `body` to /v3/<path> on the first endpoint that answers.
+    // POSTs `body` to /v3/<path> on the first endpoint that answers. No endpoint answering is
+    // unreachable_error (Error{registry}); an answer other than 200 is Error{registry} with its status.
     Result<json> call(const std::string& path, const json& body) {
-        Error last(ErrorKind::registry, "no etcd endpoint configured");
+        Error last(ErrorKind::internal, "no etcd endpoint configured");
         for (const auto& endpoint : m_endpoints) {
             http::Request req;
             req.method = "POST";
@@ -31,10 +37,7 @@ public:
             req.body = std::make_shared<http::StringBody>(body.dump());
             auto r = m_transport->send(req);
             if (!r) {
-                if (r.error().kind == ErrorKind::cancelled || r.error().kind == ErrorKind::lock_unavailable)
-                    return std::unexpected(r.error());
                 last = r.error();
-                last.kind = ErrorKind::registry;  // unreachable is not contention: exit 8, not 5
                 continue;
             }
             if (r->status != 200) {
@@ -44,15 +47,19 @@ public:
                     message = doc.value("message", doc.value("error", r->body));
                 } catch (const json::exception&) {
                 }
-                return fail(ErrorKind::lock_unavailable, "etcd " + path + ": HTTP " + std::to_string(r->status) + ": " + message);
+                Error e(ErrorKind::registry, "etcd at " + endpoint + " answered HTTP " + std::to_string(r->status) +
+                                                 " to " + path + ": " + message);
+                e.http_status = r->status;
+                return std::unexpected(e);
             }
             try {
                 return json::parse(r->body);
             } catch (const json::exception&) {
-                return fail(ErrorKind::lock_unavailable, "etcd " + path + " answered something that is not JSON");
+                return fail(ErrorKind::registry, "etcd at " + endpoint + " answered " + path +
+                                                     " with something that is not JSON: is it etcd's v3 gateway?");
             }
         }
-        return std::unexpected(last.with_context("lock backend unreachable: " + describe()));
+        return std::unexpected(unreachable_error(describe(), last));
     }
 
     [[nodiscard]] std::string describe() const {
@@ -116,6 +123,8 @@ public:
             return fail(ErrorKind::lock_unavailable, m_key + " was released");
         auto requested = std::chrono::steady_clock::now();
         auto r = m_client->call("lease/keepalive", {{"ID", m_lease_id}});
+        if (!r && r.error().http_status != 0)
+            return fail(ErrorKind::lock_unavailable, "the etcd lease of " + m_key + " is gone: " + r.error().message);
         if (!r)
             return std::unexpected(r.error());
         auto result = r->value("result", json::object());
@@ -146,6 +155,11 @@ public:
         m_released = true;
         // Revoking the lease deletes the key attached to it.
         auto r = m_client->call("lease/revoke", {{"ID", m_lease_id}});
+        if (!r && r.error().http_status == 404) {
+            // "requested lease not found": it expired, and its key went with it.
+            log::warn("the lock " + m_key + " was no longer held at release (its etcd lease had expired)");
+            return {};
+        }
         if (!r)
             return std::unexpected(r.error());
         return {};
@@ -160,30 +174,45 @@ private:
     bool m_released = false;
 };
 
-constexpr std::string_view k_journal_prefix = "tagwarden/journals/";
+std::string range_end_of(std::string prefix) {
+    prefix.back() = static_cast<char>(prefix.back() + 1);
+    return prefix;
+}
 
-// Journals as etcd keys tagwarden/journals/<run_id> (no lease: they outlive the run that wrote them).
+// Journals as keys tagwarden/journals/<run_id> (no lease: a journal outlives its run), value the stored
+// journal JSON.
 class EtcdJournalStore final : public JournalStore {
 public:
     explicit EtcdJournalStore(std::shared_ptr<EtcdClient> client) : m_client(std::move(client)) {}
 
-    [[nodiscard]] std::string describe() const override { return m_client->describe() + " (journals)"; }
+    [[nodiscard]] std::string describe() const override { return m_client->describe() + " (" + std::string(k_journal_prefix) + ")"; }
 
     Status put(const JournalRecord& record) override {
-        auto r = m_client->call("kv/put", {{"key", key(record.run_id)}, {"value", base64_encode(journal_record_to_text(record))}});
+        if (!valid_run_id(record.run_id))
+            return fail(ErrorKind::internal, "invalid run id '" + record.run_id + "' for a journal");
+        auto value = stored_journal_json(record).dump();
+        if (value.size() > k_max_journal_bytes)
+            return fail(ErrorKind::invalid_input,
+                        "the journal of run " + record.run_id + " is " + std::to_string(value.size() / 1024) +
+                            " KiB, more than the " + std::to_string(k_max_journal_bytes / 1024) +
+                            " KiB an etcd value may hold here: push this image with a file:// lock, or raise etcd's "
+                            "--max-request-bytes");
+        auto r = m_client->call("kv/put", {{"key", key_of(record.run_id)}, {"value", base64_encode(value)}});
         if (!r)
-            return std::unexpected(r.error().with_context("saving journal " + record.run_id + " in etcd"));
+            return std::unexpected(with_lock_context(r.error(), "writing the journal of run " + record.run_id));
         return {};
     }
 
     Result<std::optional<JournalRecord>> get(const std::string& run_id) override {
-        auto r = m_client->call("kv/range", {{"key", key(run_id)}});
+        if (!valid_run_id(run_id))
+            return std::optional<JournalRecord>{};
+        auto r = m_client->call("kv/range", {{"key", key_of(run_id)}});
         if (!r)
-            return std::unexpected(r.error());
+            return std::unexpected(with_lock_context(r.error(), "reading the journal of run " + run_id));
         auto kvs = r->value("kvs", json::array());
         if (kvs.empty())
             return std::optional<JournalRecord>{};
-        auto record = decode(kvs[0]);
+        auto record = parse(kvs[0]);
         if (!record)
             return std::unexpected(record.error());
         return std::optional<JournalRecord>(std::move(*record));
@@ -191,36 +220,48 @@ public:
 
     Result<std::vector<JournalRecord>> list() override {
         std::string prefix(k_journal_prefix);
-        std::string end = prefix;
-        end.back() = static_cast<char>(end.back() + 1);
-        auto r = m_client->call("kv/range", {{"key", base64_encode(prefix)}, {"range_end", base64_encode(end)}});
+        auto r = m_client->call("kv/range",
+                                {{"key", base64_encode(prefix)}, {"range_end", base64_encode(range_end_of(prefix))}});
         if (!r)
-            return std::unexpected(r.error());
+            return std::unexpected(with_lock_context(r.error(), "listing journals"));
         std::vector<JournalRecord> out;
         for (const auto& kv : r->value("kvs", json::array())) {
-            auto record = decode(kv);
-            if (!record)
-                return std::unexpected(record.error());
+            auto record = parse(kv);
+            if (!record) {
+                log::warn(record.error().message);
+                continue;
+            }
             out.push_back(std::move(*record));
         }
         return out;
     }
 
     Status remove(const std::string& run_id) override {
-        auto r = m_client->call("kv/deleterange", {{"key", key(run_id)}});
+        if (!valid_run_id(run_id))
+            return {};
+        auto r = m_client->call("kv/deleterange", {{"key", key_of(run_id)}});
         if (!r)
-            return std::unexpected(r.error());
+            return std::unexpected(with_lock_context(r.error(), "removing the journal of run " + run_id));
         return {};
     }
 
 private:
-    static std::string key(const std::string& run_id) { return base64_encode(std::string(k_journal_prefix) + run_id); }
-    static Result<JournalRecord> decode(const json& kv) {
+    static std::string key_of(const std::string& run_id) { return base64_encode(std::string(k_journal_prefix) + run_id); }
+
+    Result<JournalRecord> parse(const json& kv) const {
+        auto key = base64_decode(kv.value("key", "")).value_or("?");
+        auto where = "the journal " + key + " in " + m_client->describe();
         auto value = base64_decode(kv.value("value", ""));
         if (!value)
-            return std::unexpected(value.error());
-        return journal_record_from_text(*value);
+            return fail(ErrorKind::invalid_input, where + " is not base64: inspect it, then remove it by hand");
+        try {
+            return journal_from_stored_json(json::parse(*value), where);
+        } catch (const json::exception& e) {
+            return fail(ErrorKind::invalid_input,
+                        where + " is damaged (" + e.what() + "): inspect it, then remove it by hand");
+        }
     }
+
     std::shared_ptr<EtcdClient> m_client;
 };
 
@@ -230,14 +271,6 @@ public:
 
     [[nodiscard]] std::string describe() const override { return m_client->describe(); }
     [[nodiscard]] bool spans_machines() const override { return true; }
-    std::unique_ptr<JournalStore> journal_store() override { return std::make_unique<EtcdJournalStore>(m_client); }
-    Result<std::string> init() override {
-        auto r = m_client->call("maintenance/status", json::object());
-        if (!r)
-            return std::unexpected(r.error());
-        return describe() + " answers (version " + r->value("version", std::string("?")) +
-               "); etcd needs no preparation: locks and journals are keys under tagwarden/";
-    }
 
     Result<std::unique_ptr<Lease>> try_acquire(const std::string& key, const LockOwner& owner,
                                                std::chrono::seconds ttl) override {
@@ -272,9 +305,8 @@ public:
 
     Result<std::vector<LockInfo>> list() override {
         std::string prefix(k_key_prefix);
-        std::string end = prefix;
-        end.back() = static_cast<char>(end.back() + 1);
-        auto r = m_client->call("kv/range", {{"key", base64_encode(prefix)}, {"range_end", base64_encode(end)}});
+        auto r = m_client->call("kv/range",
+                                {{"key", base64_encode(prefix)}, {"range_end", base64_encode(range_end_of(prefix))}});
         if (!r)
             return std::unexpected(r.error());
         std::vector<LockInfo> out;
@@ -299,6 +331,17 @@ public:
         if (etcd_int(*r, "deleted") == 0)
             return fail(ErrorKind::not_found, "no lock " + key + " in " + describe());
         return {};
+    }
+
+    std::unique_ptr<JournalStore> journal_store() override { return std::make_unique<EtcdJournalStore>(m_client); }
+
+    Result<std::string> init() override {
+        auto r = m_client->call("maintenance/status", json::object());
+        if (!r)
+            return std::unexpected(r.error());
+        return "etcd at " + describe() + " answers (version " + r->value("version", std::string("?")) +
+               "); it needs no setup: keys live under " + std::string(k_key_prefix) + " and " +
+               std::string(k_journal_prefix);
     }
 
 private:

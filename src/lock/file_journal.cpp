@@ -1,6 +1,8 @@
 // Journals on this machine's disk: DIRECTORY/journal/<run_id>.json, each written to a temporary file,
 // fsync'ed, renamed over the old one, and the directory fsync'ed, so a power cut leaves the old or the
 // new record, never a torn one.
+#include "stored_journal.hpp"
+
 #include <tagwarden/lock/lock.hpp>
 
 #include <nlohmann/json.hpp>
@@ -19,12 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-bool valid_run_id(const std::string& id) {
-    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-    }) && id.front() != '.';
-}
 
 Status write_all(int fd, const std::string& text, const std::string& path) {
     std::size_t done = 0;
@@ -64,12 +60,13 @@ public:
         fs::create_directories(m_dir, ec);
         if (ec)
             return fail(ErrorKind::internal, "cannot create journal directory " + m_dir.string() + ": " + ec.message());
+        json doc = stored_journal_json(record);
         auto path = m_dir / (record.run_id + ".json");
         auto tmp = m_dir / (record.run_id + ".json.tmp");
         int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
             return fail(ErrorKind::internal, "cannot write journal " + tmp.string() + ": " + std::strerror(errno));
-        auto written = write_all(fd, journal_record_to_text(record) + "\n", tmp.string());
+        auto written = write_all(fd, doc.dump(2) + "\n", tmp.string());
         if (written && ::fsync(fd) != 0)
             written = fail(ErrorKind::internal, "cannot fsync journal " + tmp.string() + ": " + std::strerror(errno));
         ::close(fd);
@@ -136,10 +133,17 @@ private:
             text.append(buffer, static_cast<std::size_t>(n));
         }
         ::close(fd);
-        auto record = journal_record_from_text(text);
-        if (!record)
-            return std::unexpected(record.error().with_context("journal " + path.string()));
-        return std::optional<JournalRecord>(std::move(*record));
+        json doc;
+        try {
+            doc = json::parse(text);
+        } catch (const json::exception& e) {
+            return fail(ErrorKind::invalid_input, "journal " + path.string() + " is damaged (" + e.what() +
+                                                      "): inspect it, then remove it by hand");
+        }
+        auto r = journal_from_stored_json(doc, "journal " + path.string());
+        if (!r)
+            return std::unexpected(r.error());
+        return std::optional<JournalRecord>(std::move(*r));
     }
 
     fs::path m_dir;
@@ -147,19 +151,29 @@ private:
 
 } // namespace
 
-std::string journal_record_to_text(const JournalRecord& record) {
-    json doc = {{"runId", record.run_id},
-                {"owner", {{"host", record.owner.host}, {"pid", record.owner.pid}, {"runId", record.owner.run_id},
-                           {"ciUrl", record.owner.ci_url}}},
-                {"expiresEpoch", std::chrono::duration_cast<std::chrono::seconds>(record.expires.time_since_epoch()).count()},
-                {"journal", record.document}};
-    return doc.dump(2);
+bool valid_run_id(const std::string& id) {
+    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    }) && id.front() != '.';
 }
 
-Result<JournalRecord> journal_record_from_text(const std::string& text) {
+json stored_journal_json(const JournalRecord& record) {
+    return {{"runId", record.run_id},
+            {"owner", {{"host", record.owner.host}, {"pid", record.owner.pid}, {"runId", record.owner.run_id},
+                       {"ciUrl", record.owner.ci_url}}},
+            {"expiresEpoch", std::chrono::duration_cast<std::chrono::seconds>(record.expires.time_since_epoch()).count()},
+            {"journal", record.document}};
+}
+
+Result<JournalRecord> journal_from_stored_json(const json& doc, const std::string& where) {
     try {
-        auto doc = json::parse(text);
         JournalRecord r;
+        if (doc.is_object() && !doc.contains("journal") && doc.contains("registry") && doc.contains("runId")) {
+            // A push journal written as is (src/push before journal stores): no owner, no expiry.
+            r.run_id = doc.at("runId").get<std::string>();
+            r.document = doc.dump();
+            return r;
+        }
         r.run_id = doc.at("runId").get<std::string>();
         const auto& o = doc.at("owner");
         r.owner.host = o.value("host", "");
@@ -171,7 +185,7 @@ Result<JournalRecord> journal_record_from_text(const std::string& text) {
         return r;
     } catch (const json::exception& e) {
         return fail(ErrorKind::invalid_input,
-                    std::string("a journal record is damaged (") + e.what() + "): inspect it, then remove it by hand");
+                    where + " is damaged (" + e.what() + "): inspect it, then remove it by hand");
     }
 }
 

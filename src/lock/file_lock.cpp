@@ -1,5 +1,7 @@
 // Locks on one machine: flock(2) on one file per key. The kernel drops a lock when its holder dies, so
-// no TTL is needed; the file's content records the owner for `tagwarden lock list`.
+// no TTL is needed; the file's content records the owner (and the key) for `tagwarden lock list`.
+// The directory is often in a shared /tmp: it must belong to this user and not be writable by others,
+// and lock files are opened with O_NOFOLLOW, so nobody else can plant a file or a link there.
 #include <tagwarden/core/digest.hpp>
 #include <tagwarden/http/url.hpp>
 #include <tagwarden/lock/lock.hpp>
@@ -7,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
@@ -40,6 +43,50 @@ bool same_file(int fd, const std::string& path) {
     if (::fstat(fd, &a) != 0 || ::stat(path.c_str(), &b) != 0)
         return false;
     return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+std::string mode_text(mode_t mode) {
+    char buffer[8];
+    std::snprintf(buffer, sizeof buffer, "%04o", static_cast<unsigned>(mode & 07777));
+    return buffer;
+}
+
+// Creates `dir` (mode 0700) when missing; refuses one that another user owns or that group or others may
+// write. Sets `created` when this call made it.
+Status ensure_private_directory(const std::string& dir, bool& created) {
+    created = false;
+    struct stat st{};
+    if (::stat(dir.c_str(), &st) != 0) {
+        if (errno != ENOENT)
+            return fail(ErrorKind::invalid_input, "cannot inspect the lock directory " + dir + ": " +
+                                                      std::strerror(errno) + " (choose another with --lock file:///DIR)");
+        std::error_code ec;
+        fs::create_directories(fs::path(dir).parent_path(), ec);
+        if (ec)
+            return fail(ErrorKind::invalid_input, "cannot create the lock directory " + dir + ": " + ec.message() +
+                                                      " (choose another with --lock file:///DIR)");
+        if (::mkdir(dir.c_str(), 0700) == 0)
+            created = true;
+        else if (errno != EEXIST)
+            return fail(ErrorKind::invalid_input, "cannot create the lock directory " + dir + ": " +
+                                                      std::strerror(errno) + " (choose another with --lock file:///DIR)");
+        if (::stat(dir.c_str(), &st) != 0)
+            return fail(ErrorKind::invalid_input, "cannot inspect the lock directory " + dir + ": " + std::strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode))
+        return fail(ErrorKind::invalid_input, "the lock directory " + dir +
+                                                  " is not a directory: remove it, or choose another with --lock file:///DIR");
+    if (st.st_uid != ::geteuid())
+        return fail(ErrorKind::invalid_input,
+                    "the lock directory " + dir + " belongs to uid " + std::to_string(st.st_uid) + ", not to you (uid " +
+                        std::to_string(::geteuid()) +
+                        "): its owner could remove or plant lock files. Use a directory of your own, e.g. "
+                        "--lock file://$HOME/.cache/tagwarden-locks, or remove " + dir + " if it is left over");
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return fail(ErrorKind::invalid_input,
+                    "the lock directory " + dir + " is writable by group or others (mode " + mode_text(st.st_mode) +
+                        "): anyone could remove or plant lock files. Fix it with: chmod 700 " + dir);
+    return {};
 }
 
 class FileLease final : public Lease {
@@ -83,23 +130,33 @@ public:
 
     Result<std::unique_ptr<Lease>> try_acquire(const std::string& key, const LockOwner& owner,
                                                std::chrono::seconds ttl) override {
-        TW_TRY(prepare_directory());
+        bool created = false;
+        TW_TRY(ensure_private_directory(m_dir, created));
         auto path = path_for(key);
         for (int attempt = 0; attempt < 5; ++attempt) {
-            // O_NOFOLLOW: in a shared /tmp, a symlink planted under a lock's name must not redirect the write.
-            int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-            if (fd < 0)
-                return fail(ErrorKind::invalid_input,
-                            "cannot open lock file " + path + ": " + std::strerror(errno) +
-                                (errno == ELOOP ? " (it is a symbolic link: remove it, and use a lock directory only "
-                                                  "you can write)"
-                                                : ""));
+            int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+            if (fd < 0) {
+                if (errno == ELOOP)
+                    return fail(ErrorKind::invalid_input,
+                                "the lock file " + path +
+                                    " is a symbolic link; refusing to follow it (a link planted in a shared directory "
+                                    "redirects writes). Remove it (rm '" + path + "') and keep locks in a directory of "
+                                    "your own (--lock file:///DIR)");
+                return fail(ErrorKind::invalid_input, "cannot open the lock file " + path + ": " + std::strerror(errno) +
+                                                          " (check the lock directory, or choose another with "
+                                                          "--lock file:///DIR)");
+            }
+            struct stat st{};
+            if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+                ::close(fd);
+                return fail(ErrorKind::invalid_input, "the lock file " + path + " is not a regular file: remove it");
+            }
             if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
                 int err = errno;
                 std::string holder = read_fd(fd);
                 ::close(fd);
                 if (err != EWOULDBLOCK)
-                    return fail(ErrorKind::lock_unavailable, "flock " + path + ": " + std::strerror(err));
+                    return fail(ErrorKind::internal, "flock " + path + ": " + std::strerror(err));
                 return fail(ErrorKind::lock_unavailable, describe_holder(key, holder));
             }
             // The file may have been unlinked by its releaser between our open and flock: start over.
@@ -111,7 +168,8 @@ public:
             auto text = to_json(info).dump();
             if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
                 ::close(fd);
-                return fail(ErrorKind::lock_unavailable, "cannot write lock file " + path);
+                return fail(ErrorKind::internal, "cannot write the lock file " + path + ": " + std::strerror(errno) +
+                                                     " (is the disk full?)");
             }
             return std::unique_ptr<Lease>(std::make_unique<FileLease>(key, path, fd));
         }
@@ -126,7 +184,7 @@ public:
         for (const auto& entry : fs::directory_iterator(m_dir, ec)) {
             if (entry.path().extension() != ".lock")
                 continue;
-            int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+            int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
             if (fd < 0)
                 continue;
             auto text = read_fd(fd);
@@ -146,8 +204,11 @@ public:
     }
 
     Result<std::string> init() override {
-        TW_TRY(prepare_directory());
-        return "lock directory " + m_dir + " is ready (mode 0700, owned by you); it holds on this machine only";
+        bool created = false;
+        TW_TRY(ensure_private_directory(m_dir, created));
+        if (created)
+            return "created the lock directory " + m_dir + " (mode 0700)";
+        return "the lock directory " + m_dir + " exists, belongs to you and only you may write it";
     }
 
     Status force_release(const std::string& key) override {
@@ -158,41 +219,8 @@ public:
     }
 
 private:
-    // The directory exists, is ours and only ours: another user able to write it could plant or remove locks.
-    Status prepare_directory() const {
-        if (::mkdir(m_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-            std::error_code ec;
-            fs::create_directories(fs::path(m_dir).parent_path(), ec);
-            if (::mkdir(m_dir.c_str(), 0700) != 0 && errno != EEXIST)
-                return fail(ErrorKind::invalid_input,
-                            "cannot create lock directory " + m_dir + ": " + std::strerror(errno));
-        }
-        struct stat st{};
-        if (::lstat(m_dir.c_str(), &st) != 0)
-            return fail(ErrorKind::invalid_input, "cannot read lock directory " + m_dir + ": " + std::strerror(errno));
-        if (!S_ISDIR(st.st_mode))
-            return fail(ErrorKind::invalid_input, "lock directory " + m_dir +
-                                                      " is not a directory (a symbolic link or a file): remove it or "
-                                                      "choose another with --lock file:///DIR");
-        if (st.st_uid != ::geteuid())
-            return fail(ErrorKind::invalid_input, "lock directory " + m_dir + " belongs to uid " +
-                                                      std::to_string(st.st_uid) +
-                                                      ", not to you: choose a directory of your own with --lock "
-                                                      "file:///DIR (or set TMPDIR)");
-        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-            return fail(ErrorKind::invalid_input, "lock directory " + m_dir +
-                                                      " is writable by others: chmod 700 it, or choose another with "
-                                                      "--lock file:///DIR");
-        return {};
-    }
-
-    // One file per key; a key too long for a file name (NAME_MAX is 255) is shortened with its SHA-256,
-    // and the key itself is kept in the file's record.
     [[nodiscard]] std::string path_for(const std::string& key) const {
-        auto name = http::url_encode(key);
-        if (name.size() > 200)
-            name = name.substr(0, 120) + "-" + std::string(Digest::of(key).hex());
-        return m_dir + "/" + name + ".lock";
+        return m_dir + "/" + file_lock_name(key);
     }
 
     static std::string describe_holder(const std::string& key, const std::string& record) {
@@ -209,6 +237,19 @@ private:
 };
 
 } // namespace
+
+std::string file_lock_name(std::string_view key) {
+    constexpr std::size_t k_max_name = 200;  // NAME_MAX is 255 on Linux; leave room
+    constexpr std::size_t k_prefix = 120;
+    auto encoded = http::url_encode(key);
+    if (encoded.size() + 5 <= k_max_name)
+        return encoded + ".lock";
+    auto prefix = encoded.substr(0, k_prefix);
+    // Never cut a %XX escape in half.
+    if (auto percent = prefix.rfind('%'); percent != std::string::npos && percent + 3 > prefix.size())
+        prefix.resize(percent);
+    return prefix + "-" + std::string(Digest::of(key).hex()) + ".lock";
+}
 
 std::unique_ptr<LockBackend> make_file_backend(std::string directory) {
     while (directory.size() > 1 && directory.back() == '/')

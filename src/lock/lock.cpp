@@ -1,4 +1,4 @@
-#include <tagwarden/aws/dynamodb_lock.hpp>
+#include <tagwarden/lock/dynamodb_lock.hpp>
 #include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/strings.hpp>
@@ -28,8 +28,6 @@ std::string random_id() {
                   static_cast<unsigned long long>(rng()));
     return buffer;
 }
-
-std::string format_time(Clock::time_point t) { return format_utc(t); }
 
 } // namespace
 
@@ -67,7 +65,7 @@ std::string LockOwner::describe() const {
 }
 
 std::string LockInfo::describe() const {
-    std::string s = key + " held by " + owner.describe() + " since " + format_time(acquired);
+    std::string s = key + " held by " + owner.describe() + " since " + format_utc(acquired);
     if (ttl.count() > 0)
         s += ", ttl " + std::to_string(ttl.count()) + "s";
     if (!held)
@@ -78,7 +76,7 @@ std::string LockInfo::describe() const {
 json to_json(const LockInfo& i) {
     return {{"key", i.key},
             {"owner", {{"host", i.owner.host}, {"pid", i.owner.pid}, {"runId", i.owner.run_id}, {"ciUrl", i.owner.ci_url}}},
-            {"acquiredAt", format_time(i.acquired)},
+            {"acquiredAt", format_utc(i.acquired)},
             {"acquiredEpoch", std::chrono::duration_cast<std::chrono::seconds>(i.acquired.time_since_epoch()).count()},
             {"ttlSeconds", i.ttl.count()},
             {"held", i.held}};
@@ -126,21 +124,97 @@ Result<std::string> LockBackend::init() {
     return fail(ErrorKind::invalid_input, "tagwarden lock init does not apply to " + describe());
 }
 
+Error unreachable_error(std::string_view backend, const Error& cause) {
+    Error e(ErrorKind::registry, "lock backend unreachable: " + std::string(backend) + ": " + cause.message +
+                                     " (check that it runs and answers from this machine, and the lock URL: "
+                                     "--lock, TAGWARDEN_LOCK or lock: in tagwarden.yaml)");
+    e.transient = cause.transient;
+    return e;
+}
+
+Error with_lock_context(const Error& error, const std::string& context) {
+    if (error.kind == ErrorKind::registry && error.message.starts_with("lock backend unreachable: "))
+        return error;
+    return error.with_context(context);
+}
+
+namespace {
+
+Result<std::unique_ptr<LockBackend>> file_backend_from_url(std::string_view url, std::shared_ptr<http::Transport>) {
+    auto dir = url.substr(std::string_view("file://").size());
+    if (dir.empty() || dir.front() != '/')
+        return fail(ErrorKind::invalid_input,
+                    "lock URL '" + std::string(url) + "' needs an absolute directory: file:///var/lock/tagwarden");
+    return make_file_backend(std::string(dir));
+}
+
+struct BackendScheme {
+    std::string_view scheme;  // with "://"
+    std::string_view form;    // how the URL is written, for the usage error
+    Result<std::unique_ptr<LockBackend>> (*factory)(std::string_view url, std::shared_ptr<http::Transport> transport);
+};
+
+constexpr BackendScheme k_backends[] = {
+    {"file://", "file:///DIR", file_backend_from_url},
+    {"etcd://", "etcd://HOST:PORT[,HOST:PORT][?tls=1]", make_etcd_backend},
+    {"dynamodb://", "dynamodb://TABLE?region=R[&endpoint=URL]",
+     [](std::string_view url, std::shared_ptr<http::Transport> transport) {
+         return make_dynamodb_backend(url, std::move(transport));
+     }},
+};
+
+} // namespace
+
 Result<std::unique_ptr<LockBackend>> make_lock_backend(std::string_view url, std::shared_ptr<http::Transport> transport) {
-    if (url.starts_with("file://")) {
-        auto dir = url.substr(7);
-        if (dir.empty() || dir.front() != '/')
-            return fail(ErrorKind::invalid_input, "lock URL '" + std::string(url) +
-                                                      "' needs an absolute directory: file:///var/lock/tagwarden");
-        return make_file_backend(std::string(dir));
+    std::string forms;
+    for (const auto& row : k_backends) {
+        if (url.starts_with(row.scheme))
+            return row.factory(url, std::move(transport));
+        forms += (forms.empty() ? "" : ", ") + std::string(row.form);
     }
-    if (url.starts_with("etcd://"))
-        return make_etcd_backend(url, std::move(transport));
-    if (url.starts_with("dynamodb://"))
-        return make_dynamodb_backend(url, std::move(transport));
-    return fail(ErrorKind::invalid_input, "unsupported lock URL '" + std::string(url) +
-                                              "': use file:///DIR, etcd://HOST:PORT[,HOST:PORT] or "
-                                              "dynamodb://TABLE?region=R");
+    return fail(ErrorKind::invalid_input, "unsupported lock URL '" + std::string(url) + "': use one of " + forms);
+}
+
+json to_json(const JournalRecord& r) {
+    json out = {{"runId", r.run_id},
+                {"owner", {{"host", r.owner.host}, {"pid", r.owner.pid}, {"runId", r.owner.run_id}, {"ciUrl", r.owner.ci_url}}},
+                {"registry", ""},
+                {"repository", ""},
+                {"digest", ""},
+                {"tags", json::array()},
+                {"expiresAt", r.expires == Clock::time_point{} ? std::string() : format_utc(r.expires)}};
+    try {
+        auto doc = json::parse(r.document);
+        out["registry"] = doc.value("registry", "");
+        out["repository"] = doc.value("repository", "");
+        out["digest"] = doc.value("digest", "");
+        if (auto tags = doc.find("tags"); tags != doc.end() && tags->is_array())
+            for (const auto& t : *tags)
+                if (t.is_object() && t.contains("tag") && t["tag"].is_string())
+                    out["tags"].push_back(t["tag"]);
+    } catch (const json::exception& e) {
+        out["error"] = std::string("unreadable journal: ") + e.what();
+    }
+    return out;
+}
+
+std::string describe(const JournalRecord& r) {
+    auto j = to_json(r);
+    auto target = j["registry"].get<std::string>() + "/" + j["repository"].get<std::string>();
+    std::string s = "run " + r.run_id + " on " + target;
+    if (!j["digest"].get<std::string>().empty())
+        s += "@" + j["digest"].get<std::string>();
+    std::string tags;
+    for (const auto& t : j["tags"])
+        tags += (tags.empty() ? "" : ", ") + t.get<std::string>();
+    if (!tags.empty())
+        s += " (tags " + tags + ")";
+    s += " left by " + (r.owner.pid == 0 && r.owner.host.empty() ? std::string("an unknown owner") : r.owner.describe());
+    if (r.expires != Clock::time_point{})
+        s += ", expires " + format_utc(r.expires);
+    if (j.contains("error"))
+        return s + " [" + j["error"].get<std::string>() + ": inspect it before resuming]";
+    return s + "; resume with: tagwarden push --resume " + target;
 }
 
 LockSet::LockSet(LockBackend& backend, LockOwner owner, std::chrono::seconds ttl)

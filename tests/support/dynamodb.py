@@ -24,7 +24,8 @@ two threads of its threaded server can both pass ``attribute_not_exists`` for th
 DynamoDB applies a conditional write atomically, so the launcher serves one request at a time
 (a lock around the app); without it a 16-process lock race could crown two winners because of moto.
 
-The table is created here with botocore (PAY_PER_REQUEST); tagwarden never creates it.
+The table is created here with botocore (PAY_PER_REQUEST), unless ``DynamoDb(create_table=False)``:
+then only ``tagwarden lock init`` (or the test) creates it.
 """
 
 import http.client
@@ -122,8 +123,9 @@ def _typed(value):
 class DynamoDb:
     """moto's DynamoDB on 127.0.0.1:<port 0> with the lock table; use as a context manager."""
 
-    def __init__(self, table=DEFAULT_TABLE, region=DEFAULT_REGION, start_timeout=60.0):
+    def __init__(self, table=DEFAULT_TABLE, region=DEFAULT_REGION, start_timeout=60.0, create_table=True):
         self.table = table
+        self.with_table = create_table
         self.region = region
         self.start_timeout = start_timeout
         self.port = None
@@ -148,7 +150,8 @@ class DynamoDb:
         try:
             self._spawn()
             self._wait_for_port()
-            self.create_table()
+            if self.with_table:
+                self.create_table()
         except BaseException:
             self.stop()
             raise
@@ -281,6 +284,10 @@ class DynamoDb:
                 return
             time.sleep(0.1)
         raise DynamoDbError(f"table {name} did not become ACTIVE")
+
+    def time_to_live(self, table=None):
+        """The table's TimeToLiveDescription: {"TimeToLiveStatus": "ENABLED", "AttributeName": "ExpiresAt"}."""
+        return self.client().describe_time_to_live(TableName=table or self.table)["TimeToLiveDescription"]
 
     def tables(self):
         return self.client().list_tables()["TableNames"]

@@ -51,6 +51,15 @@ struct JournalRecord {
     Clock::time_point expires;  // after this the record may be dropped (DynamoDB TTL); shown by `lock list`
 };
 
+// A run left behind as `tagwarden lock list` shows it: {"runId", "owner": {host, pid, runId, ciUrl},
+// "registry", "repository", "digest", "tags": [names], "expiresAt"}. The registry, repository, digest and
+// tags are read from the document (the push journal's fields); an unreadable document leaves them empty
+// and adds "error". "expiresAt" is empty when the record has no expiry (a journal of an older version).
+nlohmann::json to_json(const JournalRecord& record);
+// One line: "run ID on REG/REPO@sha256:... (tags a, b) left by pid N on HOST (CI URL), expires T; resume
+// with: tagwarden push --resume REG/REPO".
+std::string describe(const JournalRecord& record);
+
 // Where journals of runs live, so that `push --resume` can find a run that another process (or another
 // machine, for network backends) left half-done. Writes are durable when they return.
 class JournalStore {
@@ -65,10 +74,6 @@ public:
     // Removing an absent record is not an error.
     virtual Status remove(const std::string& run_id) = 0;
 };
-
-// A record as every store keeps it: {"runId", "owner", "expiresEpoch", "journal": "<document>"}.
-std::string journal_record_to_text(const JournalRecord& record);
-Result<JournalRecord> journal_record_from_text(const std::string& text);
 
 // Journals as files DIRECTORY/journal/<run_id>.json (written to a temporary file, fsync'ed, renamed, and
 // the directory fsync'ed). For the file lock backend: one machine.
@@ -113,13 +118,24 @@ public:
     virtual Result<std::string> init();
 };
 
+// The error for a backend that produced no answer (connection refused, timeout, DNS): Error{registry}
+// "lock backend unreachable: BACKEND: CAUSE", with the fix.
+Error unreachable_error(std::string_view backend, const Error& cause);
+// `error` with "context: " prefixed, except an unreachable_error, whose message keeps its prefix.
+Error with_lock_context(const Error& error, const std::string& context);
+
 // Chooses the backend by URL scheme (one table: file:///dir, etcd://host:port[,host:port],
 // dynamodb://TABLE?region=R). `transport` is used by network backends.
 // A backend that cannot be reached answers with Error{registry} whose message starts with
 // "lock backend unreachable" (exit 8), never with lock_unavailable (which means: someone holds it).
 Result<std::unique_ptr<LockBackend>> make_lock_backend(std::string_view url, std::shared_ptr<http::Transport> transport);
 
+// flock(2) on DIRECTORY/<file_lock_name(key)>; the directory is created 0700 and must belong to the user
+// and not be writable by group or others.
 std::unique_ptr<LockBackend> make_file_backend(std::string directory);
+// The lock file's name for `key`: its percent-encoding + ".lock" when that fits in 200 bytes, else a
+// readable prefix of it, "-", the sha256 hex of the key, ".lock" (the key itself is in the file).
+std::string file_lock_name(std::string_view key);
 Result<std::unique_ptr<LockBackend>> make_etcd_backend(std::string_view url, std::shared_ptr<http::Transport> transport);
 
 // The default lock URL: file://${TMPDIR:-/tmp}/tagwarden-locks.

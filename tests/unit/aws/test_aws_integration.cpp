@@ -11,7 +11,7 @@
 
 #include <tagwarden/aws/aws_client.hpp>
 #include <tagwarden/aws/credential_chain.hpp>
-#include <tagwarden/aws/dynamodb_lock.hpp>
+#include <tagwarden/lock/dynamodb_lock.hpp>
 #include <tagwarden/aws/ecr.hpp>
 #include <tagwarden/aws/service_quotas.hpp>
 #include <tagwarden/aws/sigv4.hpp>

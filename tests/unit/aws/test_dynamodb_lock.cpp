@@ -2,7 +2,7 @@
 
 #include "aws_test_support.hpp"
 
-#include <tagwarden/aws/dynamodb_lock.hpp>
+#include <tagwarden/lock/dynamodb_lock.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

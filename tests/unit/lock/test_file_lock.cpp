@@ -1,8 +1,11 @@
+#include <tagwarden/core/digest.hpp>
 #include <tagwarden/lock/lock.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
 #include <random>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,40 +130,104 @@ TEST_CASE("lock URLs choose the backend", "[unit][lock]") {
     CHECK(tag_lock_key("127.0.0.1:5000", "app", "1.0-dev") == "127.0.0.1:5000/app:1.0-dev");
 }
 
-TEST_CASE("file locks: a key longer than a file name acquires at once and lists by its key", "[unit][lock]") {
+TEST_CASE("file locks: the directory is created 0700, and init says so", "[unit][lock]") {
     TempDir dir;
-    auto backend = make_file_backend(dir.path.string());
-    // A valid repository name of 239 characters: its encoded key exceeds NAME_MAX (255).
-    std::string repo(239, 'a');
-    auto key = tag_lock_key("registry.example.com", repo, "1.0-dev");
-    auto lease = backend->try_acquire(key, owner("long"), std::chrono::seconds(30));
-    REQUIRE(lease);
-    auto listed = backend->list();
-    REQUIRE(listed);
-    REQUIRE(listed->size() == 1);
-    CHECK((*listed)[0].key == key);
-    auto other = backend->try_acquire(key, owner("other"), std::chrono::seconds(30));
-    REQUIRE_FALSE(other);
-    CHECK(other.error().kind == ErrorKind::lock_unavailable);
-    REQUIRE(backend->force_release(key));
+    auto locks = dir.path / "nested" / "locks";
+    auto backend = make_file_backend(locks.string());
+    auto made = backend->init();
+    REQUIRE(made);
+    CHECK_THAT(*made, Catch::Contains("created") && Catch::Contains(locks.string()));
+    struct stat st{};
+    REQUIRE(::stat(locks.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0700);
+    auto again = backend->init();
+    REQUIRE(again);
+    CHECK_THAT(*again, Catch::Contains("exists"));
+    CHECK(backend->try_acquire("r/app:v1", owner("a"), std::chrono::seconds(30)));
 }
 
-TEST_CASE("file locks: symbolic links and shared directories are refused", "[unit][lock]") {
+TEST_CASE("file locks: a directory others may write is refused with the fix", "[unit][lock]") {
+    TempDir dir;
+    fs::create_directories(dir.path);
+    REQUIRE(::chmod(dir.path.c_str(), 0777) == 0);
+    auto backend = make_file_backend(dir.path.string());
+    auto lease = backend->try_acquire("r/app:v1", owner("a"), std::chrono::seconds(30));
+    REQUIRE_FALSE(lease);
+    CHECK(lease.error().kind == ErrorKind::invalid_input);  // not contention: no waiting for --lock-timeout
+    CHECK_THAT(lease.error().message, Catch::Contains("writable by group or others") && Catch::Contains("0777") &&
+                                          Catch::Contains("chmod 700 " + dir.path.string()));
+    CHECK_FALSE(backend->init());
+    REQUIRE(::chmod(dir.path.c_str(), 0755) == 0);
+    CHECK(backend->try_acquire("r/app:v1", owner("a"), std::chrono::seconds(30)));
+}
+
+TEST_CASE("file locks: a directory of another user is refused", "[unit][lock]") {
+    if (::geteuid() != 0) {
+        WARN("needs root to chown a directory to another user; skipped");
+        return;
+    }
+    TempDir dir;
+    fs::create_directories(dir.path);
+    REQUIRE(::chown(dir.path.c_str(), 65534, 65534) == 0);
+    REQUIRE(::chmod(dir.path.c_str(), 0755) == 0);
+    auto backend = make_file_backend(dir.path.string());
+    auto lease = backend->try_acquire("r/app:v1", owner("a"), std::chrono::seconds(30));
+    REQUIRE_FALSE(lease);
+    CHECK(lease.error().kind == ErrorKind::invalid_input);
+    CHECK_THAT(lease.error().message, Catch::Contains("belongs to uid 65534") && Catch::Contains("--lock file://"));
+}
+
+TEST_CASE("file locks: a symbolic link planted as the lock file is not followed", "[unit][lock]") {
     TempDir dir;
     auto backend = make_file_backend(dir.path.string());
     REQUIRE(backend->init());
-    CHECK((fs::status(dir.path).permissions() & fs::perms::all) == fs::perms::owner_all);
-    // A symlink planted under a lock's file name is not followed.
-    auto victim = dir.path.string() + "-victim";
-    fs::create_symlink(victim, dir.path / "r%2Fapp%3A1.lock");
-    auto planted = backend->try_acquire("r/app:1", owner("a"), std::chrono::seconds(30));
-    REQUIRE_FALSE(planted);
-    CHECK(planted.error().kind == ErrorKind::invalid_input);
-    CHECK_THAT(planted.error().message, Catch::Contains("symbolic link"));
-    CHECK_FALSE(fs::exists(victim));
-    // A directory others can write is refused, naming the fix.
-    fs::permissions(dir.path, fs::perms::owner_all | fs::perms::group_all | fs::perms::others_all);
-    auto shared = backend->try_acquire("r/app:2", owner("a"), std::chrono::seconds(30));
-    REQUIRE_FALSE(shared);
-    CHECK_THAT(shared.error().message, Catch::Contains("writable by others"));
+    auto victim = dir.path.parent_path() / (dir.path.filename().string() + "-victim");
+    { std::ofstream(victim) << "precious"; }
+    auto link = dir.path / file_lock_name("r/app:v1");
+    fs::create_symlink(victim, link);
+    auto lease = backend->try_acquire("r/app:v1", owner("a"), std::chrono::seconds(30));
+    REQUIRE_FALSE(lease);
+    CHECK(lease.error().kind == ErrorKind::invalid_input);
+    CHECK_THAT(lease.error().message, Catch::Contains("symbolic link") && Catch::Contains(link.string()));
+    std::ifstream in(victim);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text == "precious");
+    fs::remove(victim);
+}
+
+TEST_CASE("file locks: long keys fit NAME_MAX and are still listed and released by key", "[unit][lock]") {
+    // A valid repository name of 239 characters: the percent-encoded key alone exceeds NAME_MAX (255).
+    std::string repo = "team/" + std::string(234, 'a');
+    auto key = tag_lock_key("registry.example.com:5000", repo, "1.0.0-dev");
+    auto name = file_lock_name(key);
+    CHECK(name.size() <= 200);
+    CHECK(name.ends_with(".lock"));
+    CHECK(name.starts_with("registry.example.com%3A5000%2Fteam%2Faaaa"));
+    CHECK(name.find(std::string(Digest::of(key).hex())) != std::string::npos);
+    CHECK(file_lock_name(key + "x") != name);
+    // Short keys keep the readable name of earlier versions.
+    CHECK(file_lock_name("r.io/app:1.0") == "r.io%2Fapp%3A1.0.lock");
+    // The cut never splits a %XX escape.
+    for (std::size_t n = 100; n < 130; ++n) {
+        auto cut = file_lock_name(std::string(n, 'b') + std::string(100, '/'));
+        auto prefix = cut.substr(0, cut.size() - 64 - 6);
+        auto percent = prefix.rfind('%');
+        CHECK((percent == std::string::npos || percent + 3 <= prefix.size()));
+    }
+
+    TempDir dir;
+    auto backend = make_file_backend(dir.path.string());
+    auto start = std::chrono::steady_clock::now();
+    LockSet set(*backend, owner("long"), std::chrono::seconds(30));
+    REQUIRE(set.acquire({key}, std::chrono::seconds(5)));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));  // at once, not after the timeout
+    auto second = backend->try_acquire(key, owner("b"), std::chrono::seconds(30));
+    REQUIRE_FALSE(second);
+    CHECK(second.error().kind == ErrorKind::lock_unavailable);
+    auto listed = backend->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->front().key == key);
+    REQUIRE(backend->force_release(key));
+    CHECK_FALSE(set.check());
 }

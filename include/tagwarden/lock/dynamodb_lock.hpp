@@ -19,8 +19,12 @@
 //   renew     UpdateItem SET ExpiresAt if LeaseToken = :mine
 //   check     consistent GetItem: the token is still ours and ExpiresAt is in the future
 //   release   DeleteItem if LeaseToken = :mine
-//   list      Scan (consistent); force_release: unconditional DeleteItem
-// The table is never created: a missing table is Error{invalid_input} giving the create-table command.
+//   list      Scan (consistent), journal items skipped; force_release: unconditional DeleteItem
+// Journals (journal_store()) are items of the same table: LockKey "journal#<run_id>", Kind "journal",
+// Document, the owner attributes, ExpiresAt (the table's TTL drops them); documents over 350 KB are refused.
+// init() creates the table (PAY_PER_REQUEST) when missing, waits until ACTIVE and enables TTL on ExpiresAt.
+// Elsewhere a missing table is Error{invalid_input} giving `tagwarden lock init` and the create-table command;
+// an endpoint that does not answer is unreachable_error (Error{registry}).
 namespace tagwarden::lock {
 
 // dynamodb://TABLE?region=R[&endpoint=URL] (the endpoint may be percent-encoded).
