@@ -27,7 +27,7 @@ import unittest
 import deps
 import tw
 from dynamodb import DynamoDb
-from ecr_images import GuardEcrCase, error_text, start_module_bed, stop_module_bed
+from ecr_images import UNTAGGED_14_DAYS, GuardEcrCase, error_text, start_module_bed, stop_module_bed
 from tagsafety import TagSafetyTestCase
 
 _state = {}
@@ -193,7 +193,6 @@ class EcrInCi(GuardEcrCase):
         self.assertEqual(self.images(repo), {info.manifest_digest: ["release-1"]})
 
     def untagged_policy(self):
-        from ecr_images import UNTAGGED_14_DAYS
         return UNTAGGED_14_DAYS
 
     def test_eight_runners_race_one_tag(self):
