@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -53,16 +54,51 @@ def short_forms(digest):
     return digest, hex_part, hex_part[:12]
 
 
-def unwrap_journal(record):
-    """The journal itself from a stored record: {"runId", "owner", "expiresEpoch", "journal": "<JSON>"}
-    (the form every store keeps), or an older flat journal as it is."""
-    if isinstance(record, dict) and isinstance(record.get("journal"), str):
-        return json.loads(record["journal"])
-    return record
-
-
 def mentions_digest(text, digest):
     return any(form in text for form in short_forms(digest))
+
+
+def unwrap_journal(text):
+    """The inner journal of a journal file's text (flat, or wrapped as {"runId", "owner",
+    "expiresEpoch", "journal": "<JSON text>"}); the text itself when it is not JSON."""
+    try:
+        document = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return text
+    if isinstance(document, dict) and "journal" in document:
+        inner = document["journal"]
+        if isinstance(inner, str):
+            try:
+                return json.loads(inner)
+            except ValueError:
+                return inner
+        return inner
+    return document
+
+
+class HoldThenFail:
+    """A FaultProxy rule that parks matching requests until ``release()``, then answers them (and
+    every later match) with ``status``: a write that hangs, then fails for good (retries included).
+    ``reached`` is set when the first one arrives; ``count`` is how many were answered."""
+
+    def __init__(self, proxy, method, path, status=500, timeout=120.0):
+        self.reached = threading.Event()
+        self._go = threading.Event()
+        self._timeout = timeout
+
+        def park(_method, _path, _headers):
+            self.reached.set()
+            self._go.wait(self._timeout)
+            return True
+
+        self.rule = proxy.fail(method, path, status=status, match=park)
+
+    def release(self):
+        self._go.set()
+
+    @property
+    def count(self):
+        return self.rule.count
 
 
 class TagSafetyTestCase(unittest.TestCase):
@@ -227,18 +263,26 @@ class TagSafetyTestCase(unittest.TestCase):
     def journal_dir(self):
         return os.path.join(self.state_dir, "journal")
 
-    def journals(self):
-        """{file name: parsed journal} in TAGWARDEN_STATE_DIR/journal (temporary files included as text)."""
+    def journals(self, state_dir=None):
+        """{file name: parsed journal} in TAGWARDEN_STATE_DIR/journal (temporary files included as text).
+
+        A journal file is either the flat journal itself (before issue 9) or the wrapper
+        ``{"runId", "owner", "expiresEpoch", "journal": "<JSON text>"}``; either way the value is the
+        inner journal (``{"version", "runId", "digest", "tags": [...], ...}``). ``state_dir``: another
+        runner's state directory (default: this test's)."""
+        return {name: unwrap_journal(text) for name, text in self.raw_journals(state_dir).items()}
+
+    def raw_journals(self, state_dir=None):
+        """{file name: file text} in STATE_DIR/journal, exactly as stored."""
+        directory = os.path.join(state_dir or self.state_dir, "journal")
         found = {}
-        if os.path.isdir(self.journal_dir()):
-            for name in sorted(os.listdir(self.journal_dir())):
-                path = os.path.join(self.journal_dir(), name)
+        if os.path.isdir(directory):
+            for name in sorted(os.listdir(directory)):
+                path = os.path.join(directory, name)
+                if not os.path.isfile(path):
+                    continue
                 with open(path) as f:
-                    text = f.read()
-                try:
-                    found[name] = unwrap_journal(json.loads(text))
-                except ValueError:
-                    found[name] = text
+                    found[name] = f.read()
         return found
 
     def wait_for(self, predicate, timeout, what, interval=0.05):
@@ -249,6 +293,54 @@ class TagSafetyTestCase(unittest.TestCase):
                 return value
             time.sleep(interval)
         self.fail(f"timed out after {timeout}s waiting for {what}")
+
+    # -- runners, direct writes, signals (issue 9) -------------------------------------------------
+
+    def runner(self, name):
+        """The environment of a separate CI runner: its own TMPDIR (so its default file:// lock
+        directory is its own) and its own TAGWARDEN_STATE_DIR (journals). Pass as ``env=``."""
+        root = os.path.join(self.tmp, "runners", name)
+        env = {"TMPDIR": os.path.join(root, "tmp"), "TAGWARDEN_STATE_DIR": os.path.join(root, "state")}
+        for path in env.values():
+            os.makedirs(path, exist_ok=True)
+        return env
+
+    def hold_then_fail(self, proxy, method, path, status=500, timeout=120.0):
+        """See HoldThenFail; released by the test's cleanup at the latest."""
+        rule = HoldThenFail(proxy, method, path, status=status, timeout=timeout)
+        self.addCleanup(rule.release)
+        return rule
+
+    def put_manifest(self, registry, repo, reference, body, media_type):
+        """Another tool's write: PUT /v2/REPO/manifests/REFERENCE straight to ``registry`` (no tagwarden,
+        no lock). Returns the digest the registry reports."""
+        status, headers, answer = registry.request("PUT", f"/v2/{repo}/manifests/{reference}", body=body,
+                                                   headers={"Content-Type": media_type})
+        self.assertEqual(status, 201, f"direct PUT of {repo}:{reference}: {status} {answer[:300]!r}")
+        return headers.get("docker-content-digest")
+
+    def put_image_manifest(self, registry, repo, reference, image):
+        """PUTs a make_image image's manifest bytes under ``reference`` (its blobs must be in ``repo``)."""
+        body = make_image.read_blob(image.layout, image.digest)
+        return self.put_manifest(registry, repo, reference, body, image.media_type)
+
+    def backend_runs(self, lock_url):
+        """The runs (journals) ``lock list --lock URL --output json`` reports under "runs"."""
+        return self.lock_list(lock_url).get("runs", [])
+
+    def signal(self, proc, signum):
+        os.kill(proc.pid, signum)
+
+    def wait_exit(self, proc, timeout, what):
+        """Waits up to ``timeout`` for a spawned run to exit; fails (naming ``what``) if it does not."""
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            self.fail(f"tagwarden (pid {proc.pid}) did not exit within {timeout}s {what}"
+                      + tw.describe(self._completed(proc)))
+        return self._completed(proc)
 
     # -- assertions ------------------------------------------------------------------------------
 
