@@ -335,6 +335,8 @@ std::vector<std::string> LockSet::keys() {
 }
 
 Status LockSet::release() {
+    // Runs after a cancelling signal too: the locks must be given back.
+    cancel::Shield shield;
     m_stop = true;
     if (m_keeper.joinable())
         m_keeper.join();

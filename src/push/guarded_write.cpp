@@ -62,8 +62,8 @@ guard::Finding lock_finding(const GuardedWrite& request, const PushPlan& plan,
             movable.push_back(tag);
     if (movable.empty())
         return {"lock", "passed",
-                "no lock configured; the registry is the arbiter: its tag immutability refuses to move " +
-                    join(plan.tags) + ", so a concurrent writer fails instead of overwriting"};
+                "no lock configured; the registry is the arbiter: it keeps " + join(plan.tags) +
+                    " immutable (tag mutability), so a concurrent writer fails instead of overwriting"};
     if (!request.in_ci)
         return {"lock", "passed", "tags are locked in " + request.lock_description + " (this machine only)"};
     return {"lock", "refused",

@@ -1,4 +1,5 @@
 #include <tagwarden/core/base64.hpp>
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/push/journal.hpp>
 
 #include <nlohmann/json.hpp>
@@ -118,6 +119,7 @@ Result<Journal> parse_journal(const std::string& document) {
 Status JournalKeeper::save(const Journal& journal) {
     if (!m_store)
         return {};
+    cancel::Shield shield;  // the journal is kept current after a cancelling signal too
     lock::JournalRecord record;
     record.run_id = journal.run_id;
     record.document = serialize_journal(journal);
@@ -133,6 +135,7 @@ Status JournalKeeper::save(const Journal& journal) {
 Status JournalKeeper::remove(const Journal& journal) {
     if (!m_store)
         return {};
+    cancel::Shield shield;
     return m_store->remove(journal.run_id);
 }
 

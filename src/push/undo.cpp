@@ -3,6 +3,7 @@
 #include <tagwarden/core/parallel.hpp>
 #include <tagwarden/push/execute.hpp>
 #include <tagwarden/push/undo.hpp>
+#include <tagwarden/image/manifest.hpp>
 
 #include <algorithm>
 #include <mutex>
@@ -248,13 +249,30 @@ Result<std::vector<std::string>> tags_pointing_at(registry::Client& client, cons
     std::mutex mutex;
     std::vector<std::string> out;
     TW_TRY(parallel_for(tags->size(), jobs, [&](std::size_t i) -> Status {
-        auto head = client.head_manifest(repo, (*tags)[i]);
+        const auto& tag = (*tags)[i];
+        auto head = client.head_manifest(repo, tag);
         if (!head)
-            return std::unexpected(head.error().with_context("reading tag " + (*tags)[i]));
-        if (*head && (*head)->digest == digest) {
+            return std::unexpected(head.error().with_context("reading tag " + tag));
+        if (!*head)
+            return {};
+        if ((*head)->digest == digest) {
             std::lock_guard lock(mutex);
-            out.push_back((*tags)[i]);
+            out.push_back(tag);
+            return {};
         }
+        // An index under another tag that lists the digest as one of its manifests needs it too.
+        if (!image::is_index_media_type((*head)->media_type))
+            return {};
+        auto index = client.get_manifest(repo, (*head)->digest.str());
+        if (!index)
+            return std::unexpected(index.error().with_context("reading the index under tag " + tag));
+        if (index->index)
+            for (const auto& child : index->index->manifests)
+                if (child.digest == digest) {
+                    std::lock_guard lock(mutex);
+                    out.push_back(tag + " (an index that lists it)");
+                    break;
+                }
         return {};
     }));
     std::sort(out.begin(), out.end());

@@ -12,8 +12,9 @@
 
 namespace tagwarden::push {
 
-// Every tag of the repository that points at `digest` (ECR: DescribeImages; elsewhere the tag list and a
-// HEAD per tag).
+// Every tag of the repository that needs `digest`: tags pointing at it, and tags of indexes that list it
+// (named "TAG (an index that lists it)"). The default lists the tags and HEADs each (GET for indexes).
+// An untagged index that lists the digest cannot be seen this way: the window is documented.
 using TagsOf = std::function<Result<std::vector<std::string>>(const Digest& digest)>;
 
 struct UndoOptions {
@@ -31,8 +32,8 @@ UndoOptions make_undo_options(lock::LockSet* locks, std::chrono::milliseconds wr
 //   (lock_lost);
 // - a tag is acted on only if it still points at the run's digest: an overwritten tag is put back to its
 //   previous manifest, a created tag is deleted by tag where the registry allows it;
-// - the run's manifest is deleted by digest only when the run created it and no tag outside the run's
-//   writes points at it (a promotion of the same digest keeps it);
+// - the run's manifest is deleted by digest only when the run created it, no tag outside the run's
+//   writes points at it (a promotion of the same digest keeps it), and no tagged index lists it;
 // - child manifests are never deleted (another index may share them): kept, and reported.
 // Everything not undone is in UndoReport::left with its reason.
 UndoReport undo_writes(registry::Client& client, const Journal& journal, const UndoOptions& options);
