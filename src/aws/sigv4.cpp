@@ -1,4 +1,5 @@
 #include <tagwarden/aws/sigv4.hpp>
+#include <tagwarden/core/strings.hpp>
 
 #include <tagwarden/core/digest.hpp>
 
@@ -107,21 +108,6 @@ std::string uri_encode_raw_bytes(std::string_view s) {
             out += c;
         } else {
             append_percent(out, static_cast<unsigned char>(c));
-        }
-    }
-    return out;
-}
-
-// Decodes valid %XX triplets; anything else ('+' included) stays literal.
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && is_hex_digit(s[i + 1]) && is_hex_digit(s[i + 2])) {
-            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-            i += 2;
-        } else {
-            out += s[i];
         }
     }
     return out;

@@ -1,5 +1,6 @@
 #include "connection.hpp"
 
+#include <tagwarden/core/strings.hpp>
 #include <tagwarden/http/transport.hpp>
 
 #include <tagwarden/aws/credential_chain.hpp>
@@ -132,12 +133,18 @@ push::GuardedWrite guarded_write_request(const Reference& destination, const Con
     return write;
 }
 
+std::shared_ptr<http::Transport> make_lock_transport() {
+    http::TransportOptions transport_options;
+    transport_options.user_agent = std::string("tagwarden/") + TAGWARDEN_VERSION;
+    transport_options.connect_timeout = std::chrono::seconds(5);
+    return http::make_retry_transport(http::make_curl_transport(transport_options), http::RetryPolicy{});
+}
+
 std::shared_ptr<http::Transport> make_transport(const std::string& ca_file) {
     http::TransportOptions transport_options;
     transport_options.ca_file = ca_file;
     transport_options.user_agent = std::string("tagwarden/") + TAGWARDEN_VERSION;
-    if (const char* pins = std::getenv("TAGWARDEN_RESOLVE"); pins && *pins) {
-        std::string all(pins);
+    if (auto all = env_or_empty("TAGWARDEN_RESOLVE"); !all.empty()) {
         std::size_t start = 0;
         while (start <= all.size()) {
             auto comma = all.find(',', start);
@@ -166,7 +173,7 @@ Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg) {
     OpenLocks out;
     out.configured = !args.url.empty() || !cfg.lock_url.empty();
     out.url = !args.url.empty() ? args.url : !cfg.lock_url.empty() ? cfg.lock_url : lock::default_lock_url();
-    auto backend = lock::make_lock_backend(out.url, make_transport(""));
+    auto backend = lock::make_lock_backend(out.url, make_lock_transport());
     if (!backend)
         return std::unexpected(backend.error());
     out.backend = std::move(*backend);

@@ -89,5 +89,8 @@ push::GuardedWrite guarded_write_request(const Reference& destination, const Con
 
 // The transport for control-plane calls (lock backends): curl with the retry policy.
 std::shared_ptr<http::Transport> make_transport(const std::string& ca_file);
+// The transport for lock backends: a backend that does not answer within 5 s to connect is unreachable
+// (exit 8) rather than a wait of minutes.
+std::shared_ptr<http::Transport> make_lock_transport();
 
 } // namespace tagwarden::cli

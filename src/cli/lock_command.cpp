@@ -31,7 +31,7 @@ Result<OpenBackend> backend_for(const std::string& explicit_url) {
     if (!cfg)
         return std::unexpected(cfg.error());
     auto url = !explicit_url.empty() ? explicit_url : !cfg->lock_url.empty() ? cfg->lock_url : lock::default_lock_url();
-    auto backend = lock::make_lock_backend(url, make_transport(""));
+    auto backend = lock::make_lock_backend(url, make_lock_transport());
     if (!backend)
         return std::unexpected(backend.error());
     return OpenBackend{std::move(*cfg), std::move(*backend)};

@@ -1,4 +1,5 @@
 #include <tagwarden/config/config.hpp>
+#include <tagwarden/core/strings.hpp>
 
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
@@ -14,10 +15,7 @@ namespace tagwarden::config {
 
 namespace {
 
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? std::string(v) : std::string{};
-}
+std::string env(const char* name) { return env_or_empty(name); }
 
 std::vector<std::string> split_list(const std::string& text) {
     std::vector<std::string> out;

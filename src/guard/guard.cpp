@@ -1,4 +1,5 @@
 #include <tagwarden/core/tag_template.hpp>
+#include <tagwarden/core/digest.hpp>
 #include <tagwarden/guard/guard.hpp>
 #include <tagwarden/policy/evaluate.hpp>
 #include <tagwarden/policy/lifecycle_policy.hpp>
@@ -13,11 +14,6 @@
 namespace tagwarden::guard {
 
 namespace {
-
-std::string short_digest(const std::string& d) {
-    auto colon = d.find(':');
-    return colon == std::string::npos ? d : d.substr(colon + 1, 12);
-}
 
 std::string describe_image(const policy::ImageRecord& image) {
     std::string tags;

@@ -1,5 +1,6 @@
 #include <tagwarden/core/base64.hpp>
 #include <tagwarden/core/log.hpp>
+#include <tagwarden/core/strings.hpp>
 #include <tagwarden/registry/auth.hpp>
 
 #include <nlohmann/json.hpp>
@@ -187,10 +188,10 @@ Result<std::optional<Credential>> lookup_docker_config(const json& config, std::
 }
 
 std::string docker_config_path() {
-    if (const char* dir = std::getenv("DOCKER_CONFIG"); dir && *dir)
+    if (auto dir = env_or_empty("DOCKER_CONFIG"); !dir.empty())
         return (std::filesystem::path(dir) / "config.json").string();
-    const char* home = std::getenv("HOME");
-    return (std::filesystem::path(home ? home : "/root") / ".docker" / "config.json").string();
+    auto home = env_or_empty("HOME");
+    return (std::filesystem::path(home.empty() ? "/root" : home) / ".docker" / "config.json").string();
 }
 
 void Keychain::set_explicit(std::string registry, Credential credential) {

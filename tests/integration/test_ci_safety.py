@@ -55,6 +55,28 @@ class CiSafety(TagSafetyTestCase):
         self.assertIn("this machine only", accepted.stderr)
         self.assertEqual(self.registry.tags(repo), {"1.0-dev": image.digest})
 
+    # -- two spellings of one registry share a lock -------------------------------------------------
+
+    def test_two_spellings_of_one_registry_contend_for_one_lock(self):
+        # registry.test and REGISTRY.TEST are one registry (host names ignore case); both reach the proxy
+        # through TAGWARDEN_RESOLVE pins. A run holding 1.0-dev under one spelling blocks the other.
+        port = self.proxy.host.rsplit(":", 1)[1]
+        pins = {"TAGWARDEN_RESOLVE": f"registry.test:{port}:127.0.0.1,REGISTRY.TEST:{port}:127.0.0.1"}
+        layout, image = self.image("a")
+        repo = self.repo()
+        hold = self.proxy.hold("PUT", tag_put_path(repo, "1.0-dev"), timeout=60)
+        first = self.spawn_push(f"oci:{layout}", f"registry.test:{port}/{repo}", "--version", "1.0", "--env", "dev",
+                                "--lock", self.lock_url, env=pins)
+        if not hold.reached.wait(30):
+            self.fail("the first push never reached its tag" + tw.describe(self.finish(first, 5)))
+        second = self.push(f"oci:{layout}", f"REGISTRY.TEST:{port}/{repo}", "--version", "1.0", "--env", "dev",
+                           "--lock", self.lock_url, "--lock-timeout", "2s", env=pins)
+        self.assert_exit(second, tw.EXIT_LOCK)
+        self.assertIn(f"registry.test:{port}/{repo}:1.0-dev", second.stderr, tw.describe(second))
+        hold.release()
+        self.assert_exit(self.finish(first, 60), 0)
+        self.assertEqual(self.registry.tags(repo), {"1.0-dev": image.digest})
+
     # -- undo never deletes what it did not write ----------------------------------------------------
 
     def test_a_failed_push_keeps_a_promotion_of_the_same_digest(self):

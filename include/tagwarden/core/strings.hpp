@@ -9,7 +9,7 @@ namespace tagwarden {
 // `text` without leading and trailing whitespace.
 std::string_view trim(std::string_view text);
 
-// `%XX` sequences decoded; a malformed `%` is kept as it is.
+// Valid `%XX` triplets decoded; anything else ('+' included) stays literal.
 std::string percent_decode(std::string_view text);
 
 // The value of environment variable `name`, or an empty string when unset.
