@@ -159,8 +159,7 @@ bool valid_run_id(const std::string& id) {
 
 json stored_journal_json(const JournalRecord& record) {
     return {{"runId", record.run_id},
-            {"owner", {{"host", record.owner.host}, {"pid", record.owner.pid}, {"runId", record.owner.run_id},
-                       {"ciUrl", record.owner.ci_url}}},
+            {"owner", to_json(record.owner)},
             {"expiresEpoch", std::chrono::duration_cast<std::chrono::seconds>(record.expires.time_since_epoch()).count()},
             {"journal", record.document}};
 }
@@ -175,11 +174,7 @@ Result<JournalRecord> journal_from_stored_json(const json& doc, const std::strin
             return r;
         }
         r.run_id = doc.at("runId").get<std::string>();
-        const auto& o = doc.at("owner");
-        r.owner.host = o.value("host", "");
-        r.owner.pid = o.value("pid", 0L);
-        r.owner.run_id = o.value("runId", "");
-        r.owner.ci_url = o.value("ciUrl", "");
+        r.owner = lock_owner_from_json(doc.at("owner"));
         r.expires = Clock::time_point(std::chrono::seconds(doc.value("expiresEpoch", 0LL)));
         r.document = doc.at("journal").get<std::string>();
         return r;

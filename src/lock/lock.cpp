@@ -75,22 +75,33 @@ std::string LockInfo::describe() const {
 
 json to_json(const LockInfo& i) {
     return {{"key", i.key},
-            {"owner", {{"host", i.owner.host}, {"pid", i.owner.pid}, {"runId", i.owner.run_id}, {"ciUrl", i.owner.ci_url}}},
+            {"owner", to_json(i.owner)},
             {"acquiredAt", format_utc(i.acquired)},
             {"acquiredEpoch", std::chrono::duration_cast<std::chrono::seconds>(i.acquired.time_since_epoch()).count()},
             {"ttlSeconds", i.ttl.count()},
             {"held", i.held}};
 }
 
+json to_json(const LockOwner& o) {
+    return {{"host", o.host}, {"pid", o.pid}, {"runId", o.run_id}, {"ciUrl", o.ci_url}};
+}
+
+LockOwner lock_owner_from_json(const json& j) {
+    LockOwner o;
+    if (!j.is_object())
+        return o;
+    o.host = j.value("host", "");
+    o.pid = j.value("pid", 0L);
+    o.run_id = j.value("runId", "");
+    o.ci_url = j.value("ciUrl", "");
+    return o;
+}
+
 Result<LockInfo> lock_info_from_json(const json& j) {
     try {
         LockInfo i;
         i.key = j.at("key").get<std::string>();
-        const auto& o = j.at("owner");
-        i.owner.host = o.value("host", "");
-        i.owner.pid = o.value("pid", 0L);
-        i.owner.run_id = o.value("runId", "");
-        i.owner.ci_url = o.value("ciUrl", "");
+        i.owner = lock_owner_from_json(j.at("owner"));
         i.acquired = Clock::time_point(std::chrono::seconds(j.value("acquiredEpoch", 0LL)));
         i.ttl = std::chrono::seconds(j.value("ttlSeconds", 0LL));
         i.held = j.value("held", true);
@@ -177,7 +188,7 @@ Result<std::unique_ptr<LockBackend>> make_lock_backend(std::string_view url, std
 
 json to_json(const JournalRecord& r) {
     json out = {{"runId", r.run_id},
-                {"owner", {{"host", r.owner.host}, {"pid", r.owner.pid}, {"runId", r.owner.run_id}, {"ciUrl", r.owner.ci_url}}},
+                {"owner", to_json(r.owner)},
                 {"registry", ""},
                 {"repository", ""},
                 {"digest", ""},

@@ -52,7 +52,7 @@ std::string serialize_journal(const Journal& j) {
                 {"rootPreexisting", j.root_preexisting},
                 {"children", children},
                 {"tags", tags},
-                {"owner", {{"host", j.owner.host}, {"pid", j.owner.pid}, {"runId", j.owner.run_id}, {"ciUrl", j.owner.ci_url}}}};
+                {"owner", lock::to_json(j.owner)}};
     return doc.dump();
 }
 
@@ -103,12 +103,8 @@ Result<Journal> parse_journal(const std::string& document) {
             tag.written = t.value("written", false);
             j.tags.push_back(tag);
         }
-        if (auto o = doc.find("owner"); o != doc.end() && o->is_object()) {
-            j.owner.host = o->value("host", "");
-            j.owner.pid = o->value("pid", 0L);
-            j.owner.run_id = o->value("runId", "");
-            j.owner.ci_url = o->value("ciUrl", "");
-        }
+        if (auto o = doc.find("owner"); o != doc.end())
+            j.owner = lock::lock_owner_from_json(*o);
         return j;
     } catch (const json::exception& e) {
         return fail(ErrorKind::invalid_input, std::string("a journal is damaged (") + e.what() +

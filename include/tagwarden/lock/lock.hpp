@@ -41,6 +41,9 @@ struct LockInfo {
 };
 
 nlohmann::json to_json(const LockInfo& info);
+// {"host", "pid", "runId", "ciUrl"}, as every lock record and journal stores its owner; absent fields read empty.
+nlohmann::json to_json(const LockOwner& owner);
+LockOwner lock_owner_from_json(const nlohmann::json& j);
 Result<LockInfo> lock_info_from_json(const nlohmann::json& j);
 
 // A run's journal as a backend stores it: the document is the push area's JSON (opaque here).
