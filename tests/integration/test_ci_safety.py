@@ -77,6 +77,27 @@ class CiSafety(TagSafetyTestCase):
         self.assert_exit(self.finish(first, 60), 0)
         self.assertEqual(self.registry.tags(repo), {"1.0-dev": image.digest})
 
+    # -- fencing covers every retry -----------------------------------------------------------------
+
+    def test_a_retried_tag_write_is_fenced_again(self):
+        # The first PUT of the tag passed its fence and is in flight when the lock is taken away; it then
+        # fails with a 500. The retry must ask the lock again and stop: exactly one PUT reaches the proxy.
+        layout, image = self.image("a")
+        repo = self.repo()
+        rule = self.hold_then_fail(self.proxy, "PUT", tag_put_path(repo, "1.0-dev"), status=500)
+        proc = self.spawn_push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
+                               "--lock", self.lock_url)
+        if not rule.reached.wait(30):
+            self.fail("the push never reached its tag" + tw.describe(self.finish(proc, 5)))
+        key = f"{self.proxy.host}/{repo}:1.0-dev"
+        self.assert_exit(self.run_tw("lock", "release", key, "--force", "--lock", self.lock_url), 0)
+        rule.release()
+        done = self.finish(proc, 60)
+        self.assert_exit(done, tw.EXIT_LOCK)
+        self.assertEqual(len(self.proxy.requests("PUT", tag_put_path(repo, "1.0-dev"))), 1,
+                         "a retry after the lock was lost must not be sent" + tw.describe(done))
+        self.assertEqual(self.registry.tags(repo), {})
+
     # -- undo never deletes what it did not write ----------------------------------------------------
 
     def test_a_failed_push_keeps_a_promotion_of_the_same_digest(self):
