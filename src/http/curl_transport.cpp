@@ -70,7 +70,7 @@ size_t on_write(char* data, size_t size, size_t count, void* user) {
         return n;
     }
     if (t->response.body.size() + n > t->request->max_body) {
-        t->callback_error = Error(ErrorKind::registry, "response body from " + t->request->url + " exceeds " +
+        t->callback_error = Error(ErrorKind::registry, "response body from " + redact_url(t->request->url) + " exceeds " +
                                                            std::to_string(t->request->max_body) + " bytes");
         return 0;
     }
@@ -146,15 +146,15 @@ public:
             if (!is_redirect || !can_follow || !location)
                 return r;
             if (redirects >= k_max_redirects)
-                return fail(ErrorKind::registry, current.method + " " + request.url + ": more than " +
+                return fail(ErrorKind::registry, current.method + " " + redact_url(request.url) + ": more than " +
                                                      std::to_string(k_max_redirects) + " redirects");
             auto next = resolve_url(current.url, *location);
             if (!next)
-                return fail(ErrorKind::registry, "bad redirect Location from " + current.url + ": " + next.error().message);
+                return fail(ErrorKind::registry, "bad redirect Location from " + redact_url(current.url) + ": " + next.error().message);
             // Credentials never cross a redirect to another host (e.g. ECR and Docker Hub send blob GETs to S3).
             if (!same_origin(current.url, *next))
                 current.headers.remove("Authorization");
-            log::debug("redirect " + current.url + " -> " + *next);
+            log::debug("redirect " + redact_url(current.url) + " -> " + redact_url(*next));
             current.url = *next;
         }
     }
@@ -180,7 +180,7 @@ private:
 
     Result<Response> send_once(const Request& request) {
         if (cancel::should_stop())
-            return std::unexpected(cancel::cancelled_error(request.method + " " + request.url));
+            return std::unexpected(cancel::cancelled_error(request.method + " " + redact_url(request.url)));
         if (request.before_send)
             TW_TRY(request.before_send());
         CURL* h = acquire();
@@ -247,15 +247,15 @@ private:
 
         if (t.callback_error) {
             curl_easy_cleanup(h);  // the connection is in an unknown state
-            log::debug(request.method + " " + request.url + " aborted: " + t.callback_error->message);
+            log::debug(request.method + " " + redact_url(request.url) + " aborted: " + t.callback_error->message);
             return fail(*t.callback_error);
         }
         if (code == CURLE_ABORTED_BY_CALLBACK && cancel::requested()) {
             curl_easy_cleanup(h);
-            return std::unexpected(cancel::cancelled_error(request.method + " " + request.url));
+            return std::unexpected(cancel::cancelled_error(request.method + " " + redact_url(request.url)));
         }
         if (code != CURLE_OK) {
-            auto e = curl_error(code, error_buffer, request.method, request.url);
+            auto e = curl_error(code, error_buffer, request.method, redact_url(request.url));
             curl_easy_cleanup(h);
             log::debug(e.message);
             return fail(e);
@@ -263,7 +263,7 @@ private:
         release(h);
         t.response.status = static_cast<int>(status);
         t.response.final_url = request.url;
-        log::debug(request.method + " " + request.url + " -> " + std::to_string(status));
+        log::debug(request.method + " " + redact_url(request.url) + " -> " + std::to_string(status));
         return std::move(t.response);
     }
 

@@ -1,6 +1,7 @@
 #include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/http/transport.hpp>
+#include <tagwarden/http/url.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -57,9 +58,9 @@ public:
             if (request.body && !request.body->rewind())
                 return r;
             auto d = m_policy.delay(attempt, retry_after);
-            log_retry(request.method + " " + request.url, attempt, m_policy.max_attempts, d, reason);
+            log_retry(request.method + " " + redact_url(request.url), attempt, m_policy.max_attempts, d, reason);
             if (!sleep_for(d))
-                return std::unexpected(cancelled_wait(request.method + " " + request.url));
+                return std::unexpected(cancelled_wait(request.method + " " + redact_url(request.url)));
         }
     }
 

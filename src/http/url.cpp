@@ -96,4 +96,19 @@ std::string append_query(std::string_view url, std::string_view name, std::strin
     return out;
 }
 
+std::string redact_url(std::string_view url) {
+    std::string out(url);
+    if (auto hash = out.find('#'); hash != std::string::npos)
+        out.resize(hash);
+    if (auto q = out.find('?'); q != std::string::npos)
+        out = out.substr(0, q) + "?…";
+    auto scheme_end = out.find("://");
+    auto authority_start = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+    auto authority_end = out.find_first_of("/?", authority_start);
+    auto at = out.find('@', authority_start);
+    if (at != std::string::npos && (authority_end == std::string::npos || at < authority_end))
+        out.erase(authority_start, at + 1 - authority_start);
+    return out;
+}
+
 } // namespace tagwarden::http

@@ -251,7 +251,7 @@ Result<std::string> Client::fetch_token(const Challenge& challenge, const std::v
     }
     auto r = m_transport->send(req);
     if (!r)
-        return std::unexpected(r.error().with_context("token request to " + realm));
+        return std::unexpected(r.error().with_context("token request to " + http::redact_url(realm)));
     if (r->status == 401 || r->status == 403) {
         auto e = status_error(*r, "authentication to " + m_registry + " failed");
         e.kind = ErrorKind::auth;
@@ -259,18 +259,18 @@ Result<std::string> Client::fetch_token(const Challenge& challenge, const std::v
         return std::unexpected(e);
     }
     if (r->status != 200)
-        return std::unexpected(status_error(*r, "token request to " + realm));
+        return std::unexpected(status_error(*r, "token request to " + http::redact_url(realm)));
     json doc;
     try {
         doc = json::parse(r->body);
     } catch (const json::exception&) {
-        return fail(ErrorKind::auth, "token endpoint " + realm + " did not answer JSON");
+        return fail(ErrorKind::auth, "token endpoint " + http::redact_url(realm) + " did not answer JSON");
     }
     std::string token = doc.value("token", "");
     if (token.empty())
         token = doc.value("access_token", "");
     if (token.empty())
-        return fail(ErrorKind::auth, "token endpoint " + realm + " answered without a token");
+        return fail(ErrorKind::auth, "token endpoint " + http::redact_url(realm) + " answered without a token");
     log::add_secret(token);
     auto lifetime = std::chrono::seconds(doc.value("expires_in", static_cast<long>(k_default_token_lifetime.count())));
     if (lifetime < k_default_token_lifetime)
@@ -315,6 +315,15 @@ Result<std::string> Client::authorization(const std::string& scope_key, const st
 
 Result<http::Response> Client::send(http::Request request, const std::string& repo,
                                     const std::vector<std::string>& extra_scopes) {
+    // Credentials are scoped to the registry's own host: an upload Location, a Link or a mount-cancel URL on
+    // another host is sent without them, and a 401 from another host is never taken as a challenge.
+    if (!http::same_origin(request.url, base_url())) {
+        request.headers.remove("Authorization");
+        auto r = m_transport->send(request);
+        if (r && r->status == 401)
+            return std::unexpected(foreign_challenge(request, r->final_url));
+        return r;
+    }
     auto scopes = scopes_for(repo, extra_scopes);
     std::string key;
     for (const auto& s : scopes)
@@ -327,6 +336,10 @@ Result<http::Response> Client::send(http::Request request, const std::string& re
     auto r = m_transport->send(request);
     if (!r || r->status != 401)
         return r;
+    // A redirect may have taken the request to another host (curl drops Authorization there): its 401 is
+    // not the registry's challenge.
+    if (!r->final_url.empty() && !http::same_origin(r->final_url, base_url()))
+        return std::unexpected(foreign_challenge(request, r->final_url));
 
     // A 401 means no, or a stale, authorization: learn the (possibly new) challenge and try once more.
     if (auto header = r->headers.get("WWW-Authenticate")) {
@@ -344,7 +357,7 @@ Result<http::Response> Client::send(http::Request request, const std::string& re
     if (!auth)
         return std::unexpected(auth.error());
     if (auth->empty()) {
-        auto e = status_error(*r, request.method + " " + request.url);
+        auto e = status_error(*r, request.method + " " + http::redact_url(request.url));
         e.message = "registry " + m_registry + " requires authentication and no credentials were found: pass "
                     "--username with --password-stdin, or log in so the docker config has them (" +
                     e.message + ")";
@@ -359,7 +372,7 @@ Result<http::Response> Client::send(http::Request request, const std::string& re
         return std::unexpected(e);
     }
     if (request.body && !request.body->rewind())
-        return std::unexpected(status_error(*r, request.method + " " + request.url));
+        return std::unexpected(status_error(*r, request.method + " " + http::redact_url(request.url)));
     request.headers.set("Authorization", *auth);
     r = m_transport->send(request);
     if (r && r->status == 401) {
@@ -370,6 +383,17 @@ Result<http::Response> Client::send(http::Request request, const std::string& re
         return std::unexpected(e);
     }
     return r;
+}
+
+Error Client::foreign_challenge(const http::Request& request, const std::string& answered_by) const {
+    auto where = http::Url::parse(answered_by.empty() ? request.url : answered_by);
+    Error e(ErrorKind::auth, request.method + " " + http::redact_url(request.url) + ": " +
+                                 (where ? where->host : std::string("another host")) +
+                                 " asks for credentials, but it is not the registry " + m_registry +
+                                 ": tagwarden sends a registry's credentials only to the registry itself (its upload "
+                                 "or redirect URL must accept the request without them, as presigned URLs do)");
+    e.http_status = 401;
+    return e;
 }
 
 Result<std::optional<std::uint64_t>> Client::blob_size(const std::string& repo, const Digest& digest) {

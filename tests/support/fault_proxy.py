@@ -151,9 +151,10 @@ class Rule:
 
 
 class LoggedRequest:
-    __slots__ = ("method", "uri", "path", "status", "rule", "time", "forwarded")
+    __slots__ = ("method", "uri", "path", "status", "rule", "time", "forwarded", "headers")
 
-    def __init__(self, method, uri, status, rule, forwarded):
+    def __init__(self, method, uri, status, rule, forwarded, headers=None):
+        self.headers = headers or {}  # the request's headers, names lower-cased
         self.method = method
         self.uri = uri
         self.path = uri.split("?", 1)[0]
@@ -241,7 +242,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
         status = self._forward(method, uri, body)
-        proxy._log(LoggedRequest(method, uri, status, rule.name if rule else None, True))
+        proxy._log(LoggedRequest(method, uri, status, rule.name if rule else None, True,
+                                 {k.lower(): v for k, v in self.headers.items()}))
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _proxy
 
@@ -365,6 +367,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for key, value in response.getheaders():
                 if key.lower() in _HOP_BY_HOP:
                     continue
+                if key.lower() == "location" and proxy.rewrite_location:
+                    value = proxy.rewrite_location(value)
                 self.send_header(key, value)
             rechunk = has_body and length is None
             if rechunk:
@@ -390,7 +394,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class FaultProxy:
     """The proxy, serving on 127.0.0.1:<free port> from a background thread; use as a context manager."""
 
-    def __init__(self, upstream, port=None, upstream_timeout=120.0):
+    def __init__(self, upstream, port=None, upstream_timeout=120.0, bind="127.0.0.1"):
+        # bind: another loopback address (127.0.0.2, ...) plays a second host. rewrite_location: a function
+        # applied to every Location header the proxy passes back (e.g. to send uploads to a second host).
+        self.bind = bind
+        self.rewrite_location = None
         host, _, port_text = upstream.rpartition(":")
         self.upstream_host = host or "127.0.0.1"
         self.upstream_port = int(port_text)
@@ -406,7 +414,7 @@ class FaultProxy:
 
     @property
     def host(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.bind}:{self.port}"
 
     @property
     def url(self):
@@ -425,9 +433,9 @@ class FaultProxy:
     def start(self):
         last_error = None
         for _attempt in range(6):
-            port = self.port or free_port()
+            port = self.port or (free_port() if self.bind == "127.0.0.1" else 0)
             try:
-                self._server = _Server(("127.0.0.1", port), _Handler, self)
+                self._server = _Server((self.bind, port), _Handler, self)
             except OSError as error:
                 last_error = error
                 if self.port:

@@ -180,12 +180,13 @@ class TagSafetyTestCase(unittest.TestCase):
                 f.write(text)
         return path
 
-    def run_tw(self, *args, env=None, cwd=None, timeout=tw.DEFAULT_TIMEOUT):
-        return tw.run_tagwarden(*args, env=self.env(env), cwd=cwd or self.workdir(), timeout=timeout)
+    def run_tw(self, *args, env=None, cwd=None, timeout=tw.DEFAULT_TIMEOUT, stdin=None):
+        return tw.run_tagwarden(*args, env=self.env(env), cwd=cwd or self.workdir(), timeout=timeout, stdin=stdin)
 
-    def push(self, source, target, *args, env=None, cwd=None, timeout=tw.DEFAULT_TIMEOUT):
+    def push(self, source, target, *args, env=None, cwd=None, timeout=tw.DEFAULT_TIMEOUT, stdin=None):
         """tagwarden push SOURCE TARGET --plain-http ARGS (the test registries speak plain HTTP)."""
-        return self.run_tw("push", source, target, "--plain-http", *args, env=env, cwd=cwd, timeout=timeout)
+        return self.run_tw("push", source, target, "--plain-http", *args, env=env, cwd=cwd, timeout=timeout,
+                           stdin=stdin)
 
     def push_json(self, source, target, *args, **kwargs):
         proc = self.push(source, target, "--output", "json", *args, **kwargs)

@@ -26,6 +26,9 @@ Result<std::string> resolve_url(std::string_view base, std::string_view referenc
 bool same_origin(std::string_view a, std::string_view b);
 // Percent-encodes everything but RFC 3986 unreserved characters.
 std::string url_encode(std::string_view text);
+// The URL as logs and errors may show it: no user:password@, and the query replaced by "?…" (presigned URLs
+// carry credentials there: X-Amz-Security-Token, X-Goog-Signature, sig=).
+std::string redact_url(std::string_view url);
 // Appends "name=value" (value encoded) to a URL with '?' or '&' as needed.
 std::string append_query(std::string_view url, std::string_view name, std::string_view value);
 

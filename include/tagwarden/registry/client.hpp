@@ -109,6 +109,8 @@ private:
     Result<std::string> fetch_token(const Challenge& challenge, const std::vector<std::string>& scopes);
     std::vector<std::string> scopes_for(const std::string& repo, const std::vector<std::string>& extra) const;
     Error status_error(const http::Response& response, const std::string& what) const;
+    // Error{auth} for a 401 that came from a host other than the registry's.
+    Error foreign_challenge(const http::Request& request, const std::string& answered_by) const;
     std::string repo_url(const std::string& repo, const std::string& suffix) const;
     Status upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open);
     Status put_upload(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,

@@ -157,3 +157,12 @@ TEST_CASE("retry_sequence retries transient failures only", "[unit][http][retry]
     CHECK_FALSE(bad);
     CHECK(calls == 1);
 }
+
+TEST_CASE("URLs in logs and errors lose their query and user info", "[unit][http][redact]") {
+    CHECK(redact_url("https://bucket.s3.amazonaws.com/x?X-Amz-Security-Token=SECRET&X-Amz-Signature=abc") ==
+          "https://bucket.s3.amazonaws.com/x?…");
+    CHECK(redact_url("https://user:pw@r.example.com/v2/?sig=s") == "https://r.example.com/v2/?…");
+    CHECK(redact_url("http://127.0.0.1:5000/v2/app/blobs/uploads/uuid") == "http://127.0.0.1:5000/v2/app/blobs/uploads/uuid");
+    CHECK(redact_url("https://r/a#frag") == "https://r/a");
+    CHECK(redact_url("https://r/p@x") == "https://r/p@x");
+}
