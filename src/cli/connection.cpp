@@ -142,6 +142,10 @@ std::shared_ptr<http::Transport> make_lock_transport() {
 
 std::shared_ptr<http::Transport> make_transport(const std::string& ca_file) {
     http::TransportOptions transport_options;
+    // A transfer slower than 1 KiB/s for this long is aborted and retried (TAGWARDEN_STALL_TIMEOUT, default 60s).
+    if (auto stall = env_or_empty("TAGWARDEN_STALL_TIMEOUT"); !stall.empty())
+        if (auto d = config::parse_duration(stall, "TAGWARDEN_STALL_TIMEOUT"); d && d->count() > 0)
+            transport_options.stall_timeout = *d;
     transport_options.ca_file = ca_file;
     transport_options.user_agent = std::string("tagwarden/") + TAGWARDEN_VERSION;
     if (auto all = env_or_empty("TAGWARDEN_RESOLVE"); !all.empty()) {

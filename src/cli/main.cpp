@@ -1,6 +1,8 @@
 #include "commands.hpp"
 
+#include <tagwarden/config/config.hpp>
 #include <tagwarden/core/cancel.hpp>
+#include <tagwarden/core/strings.hpp>
 #include <tagwarden/core/log.hpp>
 
 #include <CLI/CLI.hpp>
@@ -39,6 +41,10 @@ int main(int argc, char** argv) {
     cli::GlobalOptions global;
     app.add_flag("--debug", global.debug, "Log every HTTP request (secrets redacted) to stderr");
     app.add_flag("-q,--quiet", global.quiet, "Log only errors");
+    std::string timeout;
+    app.add_option("--timeout", timeout,
+                   "Stop any command after this long (e.g. 20m): transfers end, this run's tags are undone, locks "
+                   "released, exit 8 (default 30m; or TAGWARDEN_TIMEOUT)");
     app.fallthrough();
 
     std::vector<std::pair<CLI::App*, cli::CommandRun>> runs;
@@ -60,6 +66,30 @@ int main(int argc, char** argv) {
     log::set_level(global.debug ? log::Level::debug : global.quiet ? log::Level::error : log::Level::info);
     // SIGINT/SIGTERM (a cancelled CI job): stop, undo this run's tags, release the locks, exit 130/143.
     cancel::install_signal_handlers();
+    {
+        std::string origin = "--timeout";
+        if (timeout.empty()) {
+            timeout = env_or_empty("TAGWARDEN_TIMEOUT");
+            origin = "TAGWARDEN_TIMEOUT";
+        }
+        if (timeout.empty()) {
+            timeout = "30m";
+            origin = "the default --timeout";
+        }
+        auto limit = config::parse_duration(timeout, origin);
+        if (!limit)
+            return cli::report_error(limit.error());
+        if (limit->count() <= 0)
+            return cli::report_error(Error(ErrorKind::invalid_input, origin + " must be positive, e.g. 20m"));
+        cancel::set_deadline(std::chrono::steady_clock::now() + *limit, origin + " of " + timeout);
+        if (auto stall = env_or_empty("TAGWARDEN_STALL_TIMEOUT"); !stall.empty()) {
+            auto d = config::parse_duration(stall, "TAGWARDEN_STALL_TIMEOUT");
+            if (!d)
+                return cli::report_error(d.error());
+            if (d->count() <= 0)
+                return cli::report_error(Error(ErrorKind::invalid_input, "TAGWARDEN_STALL_TIMEOUT must be positive, e.g. 60s"));
+        }
+    }
 
     try {
         for (auto& [sub, run] : runs)

@@ -11,6 +11,9 @@ namespace tagwarden::cancel {
 namespace {
 
 std::atomic<int> g_signal{0};
+// steady_clock ticks of the deadline; max() for none.
+std::atomic<std::chrono::steady_clock::rep> g_deadline{std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
+std::string g_deadline_description;  // written once before any thread reads it
 std::atomic<bool> g_installed{false};
 thread_local bool t_shielded = false;
 
@@ -43,13 +46,34 @@ void install_signal_handlers() {
     sigaction(SIGTERM, &action, nullptr);
 }
 
-bool requested() { return g_signal.load() != 0; }
+void set_deadline(std::chrono::steady_clock::time_point deadline, std::string description) {
+    g_deadline_description = std::move(description);
+    g_deadline = deadline.time_since_epoch().count();
+}
+
+bool deadline_passed() {
+    return std::chrono::steady_clock::now().time_since_epoch().count() >= g_deadline.load();
+}
+
+std::chrono::milliseconds remaining() {
+    auto deadline = g_deadline.load();
+    if (deadline == std::chrono::steady_clock::time_point::max().time_since_epoch().count())
+        return std::chrono::milliseconds::max();
+    auto left = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(deadline)) -
+                std::chrono::steady_clock::now();
+    return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(left));
+}
+
+bool requested() { return g_signal.load() != 0 || deadline_passed(); }
 int signal_number() { return g_signal.load(); }
 void request(int signal) {
     int expected = 0;
     g_signal.compare_exchange_strong(expected, signal);
 }
-void reset_for_tests() { g_signal = 0; }
+void reset_for_tests() {
+    g_signal = 0;
+    g_deadline = std::chrono::steady_clock::time_point::max().time_since_epoch().count();
+}
 
 bool shielded() { return t_shielded; }
 
@@ -57,6 +81,11 @@ bool should_stop() { return !t_shielded && requested(); }
 
 Error cancelled_error(const std::string& what) {
     int s = signal_number();
+    if (s == 0 && deadline_passed()) {
+        Error e(ErrorKind::registry, (what.empty() ? std::string() : what + ": ") + "stopped: " + g_deadline_description +
+                                         " passed (raise --timeout or TAGWARDEN_TIMEOUT)");
+        return e;
+    }
     std::string name = s == SIGINT ? "SIGINT" : s == SIGTERM ? "SIGTERM" : "a signal";
     Error e(ErrorKind::cancelled, (what.empty() ? std::string() : what + ": ") + "cancelled by " + name);
     return e;

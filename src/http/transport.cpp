@@ -22,8 +22,12 @@ bool iequal(std::string_view a, std::string_view b) {
 
 // Parses Retry-After: delta-seconds or an IMF-fixdate HTTP-date. Returns nullopt when unreadable.
 std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& value) {
-    if (!value.empty() && std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    if (!value.empty() && std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+        // Any number of digits: a value too large for a long is as good as "a very long time".
+        if (value.size() > 9)
+            return std::chrono::milliseconds::max();
         return std::chrono::seconds(std::stol(value));
+    }
     std::tm tm{};
     if (strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) == nullptr)
         return std::nullopt;
@@ -50,7 +54,7 @@ public:
                     return r;
                 reason = r.error().message;
             } else {
-                if (last || !RetryPolicy::retryable_status(r->status))
+                if (last || !RetryPolicy::retryable_response(*r))
                     return r;
                 retry_after = r->headers.get("Retry-After");
                 reason = "HTTP " + std::to_string(r->status);
@@ -106,10 +110,20 @@ bool RetryPolicy::retryable_status(int status) {
     return status == 408 || status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+bool RetryPolicy::retryable_response(const Response& response) {
+    if (retryable_status(response.status))
+        return true;
+    // The distribution spec's "try again later" codes, whatever status carries them.
+    return response.status >= 400 && response.body.size() < 64 * 1024 &&
+           (response.body.find("\"TOOMANYREQUESTS\"") != std::string::npos ||
+            response.body.find("\"UNAVAILABLE\"") != std::string::npos);
+}
+
 std::chrono::milliseconds RetryPolicy::delay(int attempt, const std::optional<std::string>& retry_after) const {
     if (retry_after) {
+        // Honoured as asked, up to max_retry_after; the run's --timeout ends the wait earlier if it must.
         if (auto d = parse_retry_after(*retry_after))
-            return std::min(*d, std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::seconds(60)));
+            return std::min(*d, max_retry_after);
     }
     // Full jitter on an exponential ceiling.
     std::chrono::milliseconds ceiling = base_delay * (1LL << std::min(attempt - 1, 16));

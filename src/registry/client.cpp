@@ -121,7 +121,10 @@ Error Client::status_error(const http::Response& r, const std::string& what) con
     Error e;
     e.http_status = r.status;
     e.registry_code = code;
-    e.transient = http::RetryPolicy::retryable_status(r.status);
+    // TOOMANYREQUESTS and UNAVAILABLE are the distribution spec's codes for "try again later", whatever the status.
+    e.transient = http::RetryPolicy::retryable_status(r.status) || code == "TOOMANYREQUESTS" || code == "UNAVAILABLE";
+    if (auto after = r.headers.get("Retry-After"))
+        e.retry_after = *after;
     switch (r.status) {
     case 401: e.kind = ErrorKind::auth; break;
     case 403: e.kind = ErrorKind::auth; break;

@@ -14,13 +14,21 @@ namespace tagwarden::cancel {
 // Installs the SIGINT/SIGTERM handlers (once; later calls do nothing).
 void install_signal_handlers();
 
-// True once a cancelling signal arrived (or request() was called). Ignores shields.
+// The overall deadline of the command (--timeout, TAGWARDEN_TIMEOUT): once it passes, the run stops as if
+// cancelled — transfers end, waits end, the run undoes its tags inside a Shield and releases its locks —
+// and cancelled_error() is Error{registry} ("--timeout ... passed", exit 8) instead of Error{cancelled}.
+void set_deadline(std::chrono::steady_clock::time_point deadline, std::string description);
+// Time left before the deadline (duration::max() without one; zero once passed).
+[[nodiscard]] std::chrono::milliseconds remaining();
+[[nodiscard]] bool deadline_passed();
+
+// True once a cancelling signal arrived (or request() was called) or the deadline passed. Ignores shields.
 [[nodiscard]] bool requested();
 // The signal that cancelled the run (SIGINT, SIGTERM), or 0.
 [[nodiscard]] int signal_number();
 // Cancels as if `signal` had arrived once (tests, and code that must stop the run).
 void request(int signal);
-// Forgets a cancellation (tests only).
+// Forgets a cancellation and the deadline (tests only).
 void reset_for_tests();
 
 // True when the calling thread should stop now: cancellation was requested and the thread is not
@@ -30,7 +38,7 @@ void reset_for_tests();
 // Whether the calling thread is inside a Shield (parallel_for hands it on to its workers).
 [[nodiscard]] bool shielded();
 
-// Error{cancelled} naming the signal, e.g. "cancelled by SIGTERM".
+// Error{cancelled} naming the signal, e.g. "cancelled by SIGTERM"; after the deadline Error{registry}.
 [[nodiscard]] Error cancelled_error(const std::string& what = {});
 
 // While alive, the calling thread ignores cancellation (should_stop() is false): undo and lock release

@@ -26,6 +26,7 @@ struct Error {
     int http_status = 0;        // 0 when the error did not come from an HTTP response
     std::string registry_code;  // first OCI error code from the body (MANIFEST_INVALID, DENIED, ...)
     bool transient = false;     // worth retrying (network reset, 5xx, 429)
+    std::string retry_after;    // the server's Retry-After, when it sent one (honoured by every retry loop)
 
     Error() = default;
     Error(ErrorKind k, std::string msg) : kind(k), message(std::move(msg)) {}

@@ -118,9 +118,13 @@ struct RetryPolicy {
     int max_attempts = 5;
     std::chrono::milliseconds base_delay{250};
     std::chrono::milliseconds max_delay{8000};
+    // A server's Retry-After is honoured up to this (the command's --timeout may end the wait sooner).
+    std::chrono::milliseconds max_retry_after{std::chrono::minutes(15)};
 
     // Whether a response status is worth retrying (408, 429, 500, 502, 503, 504).
     [[nodiscard]] static bool retryable_status(int status);
+    // A retryable status, or an error body whose code is TOOMANYREQUESTS or UNAVAILABLE.
+    [[nodiscard]] static bool retryable_response(const Response& response);
     // The delay before attempt `attempt` (1-based count of failures so far), jittered, honouring a
     // Retry-After value (seconds or HTTP-date) when the server sent one.
     [[nodiscard]] std::chrono::milliseconds delay(int attempt, const std::optional<std::string>& retry_after) const;
@@ -145,7 +149,8 @@ template <class T, class F> Result<T> retry_sequence(const RetryPolicy& policy, 
         Result<T> r = attempt();
         if (r || !r.error().transient || i >= policy.max_attempts)
             return r;
-        auto d = policy.delay(i, std::nullopt);
+        auto d = policy.delay(i, r.error().retry_after.empty() ? std::nullopt
+                                                               : std::optional<std::string>(r.error().retry_after));
         log_retry(what, i, policy.max_attempts, d, r.error().message);
         if (!sleep_for(d))
             return std::unexpected(cancelled_wait(what));

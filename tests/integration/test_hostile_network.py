@@ -1,0 +1,83 @@
+"""Flaky networks and slow registries (issue 10): one retry policy with Retry-After everywhere, a
+low-speed limit that turns a stalled transfer into a retry, and an overall --timeout after which a run
+stops, undoes its tags, releases its locks and exits 8.
+"""
+
+import time
+import unittest
+
+import tw
+from fault_proxy import blob_upload_path, tag_put_path
+from tagsafety import TagSafetyTestCase, setUpModule  # noqa: F401
+
+
+class HostileNetwork(TagSafetyTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.registry = self.start_registry()
+        self.proxy = self.start_proxy(self.registry)
+
+    def target(self, repo, tag=None):
+        return f"{self.proxy.host}/{repo}" + (f":{tag}" if tag else "")
+
+    def test_timeout_stops_a_hung_push_and_undoes_its_tags(self):
+        layout, image = self.image("a")
+        repo = self.repo()
+        self.proxy.hold("PUT", tag_put_path(repo, "latest"), timeout=120)
+        start = time.monotonic()
+        proc = self.push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev", "--tag", "latest",
+                         "--timeout", "4s", "--lock", self.lock_url)
+        elapsed = time.monotonic() - start
+        self.assert_exit(proc, tw.EXIT_NETWORK)
+        self.assertIn("--timeout of 4s passed", proc.stderr, tw.describe(proc))
+        self.assertLess(elapsed, 60, "the run must end near its --timeout, not when the registry answers")
+        self.assertEqual(self.registry.tags(repo), {}, "the first tag is undone" + tw.describe(proc))
+        self.assertEqual(self.held_locks(self.lock_url), {})
+        self.assertEqual(self.journals(), {})
+
+    def test_timeout_from_the_environment_and_bad_values(self):
+        layout, _image = self.image("a")
+        repo = self.repo()
+        bad = self.push(f"oci:{layout}", self.target(repo, "x"), env={"TAGWARDEN_TIMEOUT": "soon"})
+        self.assert_exit(bad, tw.EXIT_USAGE)
+        self.assertIn("TAGWARDEN_TIMEOUT", bad.stderr)
+        self.assertEqual(self.proxy.requests(), [], "refused before any request")
+        self.proxy.hold("POST", blob_upload_path(repo), timeout=120)
+        hung = self.push(f"oci:{layout}", self.target(repo, "x"), env={"TAGWARDEN_TIMEOUT": "3s"})
+        self.assert_exit(hung, tw.EXIT_NETWORK)
+        self.assertIn("TAGWARDEN_TIMEOUT of 3s passed", hung.stderr, tw.describe(hung))
+
+    def test_a_stalled_upload_is_retried_by_the_low_speed_limit(self):
+        layout, image = self.image("a")
+        repo = self.repo()
+        # The first upload's body is taken and never answered: curl's low-speed limit must end the wait.
+        self.proxy.hold("PUT", r"^/v2/.+/blobs/uploads/.+$", times=1, timeout=120)
+        proc = self.push(f"oci:{layout}", self.target(repo, "1.0"), env={"TAGWARDEN_STALL_TIMEOUT": "2s"})
+        self.assert_exit(proc, 0)
+        self.assertIn("retrying", proc.stderr, tw.describe(proc))
+        self.assertEqual(self.registry.tags(repo), {"1.0": image.digest})
+
+    def test_retry_after_is_honoured_in_upload_sequences_and_manifest_puts(self):
+        layout, image = self.image("a")
+        repo = self.repo()
+        self.proxy.fail("POST", blob_upload_path(repo), status=429, times=1, headers={"Retry-After": "2"})
+        self.proxy.fail("PUT", tag_put_path(repo, "1.0"), status=429, times=1, headers={"Retry-After": "1"},
+                        body=b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}')
+        proc = self.push(f"oci:{layout}", self.target(repo, "1.0"), "--jobs", "1")
+        self.assert_exit(proc, 0)
+        self.assertIn("retrying in 2000 ms", proc.stderr, tw.describe(proc))
+        self.assertIn("retrying in 1000 ms", proc.stderr, tw.describe(proc))
+        self.assertEqual(self.registry.tags(repo), {"1.0": image.digest})
+
+    def test_an_enormous_retry_after_does_not_crash(self):
+        layout, _image = self.image("a")
+        repo = self.repo()
+        self.proxy.fail("POST", blob_upload_path(repo), status=503, headers={"Retry-After": "9" * 40})
+        proc = self.push(f"oci:{layout}", self.target(repo, "1.0"), "--timeout", "3s")
+        self.assert_exit(proc, tw.EXIT_NETWORK)
+        self.assertIn("--timeout of 3s passed", proc.stderr, tw.describe(proc))
+
+
+if __name__ == "__main__":
+    unittest.main()
