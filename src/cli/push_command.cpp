@@ -26,12 +26,43 @@ struct PushArgs {
     std::string env;
     bool allow_overwrite = false;
     bool resume = false;
+    std::string abandon;  // with --resume: drop this run's journal without finishing or undoing it
     std::string output = "text";
     bool dry_run = false;
     LockArgs lock;
     GuardArgs guard;
     ConnectionOptions connection;
 };
+
+// Drops one journal on purpose: a run that can be neither finished nor undone (a registry that refuses
+// DELETE) would otherwise fail every later --resume. What it may have left is logged.
+int run_abandon(const PushArgs& args, OpenLocks& locks) {
+    auto record = locks.journals->get(args.abandon);
+    if (!record)
+        return report_error(record.error());
+    if (!*record)
+        return report_error(Error(ErrorKind::invalid_input, "no run " + args.abandon + " in " + locks.journals->describe() +
+                                                                ": `tagwarden lock list` shows the runs left behind"));
+    auto journal = push::parse_journal((*record)->document);
+    std::string tags;
+    if (journal)
+        for (const auto& t : journal->tags)
+            if (t.written)
+                tags += (tags.empty() ? "" : ", ") + t.tag;
+    auto where = journal ? journal->name() + "@" + journal->digest.str() : std::string("(unreadable journal)");
+    if (!args.dry_run)
+        if (auto r = locks.journals->remove(args.abandon); !r)
+            return report_error(r.error());
+    log::warn("abandoned run " + args.abandon + " on " + where + (args.dry_run ? " (dry run: kept)" : "") +
+              (tags.empty() ? ": it had written no tag" : ": tags it may have written stay as they are: " + tags));
+    if (args.output == "json") {
+        nlohmann::json j = {{"abandoned", {{"runId", args.abandon}, {"image", where}, {"tagsLeft", tags}}}};
+        std::cout << j.dump(2) << std::endl;
+    } else {
+        std::cout << "abandoned " << args.abandon << " " << where << std::endl;
+    }
+    return 0;
+}
 
 int run_resume(const PushArgs& args, const config::Config& cfg) {
     if (args.positionals.size() > 1)
@@ -46,6 +77,8 @@ int run_resume(const PushArgs& args, const config::Config& cfg) {
     auto locks = open_locks(args.lock, cfg);
     if (!locks)
         return report_error(locks.error());
+    if (!args.abandon.empty())
+        return run_abandon(args, *locks);
     auto records = locks->journals->list();
     if (!records)
         return report_error(records.error());
@@ -103,6 +136,8 @@ int run_push(const PushArgs& args) {
     auto cfg = config::load_config();
     if (!cfg)
         return report_error(cfg.error());
+    if (!args.abandon.empty() && !args.resume)
+        return report_error(Error(ErrorKind::invalid_input, "--abandon RUN_ID goes with --resume: tagwarden push --resume --abandon RUN_ID"));
     if (args.resume)
         return run_resume(args, *cfg);
     if (args.positionals.size() != 2)
@@ -227,6 +262,9 @@ CommandRun setup_push_command(CLI::App& app, const GlobalOptions&) {
                   "Let a tag that points at another digest move (never for protected environments); the old digest "
                   "is reported");
     cmd->add_flag("--resume", args->resume, "Finish or undo runs that were killed half-way (from their journals)");
+    cmd->add_option("--abandon", args->abandon,
+                    "With --resume: drop the journal of run RUN_ID (from `lock list`) without finishing or undoing "
+                    "it, e.g. when the registry refuses the DELETE an undo needs; its tags stay as they are");
     cmd->add_option("--output,-o", args->output, "Result format on stdout: text or json")
         ->check(CLI::IsMember({"text", "json"}));
     cmd->add_flag("--dry-run", args->dry_run,

@@ -5,6 +5,7 @@
 #include <tagwarden/push/execute.hpp>
 #include <tagwarden/push/journal.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 
@@ -235,6 +236,22 @@ public:
             m_checked = *v;
         }
 
+        // Whether this run could take its tags back: a created tag is undone by DELETE, which some registries
+        // refuse (docker-registry's default, Docker Hub). Without it, the image is verified right after its
+        // first tag, so that a later failure leaves every written tag on a complete, verified image.
+        bool creates = std::any_of(tag_plan.begin(), tag_plan.end(), [](const TagPlan& t) { return t.action == TagAction::create; });
+        if (creates && !*root_before) {
+            auto deletable = m_client.can_delete_manifests(m_repo);
+            if (!deletable)
+                return rollback(deletable.error().with_context("checking whether the registry deletes manifests"));
+            m_report.all_or_none = *deletable;
+            if (!*deletable)
+                log::warn(m_report.repository + " refuses DELETE, so a failed run cannot take its tags back: the image "
+                          "is verified after its first tag, and a later failure leaves the tags written so far on "
+                          "that complete, verified image (all-or-none needs a registry that deletes: ECR, "
+                          "distribution with delete enabled, Harbor)");
+        }
+
         // The root under its first tag, so it exists tagged or not at all; then the other tags.
         bool root_written = false;
         for (const auto& t : tag_plan) {
@@ -246,8 +263,15 @@ public:
                 return rollback(r.error());
             if (auto r = write_tag(t); !r)
                 return rollback(r.error().with_context("writing tag " + m_report.repository + ":" + t.tag));
-            if (!root_written)
+            if (!root_written) {
                 m_report.manifests_written++;
+                if (!m_report.all_or_none && !m_checked) {
+                    auto v = verify_image(m_client, m_repo, t.tag, m_plan.root.digest, m_options.jobs);
+                    if (!v)
+                        return rollback(v.error());
+                    m_checked = *v;
+                }
+            }
             root_written = true;
             if (t.action == TagAction::overwrite) {
                 m_report.tags.push_back({t.tag, TagStatus::overwritten, t.current});

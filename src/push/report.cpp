@@ -76,6 +76,7 @@ nlohmann::json to_json(const PushReport& r) {
         {"manifestsWritten", r.manifests_written},
         {"dryRun", r.dry_run},
         {"verified", r.verified},
+        {"allOrNone", r.all_or_none},
     };
 }
 

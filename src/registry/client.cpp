@@ -1,6 +1,8 @@
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/reference.hpp>
 #include <tagwarden/http/url.hpp>
+
+#include <algorithm>
 #include <tagwarden/registry/client.hpp>
 
 #include <nlohmann/json.hpp>
@@ -344,7 +346,8 @@ Result<http::Response> Client::send(http::Request request, const std::string& re
     if (!r->final_url.empty() && !http::same_origin(r->final_url, base_url()))
         return std::unexpected(foreign_challenge(request, r->final_url));
 
-    // A 401 means no, or a stale, authorization: learn the (possibly new) challenge and try once more.
+    // A 401 means no, or a stale, authorization: learn the (possibly new) challenge and try once more,
+    // asking for the scope the challenge names (a registry knows best which action a request needs).
     if (auto header = r->headers.get("WWW-Authenticate")) {
         auto challenges = parse_www_authenticate(*header);
         if (challenges) {
@@ -353,6 +356,19 @@ Result<http::Response> Client::send(http::Request request, const std::string& re
             for (const auto& c : *challenges)
                 if (c.scheme == "bearer")
                     m_challenge = c;
+            std::string named = m_challenge->param("scope");
+            std::size_t start = 0;
+            while (start < named.size()) {
+                auto space = named.find(' ', start);
+                auto one = named.substr(start, space == std::string::npos ? std::string::npos : space - start);
+                if (!one.empty() && std::find(scopes.begin(), scopes.end(), one) == scopes.end()) {
+                    scopes.push_back(one);
+                    key += one + " ";
+                }
+                if (space == std::string::npos)
+                    break;
+                start = space + 1;
+            }
         }
     }
     bool had_auth = !auth->empty();
@@ -687,12 +703,26 @@ Status Client::delete_manifest(const std::string& repo, const std::string& refer
     req.timeout = fence.timeout;
     req.method = "DELETE";
     req.url = repo_url(repo, "/manifests/" + reference);
-    auto r = send(req, repo);
+    // Token registries grant deletes only to the `delete` action, asked for here alone.
+    auto r = send(req, repo, {"repository:" + repo + ":delete"});
     if (!r)
         return std::unexpected(r.error());
     if (r->status != 202 && r->status != 200 && r->status != 204)
         return std::unexpected(status_error(*r, "DELETE manifest " + repo + ":" + reference));
     return {};
+}
+
+Result<bool> Client::can_delete_manifests(const std::string& repo) {
+    // A DELETE of a digest nobody has: a registry that deletes answers 404 (MANIFEST_UNKNOWN), one that
+    // refuses deletes 405 (UNSUPPORTED, docker-registry's default) or 401/403 (no delete permission).
+    auto probe = Digest::of("tagwarden delete probe " + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    auto r = delete_manifest(repo, probe.str());
+    if (r || r.error().kind == ErrorKind::not_found)
+        return true;
+    const auto& e = r.error();
+    if (e.http_status == 405 || e.http_status == 400 || e.kind == ErrorKind::auth || e.registry_code == "UNSUPPORTED")
+        return false;
+    return std::unexpected(e);
 }
 
 Result<std::vector<std::string>> Client::list_tags(const std::string& repo) {

@@ -110,7 +110,7 @@ def make_tls_material(directory, common_name="tagwarden test CA"):
 class Registry:
     """A docker-registry process on 127.0.0.1:<free port>; use as a context manager."""
 
-    def __init__(self, mode="plain", username="tw-user", password=None, start_timeout=20.0):
+    def __init__(self, mode="plain", username="tw-user", password=None, start_timeout=20.0, delete=True):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
@@ -119,6 +119,8 @@ class Registry:
         self.username = username if self.auth else None
         self.password = (password if password is not None else "pw-" + secrets.token_hex(8)) if self.auth else None
         self.start_timeout = start_timeout
+        # delete=False: docker-registry's default configuration, which refuses every DELETE (405 UNSUPPORTED).
+        self.delete = delete
         self.port = None
         self.process = None
         self.ca_file = None
@@ -195,7 +197,7 @@ class Registry:
             "  filesystem:",
             f"    rootdirectory: {json.dumps(self.storage_dir)}",
             "  delete:",
-            "    enabled: true",
+            f"    enabled: {'true' if self.delete else 'false'}",
             "  maintenance:",
             "    uploadpurging:",
             "      enabled: false",

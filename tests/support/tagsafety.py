@@ -120,8 +120,8 @@ class TagSafetyTestCase(unittest.TestCase):
 
     # -- servers ---------------------------------------------------------------------------------
 
-    def start_registry(self, mode="plain"):
-        reg = Registry(mode)
+    def start_registry(self, mode="plain", delete=True):
+        reg = Registry(mode, delete=delete)
         reg.start()
         self.addCleanup(reg.stop)
         return reg

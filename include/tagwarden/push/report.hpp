@@ -62,6 +62,9 @@ struct PushReport {
     int manifests_written = 0;
     bool dry_run = false;
     bool verified = false;
+    // False where the registry refuses DELETE: a failure after the first tag would have left the tags
+    // written so far (on the complete, verified image) instead of taking them back.
+    bool all_or_none = true;
 };
 
 // What an undo did, and what it deliberately or necessarily left, each with the reason.

@@ -93,6 +93,9 @@ public:
                                 const WriteFence& fence = {});
     // DELETE a manifest by digest (or a tag, where the registry allows it).
     Status delete_manifest(const std::string& repo, const std::string& reference, const WriteFence& fence = {});
+    // Whether the registry deletes manifests in `repo` (so a failed multi-tag write can be undone): probed
+    // with a DELETE of a digest nobody has. False for 405/UNSUPPORTED (docker-registry's default), 401/403.
+    Result<bool> can_delete_manifests(const std::string& repo);
     // Every tag of the repository, following Link pagination. An unknown repository has no tags.
     Result<std::vector<std::string>> list_tags(const std::string& repo);
 
