@@ -3,6 +3,7 @@
 #include <tagwarden/http/url.hpp>
 
 #include <algorithm>
+#include <set>
 #include <tagwarden/registry/client.hpp>
 
 #include <nlohmann/json.hpp>
@@ -729,6 +730,7 @@ Result<std::vector<std::string>> Client::list_tags(const std::string& repo) {
     std::vector<std::string> tags;
     // Registries cap the page size (ECR: 1000); follow Link headers rather than counting.
     std::string url = repo_url(repo, "/tags/list?n=1000");
+    std::set<std::string> seen{url};
     for (int page = 0; page < 10000; ++page) {
         http::Request req;
         req.method = "GET";
@@ -756,6 +758,10 @@ Result<std::vector<std::string>> Client::list_tags(const std::string& repo) {
         auto resolved = http::resolve_url(url, next);
         if (!resolved)
             return std::unexpected(resolved.error());
+        // A Link back to a page already read would loop forever.
+        if (!seen.insert(*resolved).second)
+            return fail(ErrorKind::registry, "the tag list of " + repo + " loops: its Link header points back to " +
+                                                 http::redact_url(*resolved) + ", a page already read (a registry bug)");
         url = *resolved;
     }
     return fail(ErrorKind::registry, "tag list of " + repo + " did not end after 10000 pages");

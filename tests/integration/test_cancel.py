@@ -93,7 +93,8 @@ class Cancel(TagSafetyTestCase):
         # file:// lock here: the journal is on disk, where the test can read it.
         layout, image = self.image("a")
         second = self.proxy.hold("PUT", tag_put_path(self.repo_name, SECOND), timeout=90)
-        undo = self.proxy.hold("DELETE", manifest_path(self.repo_name), timeout=90)
+        # The first DELETE is the run's probe (does the registry delete?), before any tag; the second is the undo.
+        undo = self.proxy.hold("DELETE", manifest_path(self.repo_name), nth=2, timeout=90)
         proc = self.start_push(layout, lock=self.lock_url)
         self.wait_reached(second, proc, "its second tag")
         self.signal(proc, signal.SIGINT)

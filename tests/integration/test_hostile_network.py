@@ -3,11 +3,14 @@ low-speed limit that turns a stalled transfer into a retry, and an overall --tim
 stops, undoes its tags, releases its locks and exits 8.
 """
 
+import random
+import re
+import threading
 import time
 import unittest
 
 import tw
-from fault_proxy import blob_upload_path, tag_put_path
+from fault_proxy import Rule, blob_upload_path, tag_put_path
 from tagsafety import TagSafetyTestCase, setUpModule  # noqa: F401
 
 
@@ -77,6 +80,48 @@ class HostileNetwork(TagSafetyTestCase):
         proc = self.push(f"oci:{layout}", self.target(repo, "1.0"), "--timeout", "3s")
         self.assert_exit(proc, tw.EXIT_NETWORK)
         self.assertIn("--timeout of 3s passed", proc.stderr, tw.describe(proc))
+
+    def test_a_hundred_pushes_through_a_ten_percent_fault_rate_all_complete(self):
+        # 10% of all requests fail, evenly: 503, 429 with Retry-After, a connection dropped before the request
+        # reaches the registry, and an answer lost after the registry did the work. Every push must complete
+        # with the right digest (seeded, so a failure can be replayed).
+        rng = random.Random(20261203)
+        lock = threading.Lock()
+
+        def chance(_method, _path, _headers):
+            with lock:
+                return rng.random() < 0.025
+
+        for kind in ({"status": 503}, {"status": 429, "headers": {"Retry-After": "1"}}, {"drop": True}, {"lose": True}):
+            self.proxy.add_rule(Rule(None, r"^/v2/.+", match=chance, **kind))
+        images = [self.image(name) for name in ("a", "b", "c")]
+        repo = self.repo()
+        for i in range(100):
+            layout, image = images[i % len(images)]
+            proc = self.push(f"oci:{layout}", self.target(repo, f"t{i}"))
+            self.assert_exit(proc, 0)
+            self.assertEqual(self.registry.tags(repo).get(f"t{i}"), image.digest, tw.describe(proc))
+        faults = [r for r in self.proxy.requests() if r.rule]
+        self.assertGreater(len(faults), 50, "the proxy injected faults")
+
+    def test_every_request_failing_ends_in_exit_8_within_the_timeout_and_no_tag(self):
+        layout, _image = self.image("a")
+        repo = self.repo()
+        self.proxy.fail(None, r"^/v2/.+/(manifests|blobs)/", status=503)
+        proc = self.push(f"oci:{layout}", self.target(repo, "1.0"), "--tag", "latest", "--timeout", "20s")
+        self.assert_exit(proc, tw.EXIT_NETWORK)
+        self.assertEqual(self.registry.tags(repo), {})
+
+    def test_an_endless_link_pagination_is_an_error_not_a_hang(self):
+        layout, image = self.image("a")
+        repo = self.repo()
+        self.push_json(f"oci:{layout}", self.target(repo, "0.9"))  # the repository exists: its tags are listed
+        self.proxy.extra_response_headers.append(
+            (re.compile(rf"^/v2/{re.escape(repo)}/tags/list$"), {"Link": f'</v2/{repo}/tags/list?n=1000>; rel="next"'}))
+        proc = self.push(f"oci:{layout}", self.target(repo, "1.0"))
+        self.assert_exit(proc, tw.EXIT_NETWORK)
+        self.assertIn("loops", proc.stderr, tw.describe(proc))
+        self.assertEqual(self.registry.tags(repo), {"0.9": image.digest})
 
 
 if __name__ == "__main__":

@@ -87,9 +87,10 @@ class Rule:
     _ids = itertools.count(1)
 
     def __init__(self, method=None, path=None, status=None, delay=None, hold=False, drop=False, nth=1, times=None,
-                 timeout=120.0, body=None, headers=None, name=None, match=None, body_match=None):
-        if sum(x is not None and x is not False for x in (status, delay, hold or None, drop or None)) != 1:
-            raise ValueError("a rule does exactly one of: status, delay, hold, drop")
+                 timeout=120.0, body=None, headers=None, name=None, match=None, body_match=None, lose=False):
+        if sum(x is not None and x is not False for x in (status, delay, hold or None, drop or None, lose or None)) != 1:
+            raise ValueError("a rule does exactly one of: status, delay, hold, drop, lose")
+        self.lose = lose  # forward the request (the registry does the work), then drop the answer
         self.id = next(self._ids)
         self.method = method.upper() if method else None
         self.path = re.compile(path) if isinstance(path, str) else path
@@ -220,6 +221,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 pass
             return
 
+        if rule is not None and rule.lose:
+            rule.reached.set()
+            status = self._forward_and_lose(method, uri, load_body())
+            proxy._log(LoggedRequest(method, uri, None, f"{rule.name} (upstream {status}, answer lost)", True))
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+
         if rule is not None and rule.status is not None:
             rule.reached.set()
             if not loaded:
@@ -315,6 +327,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
         self.wfile.flush()
 
+    def _forward_and_lose(self, method, uri, body):
+        """Sends the request upstream and reads the answer, which the client never gets."""
+        proxy = self.server.proxy
+        conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=proxy.upstream_timeout)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"}
+            conn.request(method, uri, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+
     def _forward(self, method, uri, body):
         """Sends the request upstream and streams the answer back; returns the upstream status."""
         proxy = self.server.proxy
@@ -370,6 +397,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if key.lower() == "location" and proxy.rewrite_location:
                     value = proxy.rewrite_location(value)
                 self.send_header(key, value)
+            for pattern, headers in proxy.extra_response_headers:
+                if pattern.search(uri.split("?", 1)[0]):
+                    for key, value in headers.items():
+                        self.send_header(key, value)
             rechunk = has_body and length is None
             if rechunk:
                 self.send_header("Transfer-Encoding", "chunked")
@@ -399,6 +430,8 @@ class FaultProxy:
         # applied to every Location header the proxy passes back (e.g. to send uploads to a second host).
         self.bind = bind
         self.rewrite_location = None
+        # [(compiled path regex, {header: value})]: headers added to forwarded answers of matching paths.
+        self.extra_response_headers = []
         host, _, port_text = upstream.rpartition(":")
         self.upstream_host = host or "127.0.0.1"
         self.upstream_port = int(port_text)
@@ -498,6 +531,10 @@ class FaultProxy:
     def hold(self, method, path, nth=1, times=1, timeout=120.0, **kwargs):
         """Parks matching requests until ``rule.release()``; ``rule.reached`` tells when one arrived."""
         return self.add_rule(Rule(method, path, hold=True, nth=nth, times=times, timeout=timeout, **kwargs))
+
+    def lose(self, method, path, nth=1, times=None, **kwargs):
+        """Forwards matching requests, then drops the connection instead of answering (the work is done)."""
+        return self.add_rule(Rule(method, path, lose=True, nth=nth, times=times, **kwargs))
 
     def drop(self, method, path, nth=1, times=None, **kwargs):
         """Closes the connection of matching requests without an answer."""
