@@ -150,9 +150,15 @@ Error Client::status_error(const http::Response& r, const std::string& what) con
                     " was refused; expire images (a lifecycle policy) or raise the quota (Service Quotas "
                     "L-03A36CE1) [" + detail + "]";
     }
-    // ECR: an immutable tag that exists on another digest.
-    if (code == "TAG_INVALID")
-        e.kind = ErrorKind::tag_conflict;
+    // ECR: an immutable tag that exists on another digest ("... already exists ... cannot be overwritten
+    // because the repository is immutable"). Distribution's TAG_INVALID means something else ("manifest tag
+    // did not match URI"): a malformed request, not a conflict.
+    if (code == "TAG_INVALID") {
+        bool immutable = detail.find("immutable") != std::string::npos ||
+                         detail.find("cannot be overwritten") != std::string::npos ||
+                         detail.find("already exists") != std::string::npos;
+        e.kind = immutable ? ErrorKind::tag_conflict : ErrorKind::registry;
+    }
     return e;
 }
 

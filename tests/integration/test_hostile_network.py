@@ -112,6 +112,27 @@ class HostileNetwork(TagSafetyTestCase):
         self.assert_exit(proc, tw.EXIT_NETWORK)
         self.assertEqual(self.registry.tags(repo), {})
 
+    def test_distribution_tag_invalid_is_not_a_tag_conflict(self):
+        # docker-registry's TAG_INVALID ("manifest tag did not match URI") is a malformed request; only ECR's
+        # TAG_INVALID on an immutable tag is a conflict (exit 4, covered by the ECR tests).
+        layout, _image = self.image("a")
+        repo = self.repo()
+        self.proxy.fail("PUT", tag_put_path(repo, "1.0"), status=400,
+                        body=b'{"errors":[{"code":"TAG_INVALID","message":"manifest tag did not match URI"}]}')
+        proc = self.push(f"oci:{layout}", self.target(repo, "1.0"))
+        self.assert_exit(proc, tw.EXIT_NETWORK)
+        self.assertIn("TAG_INVALID", proc.stderr)
+        self.assertEqual(self.registry.tags(repo), {})
+
+    def test_an_oversized_manifest_answer_is_refused_not_read_whole(self):
+        layout, image = self.image("a")
+        repo = self.repo()
+        self.push_json(f"oci:{layout}", self.target(repo, "1.0"))
+        self.proxy.fail("GET", rf"^/v2/{re.escape(repo)}/manifests/", status=200, body=b" " * (20 * 1024 * 1024))
+        proc = self.run_tw("verify", self.target(repo, "1.0"), "--plain-http")
+        self.assert_exit(proc, tw.EXIT_NETWORK)
+        self.assertIn("exceeds", proc.stderr, tw.describe(proc))
+
     def test_an_endless_link_pagination_is_an_error_not_a_hang(self):
         layout, image = self.image("a")
         repo = self.repo()
