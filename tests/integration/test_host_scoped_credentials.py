@@ -60,5 +60,51 @@ class UploadLocationOnAnotherHost(TagSafetyTestCase):
         self.assertEqual(registry.tags(repo), {})
 
 
+class PresignedRedirects(TagSafetyTestCase):
+    """Blob GETs redirected to presigned URLs (as ECR and Docker Hub send them to object storage): the
+    token in the query must appear nowhere, --debug logs and error messages included."""
+
+    TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN0123456789"
+    SIGNATURE = "d2f1c0ffee0123456789abcdefdeadbeef0123456789abcdef0123456789abcd"
+
+    def setUp(self):
+        super().setUp()
+        self.source = self.start_registry()
+        self.destination = self.start_registry()
+        self.front = FaultProxy(self.source.host)
+        self.front.start()
+        self.addCleanup(self.front.stop)
+        self.storage = FaultProxy(self.source.host, bind=SECOND_HOST)
+        self.storage.start()
+        self.addCleanup(self.storage.stop)
+        layout, self.img = self.image("a")
+        self.repo_name = self.repo()
+        self.push_json(f"oci:{layout}", f"{self.front.host}/{self.repo_name}:1.0")
+        info = self.img
+        for blob in [info.config, *info.layers]:
+            path = f"/v2/{self.repo_name}/blobs/{blob.digest}"
+            presigned = (f"http://{self.storage.host}{path}?X-Amz-Security-Token={self.TOKEN}"
+                         f"&X-Amz-Signature={self.SIGNATURE}&X-Amz-Expires=600")
+            self.front.fail("GET", "^" + path + "$", status=307, headers={"Location": presigned})
+
+    def copy(self, *extra):
+        return self.run_tw("--debug", "push", f"docker://{self.front.host}/{self.repo_name}:1.0",
+                           f"{self.destination.host}/{self.repo_name}:1.0", "--plain-http", *extra)
+
+    def test_a_copy_through_presigned_redirects_prints_no_token(self):
+        proc = self.copy()
+        self.assert_exit(proc, 0)
+        self.assertTrue(self.storage.requests("GET"), "the blobs came from the redirect target")
+        self.assertIn("X-Amz", "".join(r.uri for r in self.storage.requests("GET")))
+        tw.assert_no_secret(self, proc, self.TOKEN, self.SIGNATURE)
+
+    def test_a_failing_presigned_url_is_reported_without_its_token(self):
+        self.storage.fail("GET", r"^/v2/.+/blobs/", status=500)
+        proc = self.copy("--timeout", "60s")
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn(SECOND_HOST, proc.stderr, tw.describe(proc))
+        tw.assert_no_secret(self, proc, self.TOKEN, self.SIGNATURE)
+
+
 if __name__ == "__main__":
     unittest.main()
