@@ -91,9 +91,19 @@ public:
         if (!fs::is_directory(m_dir, ec))
             return out;
         std::vector<fs::path> paths;
-        for (const auto& e : fs::directory_iterator(m_dir, ec))
-            if (e.path().extension() == ".json")
+        auto now = fs::file_time_type::clock::now();
+        for (const auto& e : fs::directory_iterator(m_dir, ec)) {
+            if (e.path().extension() == ".json") {
                 paths.push_back(e.path());
+            } else if (e.path().extension() == ".tmp") {
+                // A writer killed before its rename: the temporary file only ever holds the intent of a write
+                // not yet sent (a journal is saved before each write), so it is garbage once surely abandoned.
+                std::error_code age_ec;
+                auto written = fs::last_write_time(e.path(), age_ec);
+                if (!age_ec && now - written > std::chrono::minutes(10))
+                    fs::remove(e.path(), age_ec);
+            }
+        }
         std::sort(paths.begin(), paths.end());
         for (const auto& p : paths) {
             auto r = read(p);
@@ -111,6 +121,12 @@ public:
         auto path = m_dir / (run_id + ".json");
         if (::unlink(path.c_str()) != 0 && errno != ENOENT)
             return fail(ErrorKind::internal, "cannot remove journal " + path.string() + ": " + std::strerror(errno));
+        // A writer killed between its write and its rename leaves the temporary file behind: it goes too.
+        auto tmp = m_dir / (run_id + ".json.tmp");
+        ::unlink(tmp.c_str());
+        std::error_code ec;
+        if (!fs::exists(m_dir, ec))
+            return {};
         return fsync_directory(m_dir);
     }
 
