@@ -105,6 +105,33 @@ class PresignedRedirects(TagSafetyTestCase):
         self.assertIn(SECOND_HOST, proc.stderr, tw.describe(proc))
         tw.assert_no_secret(self, proc, self.TOKEN, self.SIGNATURE)
 
+    def test_a_redirect_target_asking_for_credentials_gets_none(self):
+        self.storage.fail("GET", r"^/v2/.+/blobs/", status=401,
+                          headers={"WWW-Authenticate": f'Basic realm="http://{self.storage.host}/"'})
+        proc = self.copy()
+        self.assert_exit(proc, tw.EXIT_AUTH)
+        self.assertIn("not the registry", proc.stderr, tw.describe(proc))
+        self.assertFalse([r for r in self.storage.requests() if "authorization" in r.headers])
+
+
+class RedirectLoop(TagSafetyTestCase):
+
+    def test_a_redirect_loop_is_an_error(self):
+        source = self.start_registry()
+        destination = self.start_registry()
+        front = self.start_proxy(source)
+        layout, img = self.image("a")
+        repo = self.repo()
+        self.push_json(f"oci:{layout}", f"{front.host}/{repo}:1.0")
+        for blob in [img.config, *img.layers]:
+            path = f"/v2/{repo}/blobs/{blob.digest}"
+            front.fail("GET", "^" + path + "$", status=302, headers={"Location": f"http://{front.host}{path}"})
+        proc = self.run_tw("push", f"docker://{front.host}/{repo}:1.0", f"{destination.host}/{repo}:1.0",
+                           "--plain-http", "--timeout", "60s")
+        self.assert_exit(proc, tw.EXIT_NETWORK)
+        self.assertIn("redirects", proc.stderr, tw.describe(proc))
+        self.assertEqual(destination.tags(repo), {})
+
 
 if __name__ == "__main__":
     unittest.main()
