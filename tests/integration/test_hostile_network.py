@@ -124,6 +124,16 @@ class HostileNetwork(TagSafetyTestCase):
         self.assertIn("TAG_INVALID", proc.stderr)
         self.assertEqual(self.registry.tags(repo), {})
 
+    def test_a_registry_reporting_another_digest_is_a_verification_failure(self):
+        layout, _image = self.image("a")
+        repo = self.repo()
+        self.proxy.fail("PUT", tag_put_path(repo, "1.0"), status=201, body=b"",
+                        headers={"Docker-Content-Digest": "sha256:" + "0" * 64})
+        proc = self.push(f"oci:{layout}", self.target(repo, "1.0"))
+        self.assert_exit(proc, tw.EXIT_VERIFY)
+        self.assertIn("altered the manifest", proc.stderr, tw.describe(proc))
+        self.assertEqual(self.registry.tags(repo), {})
+
     def test_an_oversized_manifest_answer_is_refused_not_read_whole(self):
         layout, image = self.image("a")
         repo = self.repo()
