@@ -133,6 +133,8 @@ int run_push(const PushArgs& args) {
     auto settings = guard_settings(args.guard, *cfg);
     if (!settings)
         return report_error(settings.error());
+    if (auto valid = validate_lock_args(args.lock); !valid)
+        return report_error(valid.error());
 
     // Local sources are checked before any connection; a docker:// source needs its registry.
     AwsContext aws;

@@ -1,5 +1,6 @@
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/strings.hpp>
+#include <tagwarden/core/subprocess.hpp>
 
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -99,6 +101,32 @@ std::string yaml_to_json(const YAML::Node& node) {
     return out;
 }
 
+// yaml-cpp keeps every entry of a mapping that names a key twice, and lookups then see only one of
+// them: refuse the file instead, naming the key's path and both lines.
+Status check_duplicate_keys(const YAML::Node& node, const std::string& path, const std::string& origin) {
+    if (node.IsMap()) {
+        std::map<std::string, int> seen;  // key -> 1-based line of its first occurrence
+        for (const auto& item : node) {
+            std::string key = item.first.IsScalar() ? item.first.Scalar() : std::string{};
+            std::string key_path = path.empty() ? key : path + "." + key;
+            int line = item.first.Mark().line + 1;
+            if (item.first.IsScalar()) {
+                auto [it, inserted] = seen.emplace(key, line);
+                if (!inserted)
+                    return fail(ErrorKind::invalid_input,
+                                origin + ":" + std::to_string(line) + ": '" + key_path +
+                                    "' is given twice (first on line " + std::to_string(it->second) +
+                                    "): keep one of them");
+            }
+            TW_TRY(check_duplicate_keys(item.second, key_path, origin));
+        }
+    } else if (node.IsSequence()) {
+        for (std::size_t i = 0; i < node.size(); ++i)
+            TW_TRY(check_duplicate_keys(node[i], path + "[" + std::to_string(i) + "]", origin));
+    }
+    return {};
+}
+
 } // namespace
 
 Result<std::chrono::seconds> parse_duration(const std::string& text, const std::string& what) {
@@ -129,6 +157,7 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
     }
     if (root.IsNull())
         return c;
+    TW_TRY(check_duplicate_keys(root, "", origin));
     if (!root.IsMap())
         return fail(ErrorKind::invalid_input, origin + ": the top level must be a mapping of settings");
     static const std::set<std::string> k_known = {
@@ -267,6 +296,9 @@ Result<Config> load_config(const std::string& given) {
     } else if (explicit_path) {
         return fail(ErrorKind::invalid_input, "configuration file " + path + " does not exist");
     }
+    // Checked here so a bad value is refused before any request, not when a helper first runs.
+    if (auto t = credential_program_timeout(); !t)
+        return std::unexpected(t.error());
     if (auto v = env("TAGWARDEN_TAG_TEMPLATE"); !v.empty()) {
         TW_TRY(check_template(v, "TAGWARDEN_TAG_TEMPLATE"));
         c.tag_template = v;
