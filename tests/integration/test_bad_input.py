@@ -228,7 +228,7 @@ class RefusedBeforeAnyRequest(RegistryTestCase):
                 creds, password = self.cred_args()
                 proc = tw.run_tagwarden("push", f"oci:{layout}", self.target(repo, "1.0.0"), *self.tls_args(), *creds,
                                         stdin=password, cwd=cwd)
-                self.assert_refused_quietly(proc, where, f"'{key}", "given twice")
+                self.assert_refused_quietly(proc, where, f"{key}' is given twice")
                 self.assert_refused_quietly(self.promote(repo, cwd=cwd), where, "given twice")
         self.assertEqual(self.registry.requests()[mark:], [], "a bad tagwarden.yaml is refused before any request")
 
