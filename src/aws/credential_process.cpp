@@ -1,4 +1,5 @@
 #include <tagwarden/aws/credential_chain.hpp>
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/subprocess.hpp>
 
 namespace tagwarden::aws {
@@ -33,6 +34,8 @@ Result<std::string> run_credential_process(const std::string& command,
                                          describe_timeout(*timeout) +
                                          " and was killed: fix the program, or raise "
                                          "TAGWARDEN_CREDENTIAL_HELPER_TIMEOUT (e.g. 60s)");
+    case Outcome::cancelled:
+        return std::unexpected(cancel::cancelled_error("credential_process " + program));
     case Outcome::too_much_output:
         return fail(ErrorKind::auth, "credential_process " + program + " wrote more than 1 MiB");
     case Outcome::signaled:

@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -211,8 +212,12 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
             if (c.quota_threshold <= 0 || c.quota_threshold > 1)
                 return fail(ErrorKind::invalid_input, origin + ": quota_threshold must be in (0, 1], e.g. 0.9");
         }
-        if (auto n = root["quota"])
+        if (auto n = root["quota"]) {
             c.quota = n.as<std::int64_t>();
+            if (*c.quota <= 0)
+                return fail(ErrorKind::invalid_input, origin + ": quota must be a positive number of images, e.g. "
+                                                               "10000 (leave it out when the registry says)");
+        }
         if (auto n = root["keep_releases"])
             c.keep_releases = n.as<int>();
         if (auto n = root["protection_window"]) {
@@ -242,6 +247,10 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
                     auto key = field.first.as<std::string>();
                     if (key == "quota") {
                         repo.quota = field.second.as<std::int64_t>();
+                        if (*repo.quota <= 0)
+                            return fail(ErrorKind::invalid_input, origin + ": repositories['" + name +
+                                                                      "'].quota must be a positive number of images, "
+                                                                      "e.g. 5000");
                     } else if (key == "lifecycle_policy") {
                         if (field.second.IsMap()) {
                             auto text = yaml_to_json(field.second);
@@ -326,12 +335,12 @@ Result<Config> load_config(const std::string& given) {
     if (auto v = env("TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY"); !v.empty())
         c.allow_no_lifecycle_policy = v == "1" || v == "true" || v == "yes";
     if (auto v = env("TAGWARDEN_QUOTA_THRESHOLD"); !v.empty()) {
-        try {
-            c.quota_threshold = std::stod(v);
-        } catch (const std::exception&) {
+        double value = 0;
+        auto [end, parsed] = std::from_chars(v.data(), v.data() + v.size(), value);
+        if (parsed != std::errc{} || end != v.data() + v.size())
             return fail(ErrorKind::invalid_input, "TAGWARDEN_QUOTA_THRESHOLD '" + v + "' is not a number like 0.9");
-        }
-        if (c.quota_threshold <= 0 || c.quota_threshold > 1)
+        c.quota_threshold = value;
+        if (!(c.quota_threshold > 0 && c.quota_threshold <= 1))
             return fail(ErrorKind::invalid_input, "TAGWARDEN_QUOTA_THRESHOLD must be in (0, 1], e.g. 0.9");
     }
     return c;

@@ -1,6 +1,8 @@
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/strings.hpp>
 #include <tagwarden/core/subprocess.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -165,9 +167,15 @@ Result<SubprocessResult> run_subprocess(const SubprocessRequest& request) {
                 killed = true;
                 break;
             }
+            if (cancel::should_stop()) {
+                result.outcome = SubprocessResult::Outcome::cancelled;
+                killed = true;
+                break;
+            }
             pollfd fds[2] = {{out_read.fd, POLLIN, 0}, {in_write.fd, POLLOUT, 0}};
             int count = in_write.fd >= 0 ? 2 : 1;
-            int ready = ::poll(fds, static_cast<nfds_t>(count), static_cast<int>(left.count()));
+            auto slice = std::min<long long>(left.count(), 100);
+            int ready = ::poll(fds, static_cast<nfds_t>(count), static_cast<int>(slice));
             if (ready < 0) {
                 if (errno == EINTR)
                     continue;
@@ -211,6 +219,11 @@ Result<SubprocessResult> run_subprocess(const SubprocessRequest& request) {
             break;
         if (std::chrono::steady_clock::now() >= deadline) {
             result.outcome = SubprocessResult::Outcome::timed_out;
+            killed = true;
+            break;
+        }
+        if (cancel::should_stop()) {
+            result.outcome = SubprocessResult::Outcome::cancelled;
             killed = true;
             break;
         }

@@ -1,3 +1,4 @@
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/subprocess.hpp>
 #include <tagwarden/registry/auth.hpp>
@@ -27,6 +28,8 @@ Result<std::optional<Credential>> run_credential_helper(const std::string& helpe
                                          describe_timeout(*timeout) +
                                          " and was killed: unlock its keychain or fix the helper (run `" + program +
                                          " get` by hand), or raise TAGWARDEN_CREDENTIAL_HELPER_TIMEOUT (e.g. 60s)");
+    if (run->outcome == Outcome::cancelled)
+        return std::unexpected(cancel::cancelled_error("credential helper " + program));
     if (run->outcome == Outcome::too_much_output)
         return fail(ErrorKind::auth, "credential helper " + program + " wrote more than 1 MiB for " + server);
     if (run->outcome == Outcome::signaled)

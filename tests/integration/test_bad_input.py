@@ -241,6 +241,25 @@ class RefusedBeforeAnyRequest(RegistryTestCase):
         self.assert_refused_quietly(proc, "TAGWARDEN_CREDENTIAL_HELPER_TIMEOUT", "10s")
         self.assertEqual(self.registry.requests()[mark:], [])
 
+    def test_bad_environment_and_yaml_values(self):
+        layout, _image = self.image()
+        repo = self.repo()
+        cwd = os.path.join(self.tmp, "cfg-quota")
+        os.makedirs(cwd, exist_ok=True)
+        with open(os.path.join(cwd, "tagwarden.yaml"), "w") as f:
+            f.write("quota: 0\n")
+        creds, password = self.cred_args()
+        mark = len(self.registry.requests())
+        proc = tw.run_tagwarden("push", f"oci:{layout}", self.target(repo, "1.0.0"), *self.tls_args(), *creds,
+                                stdin=password, cwd=cwd)
+        self.assert_refused_quietly(proc, "quota must be a positive number")
+        for value in ("nan", "0.9x", "2"):
+            with self.subTest(TAGWARDEN_QUOTA_THRESHOLD=value):
+                proc = self.push(f"oci:{layout}", self.target(repo, "1.0.0"),
+                                 env={"TAGWARDEN_QUOTA_THRESHOLD": value})
+                self.assert_refused_quietly(proc, "TAGWARDEN_QUOTA_THRESHOLD")
+        self.assertEqual(self.registry.requests()[mark:], [])
+
     def test_policy_simulate_images_directory(self):
         policy = os.path.join(self.tmp, "policy.json")
         with open(policy, "w") as f:

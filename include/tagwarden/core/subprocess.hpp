@@ -23,7 +23,7 @@ struct SubprocessRequest {
 };
 
 struct SubprocessResult {
-    enum class Outcome { exited, signaled, timed_out, too_much_output };
+    enum class Outcome { exited, signaled, timed_out, too_much_output, cancelled };
     Outcome outcome = Outcome::exited;
     int exit_status = 0;  // when exited
     int signal = 0;       // when signaled
@@ -32,8 +32,9 @@ struct SubprocessResult {
 
 // Runs `request.argv` in its own process group with stdin and stdout on O_CLOEXEC pipes (no other
 // descriptor of this process leaks into it) and stderr inherited. SIGPIPE from a program that does not
-// read its input never reaches this process. Fails (ErrorKind::auth) only when the program cannot be
-// started; every other outcome is in the result.
+// read its input never reaches this process. A cancelled run (cancel::should_stop()) kills the program
+// group within about 100 ms. Fails (ErrorKind::auth) only when the program cannot be started; every
+// other outcome is in the result.
 Result<SubprocessResult> run_subprocess(const SubprocessRequest& request);
 
 // How long a credential helper or credential_process may run: TAGWARDEN_CREDENTIAL_HELPER_TIMEOUT

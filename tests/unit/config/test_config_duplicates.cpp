@@ -60,3 +60,9 @@ TEST_CASE("tagwarden.yaml: distinct keys and repeated keys in different mappings
     REQUIRE(c);
     CHECK(c->repositories.at("r.example.com/b").quota == 2);
 }
+
+TEST_CASE("tagwarden.yaml: a quota that is not positive is refused", "[unit][config][tag]") {
+    CHECK(refusal("quota: 0\n").find("quota must be a positive number") != std::string::npos);
+    CHECK(refusal("repositories:\n  r.example.com/a: {quota: -5}\n").find("'r.example.com/a'].quota must be") !=
+          std::string::npos);
+}

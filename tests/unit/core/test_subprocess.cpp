@@ -1,4 +1,5 @@
 #include <tagwarden/aws/credential_chain.hpp>
+#include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/subprocess.hpp>
 #include <tagwarden/registry/auth.hpp>
 
@@ -11,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include <csignal>
 #include <fcntl.h>
 #include <unistd.h>
 #include <string>
@@ -294,4 +296,17 @@ TEST_CASE("credential_process runs without a shell: quoted path with a space, li
     REQUIRE_FALSE(slow);
     CHECK(slow.error().kind == ErrorKind::auth);
     CHECK(slow.error().message.find("did not finish within 1 s") != std::string::npos);
+}
+
+TEST_CASE("run_subprocess: a cancelled run kills the program at once", "[unit][core][subprocess]") {
+    cancel::reset_for_tests();
+    cancel::request(SIGTERM);
+    SubprocessRequest request;
+    request.argv = {"sleep", "30"};
+    auto started = std::chrono::steady_clock::now();
+    auto run = run_subprocess(request);
+    cancel::reset_for_tests();
+    REQUIRE(run);
+    CHECK(run->outcome == SubprocessResult::Outcome::cancelled);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
 }
