@@ -5,7 +5,9 @@
 
 #include <tagwarden/aws/credential_chain.hpp>
 
+#include <charconv>
 #include <cstdlib>
+#include <optional>
 #include <map>
 #include <mutex>
 #include <filesystem>
@@ -20,7 +22,16 @@ void add_connection_options(CLI::App* command, ConnectionOptions& options) {
     command->add_option("--ca-file", options.ca_file, "PEM file of CA certificates that sign the registry's TLS certificate");
     command->add_option("--username,-u", options.username, "Registry user name (with --password-stdin)");
     command->add_flag("--password-stdin", options.password_stdin, "Read the registry password or token from stdin");
-    command->add_option("--jobs,-j", options.jobs, "Parallel blob transfers")->check(CLI::Range(1, 64));
+    command->add_option("--jobs,-j", options.jobs, "Parallel blob transfers (1-64, default 4)")
+        ->check(CLI::Validator(
+            [](std::string& text) -> std::string {
+                int value = 0;
+                auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+                if (ec != std::errc{} || end != text.data() + text.size() || value < 1 || value > 64)
+                    return "'" + text + "' is not a number of parallel transfers from 1 to 64 (e.g. --jobs 4)";
+                return {};
+            },
+            "1-64"));
 }
 
 Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const ConnectionOptions& options,
@@ -173,7 +184,39 @@ void add_lock_options(CLI::App* command, LockArgs& args) {
     command->add_option("--lock-ttl", args.ttl, "Lease length; a dead holder's lock lapses after it (default 30s)");
 }
 
+namespace {
+
+Result<std::optional<std::chrono::seconds>> lock_timeout_arg(const LockArgs& args) {
+    if (args.timeout.empty())
+        return std::optional<std::chrono::seconds>{};
+    auto d = config::parse_duration(args.timeout, "--lock-timeout");
+    if (!d)
+        return std::unexpected(d.error());
+    return std::optional<std::chrono::seconds>(*d);
+}
+
+Result<std::optional<std::chrono::seconds>> lock_ttl_arg(const LockArgs& args) {
+    if (args.ttl.empty())
+        return std::optional<std::chrono::seconds>{};
+    auto d = config::parse_duration(args.ttl, "--lock-ttl");
+    if (!d)
+        return std::unexpected(d.error());
+    if (*d < std::chrono::seconds(5))
+        return fail(ErrorKind::invalid_input, "--lock-ttl must be at least 5s (e.g. --lock-ttl 30s): a shorter "
+                                              "lease lapses before its heartbeat renews it");
+    return std::optional<std::chrono::seconds>(*d);
+}
+
+} // namespace
+
+Status validate_lock_args(const LockArgs& args) {
+    TW_TRY(lock_timeout_arg(args));
+    TW_TRY(lock_ttl_arg(args));
+    return {};
+}
+
 Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg) {
+    TW_TRY(validate_lock_args(args));
     OpenLocks out;
     out.configured = !args.url.empty() || !cfg.lock_url.empty();
     out.url = !args.url.empty() ? args.url : !cfg.lock_url.empty() ? cfg.lock_url : lock::default_lock_url();
@@ -184,22 +227,8 @@ Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg) {
     out.journals = out.backend->journal_store();
     if (!out.journals)
         out.journals = lock::make_file_journal_store(config::state_directory(cfg));
-    out.timeout = cfg.lock_timeout;
-    if (!args.timeout.empty()) {
-        auto d = config::parse_duration(args.timeout, "--lock-timeout");
-        if (!d)
-            return std::unexpected(d.error());
-        out.timeout = *d;
-    }
-    auto ttl = cfg.lock_ttl;
-    if (!args.ttl.empty()) {
-        auto d = config::parse_duration(args.ttl, "--lock-ttl");
-        if (!d)
-            return std::unexpected(d.error());
-        if (*d < std::chrono::seconds(5))
-            return fail(ErrorKind::invalid_input, "--lock-ttl must be at least 5s");
-        ttl = *d;
-    }
+    out.timeout = lock_timeout_arg(args)->value_or(cfg.lock_timeout);
+    auto ttl = lock_ttl_arg(args)->value_or(cfg.lock_ttl);
     out.owner = lock::LockOwner::current();
     out.set = std::make_unique<lock::LockSet>(*out.backend, out.owner, ttl);
     return out;

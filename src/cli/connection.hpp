@@ -66,6 +66,10 @@ struct OpenLocks {
     std::string url;
 };
 
+// Checks --lock-timeout and --lock-ttl (exit 2 with the fix) without opening anything; commands call it
+// before their first request.
+Status validate_lock_args(const LockArgs& args);
+
 // Opens the lock backend named by --lock, TAGWARDEN_LOCK, tagwarden.yaml, or the default.
 Result<OpenLocks> open_locks(const LockArgs& args, const config::Config& cfg);
 

@@ -2,6 +2,8 @@
 
 #include <tagwarden/guard/facts.hpp>
 
+#include <charconv>
+
 namespace tagwarden::cli {
 
 void add_guard_options(CLI::App* command, GuardArgs& args) {
@@ -22,16 +24,27 @@ Result<guard::GuardSettings> guard_settings(const GuardArgs& args, const config:
     settings.allow_no_policy = args.allow_no_policy || cfg.allow_no_lifecycle_policy;
     settings.quota_threshold = cfg.quota_threshold;
     if (!args.quota_threshold.empty()) {
-        try {
-            settings.quota_threshold = std::stod(args.quota_threshold);
-        } catch (const std::exception&) {
-            return fail(ErrorKind::invalid_input, "--quota-threshold '" + args.quota_threshold + "' is not a number like 0.9");
-        }
-        if (settings.quota_threshold <= 0 || settings.quota_threshold > 1)
-            return fail(ErrorKind::invalid_input, "--quota-threshold must be in (0, 1], e.g. 0.9");
+        const auto& text = args.quota_threshold;
+        double value = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc{} || end != text.data() + text.size())
+            return fail(ErrorKind::invalid_input, "--quota-threshold '" + text +
+                                                      "' is not a number: give a share of the quota in (0, 1], e.g. 0.9");
+        if (!(value > 0 && value <= 1))
+            return fail(ErrorKind::invalid_input, "--quota-threshold " + text +
+                                                      " is outside (0, 1]: give a share of the quota, e.g. 0.9");
+        settings.quota_threshold = value;
     }
-    if (args.quota > 0)
-        settings.quota = args.quota;
+    if (!args.quota.empty()) {
+        const auto& text = args.quota;
+        std::int64_t value = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc{} || end != text.data() + text.size() || value <= 0)
+            return fail(ErrorKind::invalid_input, "--quota '" + text +
+                                                      "' is not a positive number of images: give the repository's "
+                                                      "image quota, e.g. --quota 10000, or leave it out");
+        settings.quota = value;
+    }
     settings.protected_environments = cfg.protected_environments;
     settings.tag_template = cfg.tag_template;
     settings.keep_releases = cfg.keep_releases;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -47,6 +48,13 @@ Result<std::string> read_input(const std::string& path, const char* what) {
         std::string text{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
         return text;
     }
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        return fail(ErrorKind::invalid_input, "--" + std::string(what) + " " + path + " is a directory: give the " +
+                                                  what + " file inside it (or '-' for stdin)");
+    if (!std::filesystem::exists(path, ec))
+        return fail(ErrorKind::invalid_input, "--" + std::string(what) + " " + path + " does not exist: give the " +
+                                                  what + " file (or '-' for stdin)");
     std::ifstream in(path, std::ios::binary);
     if (!in)
         return fail(ErrorKind::invalid_input, std::string("cannot read the ") + what + " file " + path);

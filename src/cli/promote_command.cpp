@@ -22,6 +22,7 @@ struct PromoteArgs {
     std::string from_env;
     std::string to_env;
     std::string to_repo;
+    bool to_repo_given = false;  // --to-repo present, even with an empty value
     std::vector<std::string> platforms;
     bool referrers = false;
     bool dry_run = false;
@@ -70,6 +71,22 @@ int run_promote(const PromoteArgs& args) {
                                                             "tagwarden promote r.example.com/app:1.4.2 --from dev --to prod"));
     if (args.from_env == args.to_env)
         return report_error(Error(ErrorKind::invalid_input, "--from and --to name the same environment"));
+    if (args.to_repo_given && args.to_repo.empty())
+        return report_error(Error(ErrorKind::invalid_input,
+                                  "--to-repo is empty: name a repository (REPO, or REGISTRY/REPO), or leave the option "
+                                  "out to promote within " + ref->registry + "/" + ref->repository));
+    if (args.referrers && !args.to_repo_given)
+        return report_error(Error(ErrorKind::invalid_input,
+                                  "--referrers copies signatures and SBOMs to another repository: add --to-repo REPO "
+                                  "(within one repository they are already there)"));
+    for (const auto& platform : args.platforms)
+        if (auto valid = push::parse_platform_filter(platform); !valid)
+            return report_error(valid.error());
+    if (auto valid = validate_lock_args(args.lock); !valid)
+        return report_error(valid.error());
+    auto settings = guard_settings(args.guard, *cfg);
+    if (!settings)
+        return report_error(settings.error());
     push::TagNaming naming{cfg->tag_template, cfg->environments, cfg->protected_environments};
     auto from_tag = push::expand_tag(naming, ref->tag, args.from_env);
     if (!from_tag)
@@ -133,9 +150,6 @@ int run_promote(const PromoteArgs& args) {
     if (!plan)
         return report_error(plan.error());
 
-    auto settings = guard_settings(args.guard, *cfg);
-    if (!settings)
-        return report_error(settings.error());
     auto services = aws.services(dest.registry);
     if (!services)
         return report_error(services.error());
@@ -198,7 +212,8 @@ CommandRun setup_promote_command(CLI::App& app, const GlobalOptions&) {
     cmd->add_option("--from", args->from_env, "Environment promoted from (e.g. dev)")->required();
     cmd->add_option("--to", args->to_env, "Environment promoted to (e.g. prod)")->required();
     cmd->add_option("--to-repo", args->to_repo,
-                    "Another repository: REPO in the same registry (blobs mounted), or REGISTRY/REPO (blobs streamed)");
+                    "Another repository: REPO in the same registry (blobs mounted), or REGISTRY/REPO (blobs streamed)")
+        ->each([args](const std::string&) { args->to_repo_given = true; });
     cmd->add_option("--platform", args->platforms,
                     "Promote only these platforms of an index (os/arch[/variant], repeatable); the digest changes");
     cmd->add_flag("--referrers", args->referrers, "Also copy signatures, SBOMs and attestations (with --to-repo)");

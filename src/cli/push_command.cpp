@@ -138,6 +138,11 @@ int run_push(const PushArgs& args) {
         return report_error(cfg.error());
     if (!args.abandon.empty() && !args.resume)
         return report_error(Error(ErrorKind::invalid_input, "--abandon RUN_ID goes with --resume: tagwarden push --resume --abandon RUN_ID"));
+    if (auto valid = validate_lock_args(args.lock); !valid)
+        return report_error(valid.error());
+    auto settings = guard_settings(args.guard, *cfg);
+    if (!settings)
+        return report_error(settings.error());
     if (args.resume)
         return run_resume(args, *cfg);
     if (args.positionals.size() != 2)
@@ -165,9 +170,6 @@ int run_push(const PushArgs& args) {
     if (!target->tag.empty())
         tags.push_back(target->tag);
     tags.insert(tags.end(), args.tags.begin(), args.tags.end());
-    auto settings = guard_settings(args.guard, *cfg);
-    if (!settings)
-        return report_error(settings.error());
 
     // Local sources are checked before any connection; a docker:// source needs its registry.
     AwsContext aws;

@@ -1,13 +1,16 @@
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/strings.hpp>
+#include <tagwarden/core/subprocess.hpp>
 
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -99,6 +102,32 @@ std::string yaml_to_json(const YAML::Node& node) {
     return out;
 }
 
+// yaml-cpp keeps every entry of a mapping that names a key twice, and lookups then see only one of
+// them: refuse the file instead, naming the key's path and both lines.
+Status check_duplicate_keys(const YAML::Node& node, const std::string& path, const std::string& origin) {
+    if (node.IsMap()) {
+        std::map<std::string, int> seen;  // key -> 1-based line of its first occurrence
+        for (const auto& item : node) {
+            std::string key = item.first.IsScalar() ? item.first.Scalar() : std::string{};
+            std::string key_path = path.empty() ? key : path + "." + key;
+            int line = item.first.Mark().line + 1;
+            if (item.first.IsScalar()) {
+                auto [it, inserted] = seen.emplace(key, line);
+                if (!inserted)
+                    return fail(ErrorKind::invalid_input,
+                                origin + ":" + std::to_string(line) + ": '" + key_path +
+                                    "' is given twice (first on line " + std::to_string(it->second) +
+                                    "): keep one of them");
+            }
+            TW_TRY(check_duplicate_keys(item.second, key_path, origin));
+        }
+    } else if (node.IsSequence()) {
+        for (std::size_t i = 0; i < node.size(); ++i)
+            TW_TRY(check_duplicate_keys(node[i], path + "[" + std::to_string(i) + "]", origin));
+    }
+    return {};
+}
+
 } // namespace
 
 Result<std::chrono::seconds> parse_duration(const std::string& text, const std::string& what) {
@@ -129,6 +158,7 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
     }
     if (root.IsNull())
         return c;
+    TW_TRY(check_duplicate_keys(root, "", origin));
     if (!root.IsMap())
         return fail(ErrorKind::invalid_input, origin + ": the top level must be a mapping of settings");
     static const std::set<std::string> k_known = {
@@ -182,8 +212,12 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
             if (c.quota_threshold <= 0 || c.quota_threshold > 1)
                 return fail(ErrorKind::invalid_input, origin + ": quota_threshold must be in (0, 1], e.g. 0.9");
         }
-        if (auto n = root["quota"])
+        if (auto n = root["quota"]) {
             c.quota = n.as<std::int64_t>();
+            if (*c.quota <= 0)
+                return fail(ErrorKind::invalid_input, origin + ": quota must be a positive number of images, e.g. "
+                                                               "10000 (leave it out when the registry says)");
+        }
         if (auto n = root["keep_releases"])
             c.keep_releases = n.as<int>();
         if (auto n = root["protection_window"]) {
@@ -213,6 +247,10 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
                     auto key = field.first.as<std::string>();
                     if (key == "quota") {
                         repo.quota = field.second.as<std::int64_t>();
+                        if (*repo.quota <= 0)
+                            return fail(ErrorKind::invalid_input, origin + ": repositories['" + name +
+                                                                      "'].quota must be a positive number of images, "
+                                                                      "e.g. 5000");
                     } else if (key == "lifecycle_policy") {
                         if (field.second.IsMap()) {
                             auto text = yaml_to_json(field.second);
@@ -267,6 +305,9 @@ Result<Config> load_config(const std::string& given) {
     } else if (explicit_path) {
         return fail(ErrorKind::invalid_input, "configuration file " + path + " does not exist");
     }
+    // Checked here so a bad value is refused before any request, not when a helper first runs.
+    if (auto t = credential_program_timeout(); !t)
+        return std::unexpected(t.error());
     if (auto v = env("TAGWARDEN_TAG_TEMPLATE"); !v.empty()) {
         TW_TRY(check_template(v, "TAGWARDEN_TAG_TEMPLATE"));
         c.tag_template = v;
@@ -294,12 +335,12 @@ Result<Config> load_config(const std::string& given) {
     if (auto v = env("TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY"); !v.empty())
         c.allow_no_lifecycle_policy = v == "1" || v == "true" || v == "yes";
     if (auto v = env("TAGWARDEN_QUOTA_THRESHOLD"); !v.empty()) {
-        try {
-            c.quota_threshold = std::stod(v);
-        } catch (const std::exception&) {
+        double value = 0;
+        auto [end, parsed] = std::from_chars(v.data(), v.data() + v.size(), value);
+        if (parsed != std::errc{} || end != v.data() + v.size())
             return fail(ErrorKind::invalid_input, "TAGWARDEN_QUOTA_THRESHOLD '" + v + "' is not a number like 0.9");
-        }
-        if (c.quota_threshold <= 0 || c.quota_threshold > 1)
+        c.quota_threshold = value;
+        if (!(c.quota_threshold > 0 && c.quota_threshold <= 1))
             return fail(ErrorKind::invalid_input, "TAGWARDEN_QUOTA_THRESHOLD must be in (0, 1], e.g. 0.9");
     }
     return c;

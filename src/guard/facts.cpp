@@ -3,6 +3,7 @@
 #include <tagwarden/policy/evaluate.hpp>
 #include <tagwarden/policy/lifecycle_policy.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -106,6 +107,12 @@ Result<RepositoryFacts> inspect_generic(registry::Client& client, const Referenc
 } // namespace
 
 Result<std::vector<std::string>> read_protect_file(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        return fail(ErrorKind::invalid_input, "--protect " + path + " is a directory: give a file of digests, one per line");
+    if (!std::filesystem::exists(path, ec))
+        return fail(ErrorKind::invalid_input, "--protect " + path +
+                                                  " does not exist: give a file of digests (sha256:...), one per line");
     std::ifstream in(path);
     if (!in)
         return fail(ErrorKind::invalid_input, "--protect " + path + " cannot be read");

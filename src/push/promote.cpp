@@ -36,8 +36,30 @@ bool platform_matches(const image::Descriptor& d, const std::string& wanted) {
 
 } // namespace
 
+Status parse_platform_filter(const std::string& platform) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    while (true) {
+        auto slash = platform.find('/', start);
+        parts.push_back(platform.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+        if (slash == std::string::npos)
+            break;
+        start = slash + 1;
+    }
+    bool valid = parts.size() == 2 || parts.size() == 3;
+    for (const auto& part : parts)
+        if (part.empty() || part.find_first_of(" \t") != std::string::npos)
+            valid = false;
+    if (!valid)
+        return fail(ErrorKind::invalid_input, "--platform '" + platform +
+                                                  "' is not os/arch[/variant]: write e.g. linux/amd64 or linux/arm64/v8");
+    return {};
+}
+
 Result<image::Manifest> select_platforms(image::ImageSource& source, const image::Manifest& root,
                                          const std::vector<std::string>& platforms) {
+    for (const auto& wanted : platforms)
+        TW_TRY(parse_platform_filter(wanted));
     if (!root.index)
         return fail(ErrorKind::invalid_input, "--platform needs an image index, but " + source.describe() +
                                                   " is a single-platform image");

@@ -398,7 +398,11 @@ class DataPlaneTest(EcrTestbedCase):
         self.assertIn(message, proc.stderr)
         # Only v13's PUTs: the bed logs a request after answering it, so the previous push's PUT can land
         # after the mark.
+        deadline = time.monotonic() + 10
         puts = self.bed.requests(method="PUT", path=r"/manifests/v13$", since=mark)
+        while not puts and time.monotonic() < deadline:
+            time.sleep(0.05)
+            puts = self.bed.requests(method="PUT", path=r"/manifests/v13$", since=mark)
         self.assertEqual([r.status for r in puts], [403])
 
         status, _headers, body = self.http("PUT", f"/v2/{repo}/manifests/v13", {

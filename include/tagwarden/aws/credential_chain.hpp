@@ -81,10 +81,13 @@ class StaticCredentialSource final : public CredentialSource {
 // Runs a credential_process command line and returns its standard output.
 using ProcessRunner = std::function<Result<std::string>(const std::string& command)>;
 
-// The default ProcessRunner: `/bin/sh -c COMMAND` (as the Go and Java SDKs and AWS CLI v2 run it), stdout
-// captured, stderr passed through, killed after `timeout`. A non-zero exit is Error{auth}.
+// The default ProcessRunner: COMMAND split into words as botocore splits it (split_command_line, i.e.
+// shlex.split) and run directly, without a shell, so `;`, `$(...)` and `|` are plain arguments. stdout is
+// captured, stderr passed through; the program's process group is killed after `timeout` (null:
+// credential_program_timeout(), 30 s by default). A line that cannot be split is Error{invalid_input}; a
+// program that cannot start, fails, or times out is Error{auth}.
 Result<std::string> run_credential_process(const std::string& command,
-                                           std::chrono::seconds timeout = std::chrono::seconds(60));
+                                           std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
 struct ChainOptions {
     Environment environment;                             // read instead of the process environment

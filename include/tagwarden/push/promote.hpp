@@ -9,6 +9,10 @@
 
 namespace tagwarden::push {
 
+// Checks a --platform value: "os/arch" or "os/arch/variant", each part non-empty and without spaces.
+// Error{invalid_input} names the value and the expected form.
+Status parse_platform_filter(const std::string& platform);
+
 // Chooses the children of an index that match `platforms` ("os/arch[/variant]"). One match returns that
 // child manifest itself (never wrapped in a new index); several return a new index of the same media type
 // listing only them. Either way the digest changes, which the caller reports.

@@ -133,7 +133,7 @@ TEST_CASE(
         CHECK(chain->resolve()->source == "environment");
     }
 
-    SECTION("a profile with credential_process runs the program through /bin/sh") {
+    SECTION("a profile with credential_process runs the program (split into words, no shell)") {
         auto script = home.write(
             "creds.sh",
             "#!/bin/sh\n"

@@ -220,16 +220,27 @@ TEST_CASE("credential_process output: what is rejected, and that the output neve
     }
 }
 
-TEST_CASE("credential_process runs through /bin/sh and fails clearly", "[unit][aws][chain]") {
-    auto out = run_credential_process("printf '%s' '{\"Version\": 1}'; echo ' ' >&2");
+TEST_CASE("chain: a credential_process with an unterminated quote is bad input naming the profile",
+          "[unit][aws][chain]") {
+    TempDir home;
+    home.write("config", "[profile proc]\ncredential_process = \"/opt/my tools/get-creds --role ci\n");
+    CredentialChain chain(options_with({{"HOME", home.path().string()},
+                                        {"AWS_CONFIG_FILE", (home.path() / "config").string()},
+                                        {"AWS_PROFILE", "proc"}}));
+    auto c = chain.resolve();
+    REQUIRE_FALSE(c);
+    CHECK(c.error().kind == ErrorKind::invalid_input);
+    CHECK(c.error().message.find("profile proc") != std::string::npos);
+    CHECK(c.error().message.find("quotation") != std::string::npos);
+}
+
+TEST_CASE("credential_process is split into words and run without a shell", "[unit][aws][chain]") {
+    auto out = run_credential_process("printf '%s' '{\"Version\": 1}'");
     REQUIRE(out);
     CHECK(*out == "{\"Version\": 1}");
-    auto failed = run_credential_process("exit 3");
-    REQUIRE_FALSE(failed);
-    CHECK(failed.error().message.find("status 3") != std::string::npos);
-    auto slow = run_credential_process("sleep 5", std::chrono::seconds(1));
-    REQUIRE_FALSE(slow);
-    CHECK(slow.error().message.find("did not finish") != std::string::npos);
+    auto literal = run_credential_process("echo a; echo b");
+    REQUIRE(literal);
+    CHECK(*literal == "a; echo b\n");
 }
 
 TEST_CASE("chain: role_arn + source_profile signs AssumeRole with the source keys", "[unit][aws][chain]") {
