@@ -52,6 +52,16 @@ class BearerAuth(RegistryTestCase):
             tw.assert_no_secret(self, proc, "not-the-" + PASSWORD)
             self.assertFalse(self.registry.manifest_digests("team/denied"))
 
+    def test_deletes_ask_for_the_delete_action(self):
+        # Undo needs DELETE, which token registries grant only to the `delete` action: the run's probe (and
+        # any undo) asks for it, in a token of its own; pushes and pulls never carry it.
+        with TokenAuthFront(self.registry.host, "ci", PASSWORD) as front:
+            proc = self.run_push(front, "1.4", "--tag", "extra")
+            tw.assert_exit(self, proc, 0)
+            requested = [scopes for scopes, ok in front.token_requests if ok]
+            self.assertIn(["repository:team/app:pull,push", "repository:team/app:delete"], requested, requested)
+            self.assertIn(["repository:team/app:pull,push"], requested, requested)
+
 
 if __name__ == "__main__":
     import unittest
