@@ -465,5 +465,28 @@ class TagImmutability(Case):
         self.assertNoBedErrors()
 
 
+
+class SecretsEverywhere(Case):
+    """Every command, --debug on, with the AWS secret key and ECR's registry password in play: neither
+    appears on stdout (JSON reports included) or stderr."""
+
+    def test_no_secret_in_any_command(self):
+        repo = self.create("secrets/everywhere")
+        layout, _info = self.image()
+        secrets = (self.bed.secret_access_key, self.bed.login_password())
+        runs = [
+            self.push(layout, self.target(repo), "--version", "1.0.0", "--env", "dev", "--debug", "--output", "json"),
+            self.run_tw("promote", self.target(repo, "1.0.0"), "--from", "dev", "--to", "prod", "--debug",
+                        "--output", "json"),
+            tw.run_tagwarden("--debug", "verify", self.target(repo, "1.0.0-prod"), "--plain-http", env=self.env()),
+            tw.run_tagwarden("--debug", "policy", "simulate", "--repo", self.target(repo), env=self.env()),
+            self.run_tw("push", "--resume", "--debug", "--output", "json"),
+        ]
+        for proc in runs:
+            with self.subTest(command=proc.args[1:3]):
+                self.assertIn(proc.returncode, (0,), tw.describe(proc))
+                tw.assert_no_secret(self, proc, *secrets)
+
+
 if __name__ == "__main__":
     unittest.main()
