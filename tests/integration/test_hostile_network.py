@@ -143,6 +143,17 @@ class HostileNetwork(TagSafetyTestCase):
         self.assert_exit(proc, tw.EXIT_NETWORK)
         self.assertIn("exceeds", proc.stderr, tw.describe(proc))
 
+    def test_a_manifest_nested_thousands_deep_is_refused_not_a_crash(self):
+        layout, _image = self.image("a")
+        repo = self.repo()
+        self.push_json(f"oci:{layout}", self.target(repo, "1.0"))
+        deep = b'{"schemaVersion": 2, "manifests": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+        self.proxy.fail("GET", rf"^/v2/{re.escape(repo)}/manifests/", status=200, body=deep,
+                        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+        proc = self.run_tw("verify", self.target(repo, "1.0"), "--plain-http")
+        self.assertIn(proc.returncode, (tw.EXIT_VERIFY, tw.EXIT_NETWORK, tw.EXIT_USAGE), tw.describe(proc))
+        self.assertIn("error:", proc.stderr)
+
     def test_an_endless_link_pagination_is_an_error_not_a_hang(self):
         layout, image = self.image("a")
         repo = self.repo()
