@@ -13,20 +13,13 @@ import unittest
 
 import tw
 from fault_proxy import blob_upload_path, manifest_path, tag_put_path
-from tagsafety import TagSafetyTestCase, setUpModule  # noqa: F401
+from tagsafety import ProxiedRegistryCase, setUpModule  # noqa: F401
 
 CI = {"CI": "true", "GITHUB_ACTIONS": "true"}
 
 
-class CiSafety(TagSafetyTestCase):
+class CiSafety(ProxiedRegistryCase):
 
-    def setUp(self):
-        super().setUp()
-        self.registry = self.start_registry()
-        self.proxy = self.start_proxy(self.registry)
-
-    def target(self, repo, tag=None):
-        return f"{self.proxy.host}/{repo}" + (f":{tag}" if tag else "")
 
     def runner(self, name):
         """The environment of one CI runner: its own /tmp and state directory, CI markers set."""

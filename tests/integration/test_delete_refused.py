@@ -13,18 +13,11 @@ import unittest
 
 import tw
 from fault_proxy import tag_put_path
-from tagsafety import TagSafetyTestCase, setUpModule  # noqa: F401
+from tagsafety import ProxiedRegistryCase, setUpModule  # noqa: F401
 
 
-class DeleteRefused(TagSafetyTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.registry = self.start_registry(delete=False)
-        self.proxy = self.start_proxy(self.registry)
-
-    def target(self, repo, tag=None):
-        return f"{self.proxy.host}/{repo}" + (f":{tag}" if tag else "")
+class DeleteRefused(ProxiedRegistryCase):
+    registry_delete = False
 
     def test_a_successful_push_says_it_was_not_all_or_none_capable(self):
         layout, image = self.image("a")

@@ -11,18 +11,11 @@ import unittest
 
 import tw
 from fault_proxy import Rule, blob_upload_path, tag_put_path
-from tagsafety import TagSafetyTestCase, setUpModule  # noqa: F401
+from tagsafety import ProxiedRegistryCase, setUpModule  # noqa: F401
 
 
-class HostileNetwork(TagSafetyTestCase):
+class HostileNetwork(ProxiedRegistryCase):
 
-    def setUp(self):
-        super().setUp()
-        self.registry = self.start_registry()
-        self.proxy = self.start_proxy(self.registry)
-
-    def target(self, repo, tag=None):
-        return f"{self.proxy.host}/{repo}" + (f":{tag}" if tag else "")
 
     def test_timeout_stops_a_hung_push_and_undoes_its_tags(self):
         layout, image = self.image("a")

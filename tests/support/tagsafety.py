@@ -367,3 +367,18 @@ class TagSafetyTestCase(unittest.TestCase):
     def tag_statuses(self, report):
         """{tag: status} of a push report."""
         return {t["tag"]: t["status"] for t in report["tags"]}
+
+
+class ProxiedRegistryCase(TagSafetyTestCase):
+    """A fresh docker-registry behind a FaultProxy for every test; ``target()`` names the proxy.
+    ``registry_delete = False`` runs the registry in its default configuration (DELETE refused)."""
+
+    registry_delete = True
+
+    def setUp(self):
+        super().setUp()
+        self.registry = self.start_registry(delete=self.registry_delete)
+        self.proxy = self.start_proxy(self.registry)
+
+    def target(self, repo, tag=None):
+        return f"{self.proxy.host}/{repo}" + (f":{tag}" if tag else "")
