@@ -187,6 +187,15 @@ Result<std::optional<Credential>> lookup_docker_config(const json& config, std::
     return std::optional<Credential>{};
 }
 
+Result<json> parse_docker_config(std::string_view text, std::string_view path) {
+    try {
+        return json::parse(text);
+    } catch (const json::exception& e) {
+        return fail(ErrorKind::invalid_input, "docker config " + std::string(path) + " is not valid JSON (" + e.what() +
+                                                  "): fix or remove it");
+    }
+}
+
 std::string docker_config_path() {
     if (auto dir = env_or_empty("DOCKER_CONFIG"); !dir.empty())
         return (std::filesystem::path(dir) / "config.json").string();
@@ -220,14 +229,10 @@ Result<std::optional<Credential>> Keychain::resolve(std::string_view registry) c
     std::ifstream in(path);
     std::stringstream ss;
     ss << in.rdbuf();
-    json config;
-    try {
-        config = json::parse(ss.str());
-    } catch (const json::exception& e) {
-        return fail(ErrorKind::invalid_input, "docker config " + path + " is not valid JSON (" + e.what() +
-                                                  "): fix or remove it");
-    }
-    auto r = lookup_docker_config(config, registry, &run_credential_helper);
+    auto config = parse_docker_config(ss.str(), path);
+    if (!config)
+        return std::unexpected(config.error());
+    auto r = lookup_docker_config(*config, registry, &run_credential_helper);
     if (!r)
         return std::unexpected(r.error().with_context("docker config " + path));
     return r;

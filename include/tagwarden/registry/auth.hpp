@@ -47,6 +47,10 @@ Result<std::optional<Credential>> run_credential_helper(const std::string& helpe
 Result<std::optional<Credential>> lookup_docker_config(const nlohmann::json& config, std::string_view registry,
                                                        const CredentialHelperRunner& runner);
 
+// Parses the text of a docker config.json read from `path` (named in the error). Returns the document, or
+// Error{invalid_input} when it is not valid JSON.
+Result<nlohmann::json> parse_docker_config(std::string_view text, std::string_view path);
+
 // The path of config.json: $DOCKER_CONFIG/config.json, else ~/.docker/config.json.
 std::string docker_config_path();
 
