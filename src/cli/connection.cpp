@@ -113,6 +113,13 @@ Result<std::shared_ptr<registry::Client>> connect_source(const Reference& source
     return std::shared_ptr<registry::Client>(std::move(*c));
 }
 
+std::chrono::milliseconds write_timeout(const OpenLocks& locks) {
+    // One write must end well inside the lease: a third of the TTL, at most 30 s.
+    auto ttl = locks.set ? std::chrono::duration_cast<std::chrono::milliseconds>(locks.set->ttl())
+                         : std::chrono::milliseconds(90000);
+    return std::min(std::chrono::milliseconds(30000), ttl / 3);
+}
+
 push::PushOptions writing_options(const ConnectionOptions& connection, const OpenLocks& locks,
                                   const config::Config& cfg, bool dry_run) {
     push::PushOptions options;
@@ -123,10 +130,7 @@ push::PushOptions writing_options(const ConnectionOptions& connection, const Ope
     options.lock_timeout = locks.timeout;
     options.journals = locks.journals.get();
     options.run_id = locks.owner.run_id;
-    // One write must end well inside the lease: a third of the TTL, at most 30 s.
-    auto ttl = locks.set ? std::chrono::duration_cast<std::chrono::milliseconds>(locks.set->ttl())
-                         : std::chrono::milliseconds(90000);
-    options.write_timeout = std::min(std::chrono::milliseconds(30000), ttl / 3);
+    options.write_timeout = write_timeout(locks);
     return options;
 }
 

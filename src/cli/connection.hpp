@@ -79,6 +79,9 @@ Result<std::shared_ptr<registry::Client>> connect_source(const Reference& source
                                                          std::shared_ptr<registry::Client> destination_client,
                                                          const ConnectionOptions& options, AwsContext& aws);
 
+// The bound of one manifest or tag write: a third of the lock TTL, at most 30 s (the lease must outlast it).
+std::chrono::milliseconds write_timeout(const OpenLocks& locks);
+
 // The push options every writing command shares: jobs, tag naming from the configuration, the locks and
 // the journal directory.
 push::PushOptions writing_options(const ConnectionOptions& connection, const OpenLocks& locks,

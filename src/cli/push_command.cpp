@@ -109,7 +109,7 @@ int run_resume(const PushArgs& args, const config::Config& cfg) {
         options.backend = locks->backend.get();
         options.journals = locks->journals.get();
         options.lock_timeout = locks->timeout;
-        options.write_timeout = writing_options(args.connection, *locks, cfg, args.dry_run).write_timeout;
+        options.write_timeout = write_timeout(*locks);
         options.jobs = args.connection.jobs;
         options.dry_run = args.dry_run;
         auto report = push::resume_run(*journal, *client, options);

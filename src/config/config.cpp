@@ -18,8 +18,6 @@ namespace tagwarden::config {
 
 namespace {
 
-std::string env(const char* name) { return env_or_empty(name); }
-
 std::vector<std::string> split_list(const std::string& text) {
     std::vector<std::string> out;
     std::stringstream ss(text);
@@ -289,7 +287,7 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
 
 Result<Config> load_config(const std::string& given) {
     Config c;
-    std::string path = given.empty() ? env("TAGWARDEN_CONFIG") : given;
+    std::string path = given.empty() ? env_or_empty("TAGWARDEN_CONFIG") : given;
     bool explicit_path = !path.empty();
     if (!explicit_path)
         path = "tagwarden.yaml";
@@ -308,15 +306,15 @@ Result<Config> load_config(const std::string& given) {
     // Checked here so a bad value is refused before any request, not when a helper first runs.
     if (auto t = credential_program_timeout(); !t)
         return std::unexpected(t.error());
-    if (auto v = env("TAGWARDEN_TAG_TEMPLATE"); !v.empty()) {
+    if (auto v = env_or_empty("TAGWARDEN_TAG_TEMPLATE"); !v.empty()) {
         TW_TRY(check_template(v, "TAGWARDEN_TAG_TEMPLATE"));
         c.tag_template = v;
     }
-    if (auto v = env("TAGWARDEN_PROTECTED_ENVIRONMENTS"); !v.empty())
+    if (auto v = env_or_empty("TAGWARDEN_PROTECTED_ENVIRONMENTS"); !v.empty())
         c.protected_environments = split_list(v);
-    if (auto v = env("TAGWARDEN_LOCK"); !v.empty())
+    if (auto v = env_or_empty("TAGWARDEN_LOCK"); !v.empty())
         c.lock_url = v;
-    if (auto v = env("TAGWARDEN_LOCK_TTL"); !v.empty()) {
+    if (auto v = env_or_empty("TAGWARDEN_LOCK_TTL"); !v.empty()) {
         auto d = parse_duration(v, "TAGWARDEN_LOCK_TTL");
         if (!d)
             return std::unexpected(d.error());
@@ -324,17 +322,17 @@ Result<Config> load_config(const std::string& given) {
             return fail(ErrorKind::invalid_input, "TAGWARDEN_LOCK_TTL must be at least 5s");
         c.lock_ttl = *d;
     }
-    if (auto v = env("TAGWARDEN_LOCK_TIMEOUT"); !v.empty()) {
+    if (auto v = env_or_empty("TAGWARDEN_LOCK_TIMEOUT"); !v.empty()) {
         auto d = parse_duration(v, "TAGWARDEN_LOCK_TIMEOUT");
         if (!d)
             return std::unexpected(d.error());
         c.lock_timeout = *d;
     }
-    if (auto v = env("TAGWARDEN_STATE_DIR"); !v.empty())
+    if (auto v = env_or_empty("TAGWARDEN_STATE_DIR"); !v.empty())
         c.state_dir = v;
-    if (auto v = env("TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY"); !v.empty())
+    if (auto v = env_or_empty("TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY"); !v.empty())
         c.allow_no_lifecycle_policy = v == "1" || v == "true" || v == "yes";
-    if (auto v = env("TAGWARDEN_QUOTA_THRESHOLD"); !v.empty()) {
+    if (auto v = env_or_empty("TAGWARDEN_QUOTA_THRESHOLD"); !v.empty()) {
         double value = 0;
         auto [end, parsed] = std::from_chars(v.data(), v.data() + v.size(), value);
         if (parsed != std::errc{} || end != v.data() + v.size())
@@ -349,9 +347,9 @@ Result<Config> load_config(const std::string& given) {
 std::string state_directory(const Config& config) {
     if (!config.state_dir.empty())
         return config.state_dir;
-    if (auto x = env("XDG_STATE_HOME"); !x.empty())
+    if (auto x = env_or_empty("XDG_STATE_HOME"); !x.empty())
         return x + "/tagwarden";
-    auto home = env("HOME");
+    auto home = env_or_empty("HOME");
     return (home.empty() ? std::string("/tmp") : home) + "/.local/state/tagwarden";
 }
 

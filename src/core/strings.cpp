@@ -37,6 +37,16 @@ std::string percent_decode(std::string_view s) {
     return out;
 }
 
+std::string join(const std::vector<std::string>& items, std::string_view separator) {
+    std::string out;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i)
+            out += separator;
+        out += items[i];
+    }
+    return out;
+}
+
 std::string env_or_empty(const char* name) {
     const char* v = std::getenv(name);
     return v ? std::string(v) : std::string{};

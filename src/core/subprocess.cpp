@@ -157,18 +157,22 @@ Result<SubprocessResult> run_subprocess(const SubprocessRequest& request) {
     else
         ::fcntl(in_write.fd, F_SETFL, ::fcntl(in_write.fd, F_GETFL) | O_NONBLOCK);
     bool killed = false;
+    // Past the deadline, or the run is cancelled: the program is killed, and the outcome says why.
+    auto must_stop = [&]() {
+        if (std::chrono::steady_clock::now() >= deadline)
+            result.outcome = SubprocessResult::Outcome::timed_out;
+        else if (cancel::should_stop())
+            result.outcome = SubprocessResult::Outcome::cancelled;
+        else
+            return false;
+        return true;
+    };
     {
         SigpipeBlock no_sigpipe;
         char buffer[4096];
         while (out_read.fd >= 0) {
             auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) {
-                result.outcome = SubprocessResult::Outcome::timed_out;
-                killed = true;
-                break;
-            }
-            if (cancel::should_stop()) {
-                result.outcome = SubprocessResult::Outcome::cancelled;
+            if (must_stop()) {
                 killed = true;
                 break;
             }
@@ -217,13 +221,7 @@ Result<SubprocessResult> run_subprocess(const SubprocessRequest& request) {
             break;
         if (done < 0 && errno != EINTR)
             break;
-        if (std::chrono::steady_clock::now() >= deadline) {
-            result.outcome = SubprocessResult::Outcome::timed_out;
-            killed = true;
-            break;
-        }
-        if (cancel::should_stop()) {
-            result.outcome = SubprocessResult::Outcome::cancelled;
+        if (must_stop()) {
             killed = true;
             break;
         }

@@ -18,8 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string env(const char* name) { return env_or_empty(name); }
-
 std::string random_id() {
     std::random_device rd;
     std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
@@ -38,15 +36,15 @@ LockOwner LockOwner::current() {
         o.host = host;
     o.pid = static_cast<long>(getpid());
     o.run_id = random_id();
-    if (!env("GITHUB_RUN_ID").empty()) {
-        auto server = env("GITHUB_SERVER_URL").empty() ? std::string("https://github.com") : env("GITHUB_SERVER_URL");
-        o.ci_url = server + "/" + env("GITHUB_REPOSITORY") + "/actions/runs/" + env("GITHUB_RUN_ID");
-        if (!env("GITHUB_RUN_ATTEMPT").empty())
-            o.ci_url += "/attempts/" + env("GITHUB_RUN_ATTEMPT");
-    } else if (!env("CODEBUILD_BUILD_ID").empty()) {
+    if (!env_or_empty("GITHUB_RUN_ID").empty()) {
+        auto server = env_or_empty("GITHUB_SERVER_URL").empty() ? std::string("https://github.com") : env_or_empty("GITHUB_SERVER_URL");
+        o.ci_url = server + "/" + env_or_empty("GITHUB_REPOSITORY") + "/actions/runs/" + env_or_empty("GITHUB_RUN_ID");
+        if (!env_or_empty("GITHUB_RUN_ATTEMPT").empty())
+            o.ci_url += "/attempts/" + env_or_empty("GITHUB_RUN_ATTEMPT");
+    } else if (!env_or_empty("CODEBUILD_BUILD_ID").empty()) {
         // CODEBUILD_BUILD_ID is "project:uuid"; the console URL needs the region.
-        auto id = env("CODEBUILD_BUILD_ID");
-        auto region = env("AWS_REGION").empty() ? env("AWS_DEFAULT_REGION") : env("AWS_REGION");
+        auto id = env_or_empty("CODEBUILD_BUILD_ID");
+        auto region = env_or_empty("AWS_REGION").empty() ? env_or_empty("AWS_DEFAULT_REGION") : env_or_empty("AWS_REGION");
         auto colon = id.find(':');
         if (!region.empty() && colon != std::string::npos)
             o.ci_url = "https://" + region + ".console.aws.amazon.com/codesuite/codebuild/projects/" +
@@ -112,7 +110,7 @@ Result<LockInfo> lock_info_from_json(const json& j) {
 }
 
 std::string default_lock_url() {
-    auto tmp = env("TMPDIR");
+    auto tmp = env_or_empty("TMPDIR");
     return "file://" + (tmp.empty() ? std::string("/tmp") : tmp) + "/tagwarden-locks";
 }
 

@@ -35,11 +35,6 @@ private:
     std::atomic<std::int64_t>& m_counted;
 };
 
-Status put_checked(registry::Client& client, const std::string& repo, const std::string& reference,
-                   const image::Manifest& manifest, const registry::WriteFence& fence) {
-    return put_manifest_checked(client, repo, reference, manifest, fence);
-}
-
 } // namespace
 
 Status put_manifest_checked(registry::Client& client, const std::string& repo, const std::string& reference,
@@ -63,18 +58,6 @@ struct TagPlan {
     TagAction action = TagAction::create;
 };
 
-Result<std::optional<Digest>> read_tag(registry::Client& client, const std::string& repo, const std::string& tag) {
-    auto info = client.head_manifest(repo, tag);
-    if (!info) {
-        auto e = info.error().with_context("checking whether tag '" + tag + "' exists");
-        if (e.kind == ErrorKind::not_found)
-            e.kind = ErrorKind::registry;
-        return std::unexpected(e);
-    }
-    if (!*info)
-        return std::optional<Digest>{};
-    return std::optional<Digest>((*info)->digest);
-}
 
 // Applies the tag rules to what a tag points at now. A lookup failure is an error, never "absent".
 Result<TagPlan> decide_tag(const std::string& tag, const std::optional<Digest>& current, const Digest& digest,
@@ -106,7 +89,7 @@ Result<std::vector<TagPlan>> plan_tags(registry::Client& client, const std::stri
                                        const PushOptions& options, const std::string& shown_repo) {
     std::vector<TagPlan> out;
     for (const auto& tag : plan.tags) {
-        auto current = read_tag(client, repo, tag);
+        auto current = tag_digest(client, repo, tag);
         if (!current)
             return std::unexpected(current.error());
         auto decided = decide_tag(tag, *current, plan.root.digest, options, shown_repo);
@@ -220,7 +203,7 @@ public:
             m_journal.children[i].created = true;  // maybe written from here on
             if (auto r = save(); !r)
                 return rollback(r.error());
-            if (auto r = put_checked(m_client, m_repo, child.digest.str(), child, m_fence); !r)
+            if (auto r = put_manifest_checked(m_client, m_repo, child.digest.str(), child, m_fence); !r)
                 return rollback(r.error());
             m_report.manifests_written++;
         }
@@ -283,7 +266,7 @@ public:
             }
         }
         if (m_plan.tags.empty() && !*root_before) {
-            TW_TRY(put_checked(m_client, m_repo, m_plan.root.digest.str(), m_plan.root, m_fence));
+            TW_TRY(put_manifest_checked(m_client, m_repo, m_plan.root.digest.str(), m_plan.root, m_fence));
             m_report.manifests_written++;
         }
 
@@ -351,7 +334,7 @@ private:
     // Reads the tag again right before its write, under the lock: a tag moved since the plan (by a writer
     // that does not use tagwarden's locks) is a conflict, not a silent move. Then the fenced PUT.
     Status write_tag(const TagPlan& t) {
-        auto now = read_tag(m_client, m_repo, t.tag);
+        auto now = tag_digest(m_client, m_repo, t.tag);
         if (!now)
             return std::unexpected(now.error());
         if (*now != t.current) {
@@ -366,24 +349,12 @@ private:
                             (*now ? (*now)->str() : std::string("nothing")) +
                             "; another writer does not use this lock (configure the same --lock everywhere)");
         }
-        auto* jt = m_journal.find(t.tag);
-        jt->written = true;  // from here on the write may have landed
-        TW_TRY(save());
-        auto r = put_checked(m_client, m_repo, t.tag, m_plan.root, m_fence);
-        if (!r) {
-            // A 4xx is the registry's refusal, and a lost lock stops the PUT unsent: nothing was written.
-            // Without a definite answer (no response, 5xx) the write may have happened: undo it as if it had.
-            auto status = r.error().http_status;
-            if ((status >= 400 && status < 500) || r.error().kind == ErrorKind::lock_unavailable)
-                jt->written = false;
-            return r;
-        }
-        return {};
+        return journaled_tag_write(m_client, m_repo, m_journal, m_keeper, t.tag, m_plan.root, m_fence);
     }
 
     std::unexpected<Error> rollback(const Error& cause) {
         auto undone = undo_writes(m_client, m_journal,
-                                  make_undo_options(m_options.locks, m_options.write_timeout, m_options.tags_of, m_options.jobs));
+                                  UndoOptions{m_options.locks, m_options.write_timeout, m_options.jobs});
         Error e = cause;
         e.message += undone.summary();
         if (undone.lock_lost)
@@ -412,6 +383,39 @@ private:
 };
 
 } // namespace
+
+Result<std::optional<Digest>> tag_digest(registry::Client& client, const std::string& repo, const std::string& tag) {
+    auto info = client.head_manifest(repo, tag);
+    if (!info) {
+        auto e = info.error().with_context("checking whether tag '" + tag + "' exists");
+        if (e.kind == ErrorKind::not_found)
+            e.kind = ErrorKind::registry;
+        return std::unexpected(e);
+    }
+    if (!*info)
+        return std::optional<Digest>{};
+    return std::optional<Digest>((*info)->digest);
+}
+
+Status journaled_tag_write(registry::Client& client, const std::string& repo, Journal& journal, JournalKeeper& keeper,
+                           const std::string& tag, const image::Manifest& manifest, const registry::WriteFence& fence) {
+    auto* jt = journal.find(tag);
+    if (!jt)
+        return fail(ErrorKind::internal, "tag " + tag + " is not in the journal of run " + journal.run_id);
+    jt->written = true;  // from here on the write may have landed
+    if (!journal.tags.empty())
+        TW_TRY(keeper.save(journal));
+    auto r = put_manifest_checked(client, repo, tag, manifest, fence);
+    if (!r) {
+        // A 4xx is the registry's refusal, and a lost lock stops the PUT unsent: nothing was written.
+        // Without a definite answer (no response, 5xx) the write may have happened: undo it as if it had.
+        auto status = r.error().http_status;
+        if ((status >= 400 && status < 500) || r.error().kind == ErrorKind::lock_unavailable)
+            jt->written = false;
+        return r;
+    }
+    return {};
+}
 
 registry::WriteFence write_fence(lock::LockSet* locks, std::chrono::milliseconds timeout) {
     registry::WriteFence fence;

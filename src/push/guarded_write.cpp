@@ -36,13 +36,6 @@ Result<guard::Intent> make_intent(const PushPlan& plan, const guard::RepositoryF
     return intent;
 }
 
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& i : items)
-        out += (out.empty() ? "" : ", ") + i;
-    return out;
-}
-
 // The `lock` guard: a lock that spans the writers, or a registry that keeps the tags from moving itself.
 guard::Finding lock_finding(const GuardedWrite& request, const PushPlan& plan,
                             const std::function<bool(const std::string&)>& immutable) {

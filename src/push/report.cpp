@@ -1,3 +1,4 @@
+#include <tagwarden/core/strings.hpp>
 #include <tagwarden/push/report.hpp>
 
 #include <nlohmann/json.hpp>
@@ -34,11 +35,8 @@ std::string UndoReport::summary() const {
         out = done.empty() ? "; nothing of this run was written" : "; rolled back: no tag of this run remains";
         return out;
     }
-    if (!done.empty()) {
-        out += "; undone: ";
-        for (std::size_t i = 0; i < done.size(); ++i)
-            out += (i ? ", " : "") + done[i];
-    }
+    if (!done.empty())
+        out += "; undone: " + join(done);
     out += lock_lost ? "; UNDO STOPPED (lock lost), left: " : incomplete ? "; ROLLBACK INCOMPLETE, left: " : "; left: ";
     for (std::size_t i = 0; i < left.size(); ++i)
         out += (i ? "; " : "") + left[i].what + " (" + left[i].reason + ")";

@@ -17,10 +17,10 @@ struct Decision {
 Result<Decision> decide(Journal& journal, registry::Client& client) {
     Decision d;
     for (auto& t : journal.tags) {
-        auto info = client.head_manifest(journal.repository, t.tag);
-        if (!info)
-            return std::unexpected(info.error().with_context("reading tag " + journal.name() + ":" + t.tag));
-        std::optional<Digest> now = *info ? std::optional<Digest>((*info)->digest) : std::nullopt;
+        auto read = tag_digest(client, journal.repository, t.tag);
+        if (!read)
+            return std::unexpected(read.error());
+        const auto& now = *read;
         if (now == journal.digest) {
             t.written = true;
             continue;
@@ -120,7 +120,7 @@ Result<ResumeReport> resume_run(const Journal& original, registry::Client& clien
 
     auto undo = [&](const std::string& why) -> Result<ResumeReport> {
         auto undone = undo_writes(client, journal,
-                                  make_undo_options(options.locks, options.write_timeout, options.tags_of, options.jobs));
+                                  UndoOptions{options.locks, options.write_timeout, options.jobs});
         report.outcome = ResumeOutcome::undone;
         report.reason = why;
         report.tags = undone.tags;
@@ -163,22 +163,16 @@ Result<ResumeReport> resume_run(const Journal& original, registry::Client& clien
         }
         if (cancel::should_stop())
             return std::unexpected(cancel::cancelled_error("resuming run " + journal.run_id + " (journal kept)"));
-        auto now = client.head_manifest(repo, t.tag);
-        if (!now)
-            return std::unexpected(now.error());
-        std::optional<Digest> current = *now ? std::optional<Digest>((*now)->digest) : std::nullopt;
-        if (current != t.previous)
+        auto current = tag_digest(client, repo, t.tag);
+        if (!current)
+            return std::unexpected(current.error());
+        if (*current != t.previous)
             return undo("tag " + journal.name() + ":" + t.tag + " changed while this resume worked");
-        t.written = true;
-        TW_TRY(keeper.save(journal));
-        if (auto r = put_manifest_checked(client, repo, t.tag, *root, fence); !r) {
-            auto status = r.error().http_status;
-            if ((status >= 400 && status < 500) || r.error().kind == ErrorKind::lock_unavailable)
-                t.written = false;
+        if (auto r = journaled_tag_write(client, repo, journal, keeper, t.tag, *root, fence); !r) {
             auto undone = undo("writing tag " + t.tag + " failed: " + r.error().message);
             if (!undone)
                 return undone;
-            return std::unexpected(r.error().with_context("finishing run " + journal.run_id) );
+            return std::unexpected(r.error().with_context("finishing run " + journal.run_id));
         }
         report.tags.push_back({t.tag, t.previous ? TagStatus::overwritten : TagStatus::created, t.previous});
     }

@@ -1,5 +1,6 @@
 #include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/log.hpp>
+#include <tagwarden/core/strings.hpp>
 #include <tagwarden/core/parallel.hpp>
 #include <tagwarden/push/execute.hpp>
 #include <tagwarden/push/undo.hpp>
@@ -15,13 +16,6 @@ namespace {
 
 // A definite refusal (4xx): asking again will not help.
 bool refused(const Error& e) { return e.http_status >= 400 && e.http_status < 500; }
-
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& i : items)
-        out += (out.empty() ? "" : ", ") + i;
-    return out;
-}
 
 class Undo {
 public:
@@ -156,8 +150,7 @@ private:
                 removed_tag(tag);
             return;
         }
-        auto pointing = m_options.tags_of ? m_options.tags_of(digest)
-                                          : tags_pointing_at(m_client, repo(), digest, m_options.jobs);
+        auto pointing = tags_pointing_at(m_client, repo(), digest, m_options.jobs);
         if (!pointing) {
             for (const auto& tag : remaining)
                 leave_tag(tag, "could not list the tags on its manifest: " + pointing.error().message, true);
@@ -225,16 +218,6 @@ private:
 };
 
 } // namespace
-
-UndoOptions make_undo_options(lock::LockSet* locks, std::chrono::milliseconds write_timeout, const TagsOf& tags_of,
-                              int jobs) {
-    UndoOptions options;
-    options.locks = locks;
-    options.write_timeout = write_timeout;
-    options.tags_of = tags_of;
-    options.jobs = jobs;
-    return options;
-}
 
 UndoReport undo_writes(registry::Client& client, const Journal& journal, const UndoOptions& options) {
     cancel::Shield shield;

@@ -3,11 +3,15 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tagwarden {
 
 // `text` without leading and trailing whitespace.
 std::string_view trim(std::string_view text);
+
+// The items with `separator` between them.
+std::string join(const std::vector<std::string>& items, std::string_view separator = ", ");
 
 // Valid `%XX` triplets decoded; anything else ('+' included) stays literal.
 std::string percent_decode(std::string_view text);

@@ -3,6 +3,7 @@
 #include <tagwarden/core/error.hpp>
 #include <tagwarden/image/image_source.hpp>
 #include <tagwarden/lock/lock.hpp>
+#include <tagwarden/push/journal.hpp>
 #include <tagwarden/push/plan.hpp>
 #include <tagwarden/push/report.hpp>
 #include <tagwarden/push/tags.hpp>
@@ -42,8 +43,6 @@ struct PushOptions {
     // Runs under the locks, after the tags were read again and before the first manifest write: the
     // guarded write re-reads the guards' cheap facts here. An error stops the run with nothing written.
     std::function<Status()> under_locks;
-    // Undo's view of which tags point at a digest (ECR: DescribeImages); null: tag list + HEADs.
-    TagsOf tags_of;
 };
 
 // Pushes `plan` to `repo`. Order: tag preflight (a tag on another digest is refused with
@@ -66,6 +65,15 @@ Result<VerifyReport> verify_image(registry::Client& client, const std::string& r
 // Writes a manifest (fenced) and checks the registry computed the same digest from the same bytes.
 Status put_manifest_checked(registry::Client& client, const std::string& repo, const std::string& reference,
                             const image::Manifest& manifest, const registry::WriteFence& fence);
+
+// What `tag` points at now (nullopt: absent). A failed lookup is an error, never "absent".
+Result<std::optional<Digest>> tag_digest(registry::Client& client, const std::string& repo, const std::string& tag);
+
+// Writes `manifest` under `tag` as a journaled write: the journal says "written" before the PUT is sent (it
+// may land even if the run dies), and takes it back when the registry refused it (4xx) or the fence stopped
+// it unsent.
+Status journaled_tag_write(registry::Client& client, const std::string& repo, Journal& journal, JournalKeeper& keeper,
+                           const std::string& tag, const image::Manifest& manifest, const registry::WriteFence& fence);
 
 // The fence of one write: the locks (when held) must still be ours with more than `timeout` left.
 registry::WriteFence write_fence(lock::LockSet* locks, std::chrono::milliseconds timeout);

@@ -18,7 +18,6 @@ struct ResumeOptions {
     std::chrono::milliseconds write_timeout{15000};
     int jobs = 4;
     bool dry_run = false;                  // decide and report; write nothing (registry, journal, locks)
-    TagsOf tags_of;
 };
 
 // Finishes or undoes the run of one journal:

@@ -6,26 +6,16 @@
 #include <tagwarden/registry/client.hpp>
 
 #include <chrono>
-#include <functional>
 #include <string>
 #include <vector>
 
 namespace tagwarden::push {
 
-// Every tag of the repository that needs `digest`: tags pointing at it, and tags of indexes that list it
-// (named "TAG (an index that lists it)"). The default lists the tags and HEADs each (GET for indexes).
-// An untagged index that lists the digest cannot be seen this way: the window is documented.
-using TagsOf = std::function<Result<std::vector<std::string>>(const Digest& digest)>;
-
 struct UndoOptions {
     lock::LockSet* locks = nullptr;                  // checked before every undo write
     std::chrono::milliseconds write_timeout{15000};  // bound of one undo write; the lease must outlast it
-    TagsOf tags_of;                                  // null: the tag list and a HEAD per tag
     int jobs = 4;
 };
-
-UndoOptions make_undo_options(lock::LockSet* locks, std::chrono::milliseconds write_timeout, const TagsOf& tags_of,
-                              int jobs);
 
 // Undoes what the journal's run wrote, and only that, under cancel::Shield (it runs after a signal too):
 // - before each undo write the lock must still be held with time to spare; if not, nothing more is undone
@@ -38,7 +28,9 @@ UndoOptions make_undo_options(lock::LockSet* locks, std::chrono::milliseconds wr
 // Everything not undone is in UndoReport::left with its reason.
 UndoReport undo_writes(registry::Client& client, const Journal& journal, const UndoOptions& options);
 
-// The default TagsOf: lists the repository's tags and HEADs each (in parallel).
+// Every tag of the repository that needs `digest`: tags pointing at it, and tags of indexes that list it
+// (named "TAG (an index that lists it)"), from the tag list and a HEAD per tag (GET for indexes), in
+// parallel. An untagged index that lists the digest cannot be seen this way: the window is documented.
 Result<std::vector<std::string>> tags_pointing_at(registry::Client& client, const std::string& repo, const Digest& digest,
                                                   int jobs);
 
