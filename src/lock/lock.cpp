@@ -310,12 +310,12 @@ Status LockSet::check() {
     std::lock_guard guard(m_mutex);
     if (m_lost)
         return fail(ErrorKind::lock_unavailable, "lock lost while working: " + m_lost->message +
-                                                     "; stopping before any tag is written");
+                                                     "; stopping before the next registry write");
     for (auto& lease : m_leases) {
         auto r = lease->check();
         if (!r)
             return fail(ErrorKind::lock_unavailable, "lock lost while working: " + r.error().message +
-                                                         "; stopping before any tag is written");
+                                                         "; stopping before the next registry write");
     }
     return {};
 }

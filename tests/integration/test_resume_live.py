@@ -46,8 +46,11 @@ class ResumeWhileTheRunIsAlive(TagSafetyTestCase):
     def test_resume_skips_a_run_whose_locks_its_live_writer_holds(self):
         layout, image = self.image("a")
         second = self.proxy.hold("PUT", tag_put_path(self.repo_name, SECOND), timeout=90)
+        # A write may take a third of the lease (at most 30 s) before it is abandoned and retried; with the
+        # default 30 s TTL the parked PUT would be retried (and pass) after 10 s, while a slow resume (a
+        # sanitizer build) may still be waiting for the locks. A 120 s TTL keeps the live run parked for 30 s.
         live = self.spawn_push(f"oci:{layout}", self.target, "--version", "1.0", "--env", "dev", "--tag", SECOND,
-                               "--lock", self.url, "--output", "json", env=self.live_env)
+                               "--lock", self.url, "--lock-ttl", "120s", "--output", "json", env=self.live_env)
         if not second.reached.wait(60):
             self.fail("the live run never reached its second tag" + tw.describe(self.finish(live, 5)))
         self.assertEqual(self.registry.tags(self.repo_name), {FIRST: image.digest})
