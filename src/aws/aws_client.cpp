@@ -33,9 +33,10 @@ constexpr std::array<std::string_view, 14> k_throttling = {"Throttling",
                                                            "PriorRequestNotComplete",
                                                            "EC2ThrottledException"};
 
-constexpr std::array<std::string_view, 5> k_server_faults = {"ServerException", "InternalServerError",
+// Service Quotas names its server fault ServiceException (HTTP 500).
+constexpr std::array<std::string_view, 6> k_server_faults = {"ServerException", "InternalServerError",
                                                              "InternalFailure", "ServiceUnavailable",
-                                                             "InternalServerException"};
+                                                             "InternalServerException", "ServiceException"};
 
 constexpr std::array<std::string_view, 14> k_auth = {"AccessDeniedException",
                                                      "AccessDenied",

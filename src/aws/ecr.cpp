@@ -248,6 +248,14 @@ Result<EcrImageDetail> parse_image_detail(const json& j) {
     if (!pulled)
         return std::unexpected(pulled.error().with_context("image " + d.digest));
     d.last_pulled = *pulled;
+    auto archived = optional_time(j, "lastArchivedAt");
+    if (!archived)
+        return std::unexpected(archived.error().with_context("image " + d.digest));
+    d.last_archived = *archived;
+    auto activated = optional_time(j, "lastActivatedAt");
+    if (!activated)
+        return std::unexpected(activated.error().with_context("image " + d.digest));
+    d.last_activated = *activated;
     d.manifest_media_type = str(j, "imageManifestMediaType");
     d.artifact_media_type = str(j, "artifactMediaType");
     d.status = str(j, "imageStatus");

@@ -1,4 +1,6 @@
 #include <tagwarden/aws/service_quotas.hpp>
+#include <tagwarden/core/log.hpp>
+#include <tagwarden/core/parallel.hpp>
 #include <tagwarden/guard/facts.hpp>
 #include <tagwarden/policy/evaluate.hpp>
 #include <tagwarden/policy/lifecycle_policy.hpp>
@@ -23,6 +25,12 @@ policy::ImageRecord to_record(const aws::EcrImageDetail& d) {
     r.pushed_at = to_policy_time(d.pushed_at);
     if (d.last_pulled)
         r.last_pulled_at = to_policy_time(*d.last_pulled);
+    // sinceImageTransitioned ages an archived image from lastArchivedAt, and a restored image is ordered
+    // and aged from lastActivatedAt: without them both would be judged by their (old) push time.
+    if (d.last_archived)
+        r.transitioned_at = to_policy_time(*d.last_archived);
+    if (d.last_activated)
+        r.last_activated_at = to_policy_time(*d.last_activated);
     r.status = d.status == "ARCHIVED"     ? policy::ImageStatus::archived
                : d.status == "ACTIVATING" ? policy::ImageStatus::activating
                                           : policy::ImageStatus::active;
@@ -34,13 +42,41 @@ policy::ImageRecord to_record(const aws::EcrImageDetail& d) {
 }
 
 // Every image of the repository, tagged or not, in every status.
+// A registry that is not ECR: its images are the distinct manifests its tags name (an image promoted to
+// prod carries two tags and is one image, as ECR counts it). One HEAD per tag, eight at a time; a tag
+// deleted between the list and its HEAD is not counted.
+Result<std::int64_t> count_tagged_images(registry::Client& client, const Reference& dest) {
+    auto tags = client.list_tags(dest.repository);
+    if (!tags)
+        return std::unexpected(tags.error().with_context("listing the tags of " + dest.name()));
+    std::vector<std::string> digests(tags->size());
+    auto heads = parallel_for(tags->size(), 8, [&](std::size_t i) -> Status {
+        auto head = client.head_manifest(dest.repository, (*tags)[i]);
+        if (!head)
+            return std::unexpected(head.error().with_context("reading tag " + (*tags)[i] + " of " + dest.name()));
+        if (*head)
+            digests[i] = (*head)->digest.str();
+        return {};
+    });
+    if (!heads)
+        return std::unexpected(heads.error());
+    std::set<std::string> distinct(digests.begin(), digests.end());
+    distinct.erase(std::string());
+    return static_cast<std::int64_t>(distinct.size());
+}
+
 Result<std::vector<policy::ImageRecord>> inspect_ecr_images(aws::EcrClient& ecr, const Reference& dest) {
     aws::DescribeImagesOptions options;
     options.tag_status = "ANY";
     options.image_status = "ANY";
     auto images = ecr.describe_images(dest.repository, options);
-    if (!images) {
-        // Older endpoints (and emulators) may not know imageStatus filters: retry with the defaults.
+    if (!images && (images.error().registry_code == "InvalidParameterException" ||
+                    images.error().registry_code == "ValidationException")) {
+        // Older endpoints (and emulators) may not know the imageStatus filter: retry without it, and say
+        // what that costs. Any other error (access, network) is the answer.
+        log::warn("DescribeImages refused the imageStatus filter (" + images.error().message +
+                  "): listing again without it, so archived images of " + dest.name() +
+                  ", if any, are not seen by the count and the survival guard");
         options.image_status.clear();
         images = ecr.describe_images(dest.repository, options);
     }
@@ -96,11 +132,11 @@ Result<RepositoryFacts> inspect_generic(registry::Client& client, const Referenc
         facts.quota = cfg.quota;
         facts.quota_source = "tagwarden.yaml quota";
     }
-    auto tags = client.list_tags(dest.repository);
-    if (!tags)
-        return std::unexpected(tags.error().with_context("listing the tags of " + dest.name()));
-    facts.image_count = static_cast<std::int64_t>(tags->size());
-    facts.count_source = "tag list";
+    auto count = count_tagged_images(client, dest);
+    if (!count)
+        return std::unexpected(count.error());
+    facts.image_count = *count;
+    facts.count_source = "distinct manifests of the tag list";
     return facts;
 }
 
@@ -201,10 +237,10 @@ Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::C
         facts.image_count = static_cast<std::int64_t>(facts.images.size());
         return {};
     }
-    auto tags = client.list_tags(dest.repository);
-    if (!tags)
-        return std::unexpected(tags.error().with_context("listing the tags of " + dest.name()));
-    facts.image_count = static_cast<std::int64_t>(tags->size());
+    auto count = count_tagged_images(client, dest);
+    if (!count)
+        return std::unexpected(count.error());
+    facts.image_count = *count;
     return {};
 }
 

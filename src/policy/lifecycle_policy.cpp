@@ -159,7 +159,9 @@ class Parser {
 
     LifecyclePolicy parse(std::string_view text) {
         LifecyclePolicy policy;
-        policy.text_length = text.size();
+        // ECR's limits count characters, not bytes: count UTF-8 code points (every byte but continuations).
+        policy.text_length = static_cast<std::size_t>(std::count_if(
+            text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
         json root;
         try {
             root = json::parse(text);
@@ -215,11 +217,17 @@ class Parser {
         }
     }
 
-    // Returns the member, or nullptr when absent or null (ECR treats an explicit null as absent).
-    static const json* member(const json& object, std::string_view key) {
+    // Returns the member, or nullptr when absent. An explicit null is refused, as ECR refuses it
+    // (PutLifecyclePolicy answers InvalidParameterException), and reads as absent for the rest.
+    const json* member(const json& object, std::string_view key, std::string_view path = {}) {
         auto it = object.find(key);
-        if (it == object.end() || it->is_null())
+        if (it == object.end())
             return nullptr;
+        if (it->is_null()) {
+            add(std::string(path) + std::string(key), "an explicit null is not accepted by ECR",
+                "remove \"" + std::string(key) + "\" or give it a value");
+            return nullptr;
+        }
         return &*it;
     }
 
@@ -325,21 +333,21 @@ class Parser {
             return;
         }
         check_unknown(value, k_selection_fields, "selection");
-        if (const json* v = member(value, "tagStatus")) {
+        if (const json* v = member(value, "tagStatus", "selection.")) {
             if (auto e = enumeration<TagStatus>(*v, "selection.tagStatus", k_tag_status_names))
                 selection.tag_status = *e;
         } else {
             add("selection.tagStatus", "tagStatus is required",
                 "add \"tagStatus\": \"tagged\", \"untagged\" or \"any\"");
         }
-        if (const json* v = member(value, "tagPrefixList"))
+        if (const json* v = member(value, "tagPrefixList", "selection."))
             selection.tag_prefix_list = string_list(*v, "selection.tagPrefixList");
-        if (const json* v = member(value, "tagPatternList"))
+        if (const json* v = member(value, "tagPatternList", "selection."))
             selection.tag_pattern_list = string_list(*v, "selection.tagPatternList");
-        if (const json* v = member(value, "storageClass"))
+        if (const json* v = member(value, "storageClass", "selection."))
             selection.storage_class =
                 enumeration<StorageClass>(*v, "selection.storageClass", k_storage_class_names);
-        if (const json* v = member(value, "countType")) {
+        if (const json* v = member(value, "countType", "selection.")) {
             if (auto e = enumeration<CountType>(*v, "selection.countType", k_count_type_names))
                 selection.count_type = *e;
         } else {
@@ -347,9 +355,9 @@ class Parser {
                 "add \"countType\": \"imageCountMoreThan\", \"sinceImagePushed\", \"sinceImagePulled\" or "
                 "\"sinceImageTransitioned\"");
         }
-        if (const json* v = member(value, "countUnit"))
+        if (const json* v = member(value, "countUnit", "selection."))
             selection.count_unit = string(*v, "selection.countUnit");
-        if (const json* v = member(value, "countNumber")) {
+        if (const json* v = member(value, "countNumber", "selection.")) {
             if (auto n = integer(*v, "selection.countNumber", "\"countNumber\": 10"))
                 selection.count_number = *n;
         } else {
@@ -365,13 +373,13 @@ class Parser {
             return;
         }
         check_unknown(value, k_action_fields, "action");
-        if (const json* v = member(value, "type")) {
+        if (const json* v = member(value, "type", "action.")) {
             if (auto e = enumeration<ActionType>(*v, "action.type", k_action_type_names))
                 action.type = *e;
         } else {
             add("action.type", "action type is required", "add \"type\": \"expire\" or \"transition\"");
         }
-        if (const json* v = member(value, "targetStorageClass"))
+        if (const json* v = member(value, "targetStorageClass", "action."))
             action.target_storage_class =
                 enumeration<StorageClass>(*v, "action.targetStorageClass", k_storage_class_names);
     }

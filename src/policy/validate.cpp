@@ -204,6 +204,10 @@ class Validator {
                     "targetStorageClass \"standard\" is not supported; \"archive\" is the only target",
                     "write \"targetStorageClass\": \"archive\" (restoring is done with "
                     "UpdateImageStorageClass)");
+        } else if (action.target_storage_class) {
+            add(index, "action.targetStorageClass",
+                "targetStorageClass is only accepted with action \"transition\"; ECR refuses it on \"expire\"",
+                "remove \"targetStorageClass\", or write \"type\": \"transition\" to archive instead of expire");
         }
     }
 

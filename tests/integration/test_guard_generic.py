@@ -81,17 +81,21 @@ class GenericGuard(RegistryTestCase):
     def push(self, layout, target, *args, env=None):
         return self.run_tw("push", f"oci:{layout}", target, *args, env=env)
 
-    def seed_tags(self, repo, count):
-        """One image under ``count`` tags (t1..tN), pushed with the guard overridden."""
-        layout, info = self.image("seed", layers=1, layer_size=1024)
-        tags = [arg for n in range(1, count + 1) for arg in ("--tag", f"t{n}")]
-        proc = tw.run_tagwarden("push", f"oci:{layout}", self.target(repo), *tags, "--lock",
-                                f"file://{self.tmp}/locks",
-                                env={"TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY": "true",
-                                     "TAGWARDEN_STATE_DIR": os.path.join(self.tmp, "state")})
-        tw.assert_exit(self, proc, 0)
-        self.assertEqual(len(self.registry.tags(repo)), count)
-        return info
+    def seed_images(self, repo, count, aliases=0):
+        """``count`` distinct images tagged t1..tN, pushed with the guard overridden; the first ``aliases``
+        of them also tagged a1..aM (a promotion's second tag: more tags, not more images)."""
+        infos = []
+        for n in range(1, count + 1):
+            layout, info = self.image(f"seed{n}", layers=1, layer_size=1024)
+            tags = ["--tag", f"t{n}"] + (["--tag", f"a{n}"] if n <= aliases else [])
+            proc = tw.run_tagwarden("push", f"oci:{layout}", self.target(repo), *tags, "--lock",
+                                    f"file://{self.tmp}/locks",
+                                    env={"TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY": "true",
+                                         "TAGWARDEN_STATE_DIR": os.path.join(self.tmp, "state")})
+            tw.assert_exit(self, proc, 0)
+            infos.append(info)
+        self.assertEqual(len(self.registry.tags(repo)), count + aliases)
+        return infos
 
     def mark(self):
         return len(self.registry.requests())
@@ -219,9 +223,9 @@ class GenericGuard(RegistryTestCase):
 
     # -- declared quota ---------------------------------------------------------------------------
 
-    def test_nine_tags_of_a_declared_quota_of_ten_refused(self):
+    def test_nine_images_of_a_declared_quota_of_ten_refused(self):
         repo = self.repo()
-        self.seed_tags(repo, 9)
+        self.seed_images(repo, 9)
         self.declare(repo, quota=10)
         layout, info = self.image()
         mark = self.mark()
@@ -233,9 +237,22 @@ class GenericGuard(RegistryTestCase):
         self.assert_nothing_written(repo, mark, proc)
         self.assertNotIn(info.manifest_digest, self.registry.manifest_digests(repo))
 
-    def test_eight_tags_of_a_declared_quota_of_ten_pass(self):
+    def test_tags_of_one_image_count_once(self):
+        # Five images, four of them promoted (a second tag each): nine tags, five images. Counting tags,
+        # the push would be refused at 90% of the quota of ten; ECR counts images, and so does the guard.
         repo = self.repo()
-        self.seed_tags(repo, 8)
+        self.seed_images(repo, 5, aliases=4)
+        self.declare(repo, quota=10)
+        layout, info = self.image()
+        proc = self.push(layout, self.target(repo, "1.0.0"), "--output", "json")
+        tw.assert_exit(self, proc, 0)
+        guards = self.guards(proc)
+        self.assertRegex(guards["quota"][1], r"\b5 of 10\b|\b5\b.*\b10\b", "five images, not nine tags")
+        self.assertEqual(self.registry.tags(repo)["1.0.0"], info.manifest_digest)
+
+    def test_eight_images_of_a_declared_quota_of_ten_pass(self):
+        repo = self.repo()
+        self.seed_images(repo, 8)
         self.declare(repo, quota=10)
         layout, info = self.image()
         proc = self.push(layout, self.target(repo, "1.0.0"))
@@ -244,7 +261,7 @@ class GenericGuard(RegistryTestCase):
 
     def test_top_level_quota_and_threshold_apply_to_declared_repositories(self):
         repo = self.repo()
-        self.seed_tags(repo, 5)
+        self.seed_images(repo, 5)
         self.declare(repo, extra="quota: 10\nquota_threshold: 0.5\n")
         layout, _info = self.image()
         proc = self.push(layout, self.target(repo, "1.0.0"))
@@ -255,7 +272,7 @@ class GenericGuard(RegistryTestCase):
 
     def test_quota_flag_overrides_the_declared_quota(self):
         repo = self.repo()
-        self.seed_tags(repo, 4)
+        self.seed_images(repo, 4)
         self.declare(repo, quota=100)
         layout, _info = self.image()
         proc = self.push(layout, self.target(repo, "1.0.0"), "--quota", "4")

@@ -94,7 +94,7 @@ class QuotaReadAgainUnderTheLock(TagSafetyTestCase):
         target = f"{proxy.host}/{repo}"
         cwd = self.workdir(f'repositories:\n  "{target}":\n    quota: 4\n    lifecycle_policy:\n{SAFE_POLICY_YAML}')
         layout_a, image_a = self.image("a", layers=2)
-        layout_seed, image_seed = self.image("seed")
+        seeds = [self.image(f"seed{n}") for n in range(1, 5)]
 
         upload = proxy.hold("POST", blob_upload_path(repo), timeout=60)
         proc = self.spawn_push(f"oci:{layout_a}", target, "--version", "1.0", "--env", "dev", "--output", "json",
@@ -102,19 +102,19 @@ class QuotaReadAgainUnderTheLock(TagSafetyTestCase):
         if not upload.reached.wait(60):
             self.fail("the push never started a blob upload (did a guard refuse it?)"
                       + tw.describe(self.finish(proc, 5)))
-        # Meanwhile another pipeline fills the repository to its quota (4 images by the tag list).
-        filled = self.push(f"oci:{layout_seed}", f"{registry.host}/{repo}", *[a for n in range(1, 5)
-                                                                              for a in ("--tag", f"t{n}")])
-        self.assert_exit(filled, 0)
+        # Meanwhile other pipelines fill the repository to its quota (4 images).
+        for n, (layout_seed, _) in enumerate(seeds, 1):
+            filled = self.push(f"oci:{layout_seed}", f"{registry.host}/{repo}", "--tag", f"t{n}")
+            self.assert_exit(filled, 0)
         self.assertEqual(len(registry.tags(repo)), 4)
         upload.release()
 
         result = self.finish(proc)
         self.assert_exit(result, tw.EXIT_GUARD)
         self.assertIn("quota", result.stderr.lower(), tw.describe(result))
-        self.assertEqual(registry.tags(repo), {f"t{n}": image_seed.digest for n in range(1, 5)},
+        self.assertEqual(registry.tags(repo), {f"t{n}": seeds[n - 1][1].digest for n in range(1, 5)},
                          "the refused push wrote no tag" + tw.describe(result))
-        self.assertEqual(registry.manifest_digests(repo), {image_seed.digest},
+        self.assertEqual(registry.manifest_digests(repo), {image.digest for _, image in seeds},
                          "the refused push stored no manifest" + tw.describe(result))
         self.assertEqual(proxy.requests("PUT", tag_put_path(repo)), [], "not one manifest PUT from the push")
         self.assertEqual(self.journals(), {})

@@ -90,6 +90,8 @@ struct EcrImageDetail {
     std::int64_t size_bytes = 0;
     Clock::time_point pushed_at{};
     std::optional<Clock::time_point> last_pulled; // lastRecordedPullTime, absent if never pulled
+    std::optional<Clock::time_point> last_archived;  // lastArchivedAt: when it last moved to archive
+    std::optional<Clock::time_point> last_activated; // lastActivatedAt: when it was last restored from archive
     std::string manifest_media_type;
     std::string artifact_media_type;
     std::string status; // ACTIVE, ARCHIVED, ACTIVATING ("" when the service did not say: ACTIVE)

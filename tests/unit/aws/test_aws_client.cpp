@@ -89,6 +89,10 @@ TEST_CASE("error parsing: header or __type, prefixes stripped, message or Messag
     auto c = parse_error_response(500, none, "<html>oops</html>");
     CHECK(c.type.empty());
     CHECK(is_retryable_error(c));
+    // Service Quotas' server fault.
+    auto d = parse_error_response(500, none, R"({"__type":"ServiceException","Message":"internal"})");
+    CHECK(d.type == "ServiceException");
+    CHECK(is_retryable_error(d));
 }
 
 TEST_CASE("error mapping to error kinds", "[unit][aws][client]") {

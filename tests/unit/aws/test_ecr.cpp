@@ -131,6 +131,14 @@ TEST_CASE("image details: fractional push times, absent pull time", "[unit][aws]
     REQUIRE(pulled);
     CHECK(to_epoch_seconds(*pulled->last_pulled) == 2);
     CHECK_FALSE(parse_image_detail(json{{"imageDigest", "sha256:x"}, {"imagePushedAt", "later"}}));
+    // Archive and restore times (issue 14: the live path dropped them, so an archived image was aged from
+    // its push time by sinceImageTransitioned).
+    auto archived = parse_image_detail(json{{"imageDigest", "sha256:x"}, {"imagePushedAt", 1}, {"imageStatus", "ARCHIVED"},
+                                            {"lastArchivedAt", 5}, {"lastActivatedAt", 3}});
+    REQUIRE(archived);
+    CHECK(to_epoch_seconds(*archived->last_archived) == 5);
+    CHECK(to_epoch_seconds(*archived->last_activated) == 3);
+    CHECK_FALSE(parse_image_detail(json{{"imageDigest", "sha256:x"}, {"imagePushedAt", 1}, {"lastArchivedAt", "x"}}));
 }
 
 TEST_CASE("GetAuthorizationToken: decoded, registered as secret, cached until expiry", "[unit][aws][ecr]") {

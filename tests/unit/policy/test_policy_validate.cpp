@@ -147,11 +147,14 @@ TEST_CASE("structural problems are all reported with rule, field and fix", "[uni
         CHECK(has_problem(problems, "selection.countNumber", "non-integer"));
         CHECK(has_problem(problems, "selection.tagPatternList[1]", "must be a string"));
     }
-    SECTION("explicit null is treated as absent") {
+    SECTION("an explicit null is refused, as ECR refuses it (issue 14)") {
         json rule = untagged_rule(1);
         rule["description"] = nullptr;
         rule["selection"]["storageClass"] = nullptr;
-        CHECK(parse_policy(policy_text(json::array({rule}))));
+        CHECK_FALSE(parse_policy(policy_text(json::array({rule}))));
+        auto problems = structural_problems(policy_text(json::array({rule})));
+        CHECK(has_problem(problems, "description", "explicit null"));
+        CHECK(has_problem(problems, "selection.storageClass", "explicit null"));
     }
 }
 
@@ -306,6 +309,18 @@ TEST_CASE("ECR's validation rules", "[unit][policy]") {
         json big = tagged_rule(1, "a*", 1);
         big["description"] = std::string(31000, 'x');
         CHECK(has_problem(problems_for(json::array({big})), "lifecyclePolicyText", "at most 30720"));
+
+        // ECR counts characters: 20,000 two-byte letters (40,000 bytes) are within 30720.
+        json accented = tagged_rule(1, "a*", 1);
+        std::string letters;
+        for (int i = 0; i < 20000; ++i)
+            letters += "\xc3\xa9";  // e with an acute accent
+        accented["description"] = letters;
+        INFO(dump(problems_for(json::array({accented}))));
+        CHECK_FALSE(has_problem(problems_for(json::array({accented})), "lifecyclePolicyText", "at most 30720"));
+        auto parsed = load_policy(policy_text(json::array({accented})));
+        if (parsed)
+            CHECK(parsed->text_length < policy_text(json::array({accented})).size() - 19000);
     }
     SECTION("policies built in code skip the text limits") {
         LifecyclePolicy policy;
@@ -316,4 +331,23 @@ TEST_CASE("ECR's validation rules", "[unit][policy]") {
         policy.rules.push_back(rule);
         CHECK(validate_policy(policy).empty());
     }
+}
+
+TEST_CASE("what ECR refuses: an explicit null, targetStorageClass on expire", "[unit][policy]") {
+    json null_unit = untagged_rule(1);
+    null_unit["selection"]["countUnit"] = nullptr;
+    auto problems_for = [](const json& rules) { return check_policy(policy_text(rules)); };
+    auto p = problems_for(json::array({null_unit}));
+    INFO(dump(p));
+    CHECK(has_problem(p, "selection.countUnit", "explicit null"));
+
+    json null_description = untagged_rule(1);
+    null_description["description"] = nullptr;
+    CHECK(has_problem(problems_for(json::array({null_description})), "description", "explicit null"));
+
+    json expire_with_target = untagged_rule(1);
+    expire_with_target["action"]["targetStorageClass"] = "archive";
+    auto q = problems_for(json::array({expire_with_target}));
+    INFO(dump(q));
+    CHECK(has_problem(q, "action.targetStorageClass", "only accepted with action \"transition\""));
 }
