@@ -34,11 +34,44 @@ void add_connection_options(CLI::App* command, ConnectionOptions& options) {
             "1-64"));
 }
 
+namespace {
+
+// "64MiB", "256M", "1GiB", "4096": a byte count from an environment variable (K/M/G, with or without "iB").
+Result<std::uint64_t> byte_size_from_env(const char* name, std::uint64_t fallback) {
+    auto text = env_or_empty(name);
+    if (text.empty())
+        return fallback;
+    std::uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    std::string_view unit(end, text.data() + text.size() - end);
+    std::uint64_t scale = unit.empty() || unit == "B" ? 1
+                          : unit == "K" || unit == "KiB" ? 1ULL << 10
+                          : unit == "M" || unit == "MiB" ? 1ULL << 20
+                          : unit == "G" || unit == "GiB" ? 1ULL << 30
+                                                         : 0;
+    if (ec != std::errc{} || end == text.data() || scale == 0 || value > (1ULL << 40))
+        return fail(ErrorKind::invalid_input, std::string(name) + "='" + text +
+                                                  "' is not a size: write bytes or a number with K, M or G (e.g. 64MiB)");
+    return value * scale;
+}
+
+} // namespace
+
 Result<std::unique_ptr<registry::Client>> connect(const Reference& ref, const ConnectionOptions& options,
                                                   bool push_access, AwsContext& aws) {
     registry::ClientOptions client_options;
     client_options.plain_http = options.plain_http;
     client_options.push_access = push_access;
+    auto threshold = byte_size_from_env("TAGWARDEN_CHUNK_THRESHOLD", client_options.chunk_threshold);
+    if (!threshold)
+        return std::unexpected(threshold.error());
+    auto chunk = byte_size_from_env("TAGWARDEN_CHUNK_SIZE", client_options.chunk_size);
+    if (!chunk)
+        return std::unexpected(chunk.error());
+    if (*chunk < 1024)
+        return fail(ErrorKind::invalid_input, "TAGWARDEN_CHUNK_SIZE must be at least 1KiB (e.g. 64MiB)");
+    client_options.chunk_threshold = *threshold;
+    client_options.chunk_size = *chunk;
     if (!options.ca_file.empty() && !std::filesystem::is_regular_file(options.ca_file))
         return fail(ErrorKind::invalid_input, "--ca-file " + options.ca_file + " is not a readable file");
     if (options.password_stdin != !options.username.empty())

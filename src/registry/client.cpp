@@ -4,7 +4,9 @@
 #include <tagwarden/http/url.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <set>
+#include <vector>
 #include <tagwarden/registry/client.hpp>
 
 #include <nlohmann/json.hpp>
@@ -574,27 +576,201 @@ Status Client::put_upload(const std::string& repo, const image::Descriptor& blob
     return {};
 }
 
+Result<std::string> Client::start_upload(const std::string& repo, const image::Descriptor& blob,
+                                         std::uint64_t* min_chunk) {
+    http::Request post;
+    post.method = "POST";
+    post.url = repo_url(repo, "/blobs/uploads/");
+    post.retryable = false;
+    auto r = send(post, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status != 202)
+        return std::unexpected(status_error(*r, "starting upload of blob " + blob.digest.str() + " to " + repo));
+    auto location = r->headers.get("Location");
+    if (!location)
+        return fail(ErrorKind::registry, "registry started an upload without a Location header");
+    if (min_chunk)
+        if (auto m = r->headers.get("OCI-Chunk-Min-Length"))
+            *min_chunk = std::strtoull(m->c_str(), nullptr, 10);
+    return http::resolve_url(post.url, *location);
+}
+
 Status Client::upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open) {
-    std::string session;
-    {
-        http::Request post;
-        post.method = "POST";
-        post.url = repo_url(repo, "/blobs/uploads/");
-        post.retryable = false;
-        auto r = send(post, repo);
-        if (!r)
-            return std::unexpected(r.error());
-        if (r->status != 202)
-            return std::unexpected(status_error(*r, "starting upload of blob " + blob.digest.str() + " to " + repo));
-        auto location = r->headers.get("Location");
-        if (!location)
-            return fail(ErrorKind::registry, "registry started an upload without a Location header");
-        auto absolute = http::resolve_url(post.url, *location);
-        if (!absolute)
-            return std::unexpected(absolute.error());
-        session = *absolute;
+    std::uint64_t min_chunk = 0;
+    auto session = start_upload(repo, blob, &min_chunk);
+    if (!session)
+        return std::unexpected(session.error());
+    if (m_options.chunk_threshold > 0 && blob.size >= m_options.chunk_threshold)
+        return upload_chunked(repo, blob, open, *session, min_chunk);
+    return put_upload(repo, blob, open, *session);
+}
+
+namespace {
+
+// One PATCH's share of a blob: the next `length` bytes of a reader that the chunks of one upload share.
+// Not replayable: a failed chunk is resumed from where the registry says it stands, not resent blindly.
+class ChunkBody final : public http::BodySource {
+public:
+    ChunkBody(image::BlobReader& reader, std::uint64_t length) : m_reader(reader), m_left(length), m_size(length) {}
+    Result<std::size_t> read(char* buffer, std::size_t size) override {
+        if (m_left == 0)
+            return std::size_t{0};
+        auto n = m_reader.read(buffer, static_cast<std::size_t>(std::min<std::uint64_t>(size, m_left)));
+        if (!n)
+            return std::unexpected(n.error());
+        if (*n == 0)
+            return fail(ErrorKind::invalid_input, "the blob ended " + std::to_string(m_left) + " bytes early");
+        m_left -= *n;
+        return *n;
     }
-    return put_upload(repo, blob, open, session);
+    [[nodiscard]] std::uint64_t size() const override { return m_size; }
+    // Nothing read yet (curl resending on a kept-alive connection the server had closed): start over is free.
+    bool rewind() override { return m_left == m_size; }
+
+private:
+    image::BlobReader& m_reader;
+    std::uint64_t m_left;
+    std::uint64_t m_size;
+};
+
+// Reads and drops `count` bytes (a resumed upload's reader catching up: the bytes still pass through the
+// digest check, which needs all of them).
+Status skip_bytes(image::BlobReader& reader, std::uint64_t count) {
+    std::vector<char> buffer(256 * 1024);
+    while (count > 0) {
+        auto n = reader.read(buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), count)));
+        if (!n)
+            return std::unexpected(n.error());
+        if (*n == 0)
+            return fail(ErrorKind::invalid_input, "the blob ended before the point the upload resumes from");
+        count -= *n;
+    }
+    return {};
+}
+
+// The end of an upload session's Range header ("0-1023", or "bytes=0-1023"): bytes held = end + 1.
+// distribution answers "0-0" for an empty session too; an empty session is what that is taken for.
+std::optional<std::uint64_t> range_bytes(const std::optional<std::string>& header) {
+    if (!header)
+        return std::nullopt;
+    std::string_view v = *header;
+    if (v.starts_with("bytes="))
+        v.remove_prefix(6);
+    auto dash = v.find('-');
+    if (dash == std::string_view::npos)
+        return std::nullopt;
+    std::string end(v.substr(dash + 1));
+    char* stop = nullptr;
+    auto last = std::strtoull(end.c_str(), &stop, 10);
+    if (end.empty() || (stop && *stop != '\0'))
+        return std::nullopt;
+    return last == 0 ? 0 : last + 1;
+}
+
+} // namespace
+
+Result<std::uint64_t> Client::upload_offset(const std::string& repo, const std::string& location, std::string* next) {
+    http::Request get;
+    get.method = "GET";
+    get.url = location;
+    get.retryable = true;
+    auto r = send(get, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status != 204 && r->status != 202 && r->status != 200)
+        return std::unexpected(status_error(*r, "asking the registry how much of the upload it holds"));
+    if (auto l = r->headers.get("Location"))
+        if (auto absolute = http::resolve_url(location, *l))
+            *next = *absolute;
+    return range_bytes(r->headers.get("Range")).value_or(0);
+}
+
+Status Client::upload_chunked(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                              std::string location, std::uint64_t min_chunk) {
+    const auto chunk = std::max<std::uint64_t>({m_options.chunk_size, min_chunk, 1});
+    std::uint64_t offset = 0;
+    std::unique_ptr<image::BlobReader> reader;
+    int failures = 0;
+    const std::string what = "chunked upload of blob " + blob.digest.str();
+    while (offset < blob.size || !reader) {
+        if (!reader) {
+            auto opened = open();
+            if (!opened)
+                return std::unexpected(opened.error());
+            reader = std::move(*opened);
+            TW_TRY(skip_bytes(*reader, offset));
+            if (offset == blob.size)
+                break;
+        }
+        auto length = std::min(chunk, blob.size - offset);
+        http::Request patch;
+        patch.method = "PATCH";
+        patch.url = location;
+        patch.retryable = false;  // resumed below from the registry's own count
+        patch.headers.set("Content-Type", "application/octet-stream");
+        patch.headers.set("Content-Range", std::to_string(offset) + "-" + std::to_string(offset + length - 1));
+        patch.body = std::make_shared<ChunkBody>(*reader, length);
+        auto r = send(patch, repo);
+        if (r && r->status == 202) {
+            if (auto l = r->headers.get("Location"))
+                if (auto absolute = http::resolve_url(location, *l))
+                    location = *absolute;
+            offset += length;
+            // A registry that says it holds less than was sent is believed: resume from its count.
+            if (auto held = range_bytes(r->headers.get("Range")); held && *held < offset && *held > 0) {
+                log::debug(what + ": the registry holds " + std::to_string(*held) + " bytes, not " +
+                           std::to_string(offset) + "; resuming from its count");
+                offset = *held;
+                reader.reset();
+            }
+            failures = 0;
+            continue;
+        }
+        Error error = r ? status_error(*r, what + " to " + repo) : r.error();
+        // 416: the registry's count and ours differ (a chunk half-received): resume from its count.
+        bool resync = r && r->status == 416;
+        if ((!error.transient && !resync) || ++failures >= m_options.retry.max_attempts)
+            return std::unexpected(error);
+        auto delay = m_options.retry.delay(failures, error.retry_after.empty() ? std::nullopt
+                                                                              : std::optional<std::string>(error.retry_after));
+        http::log_retry(what, failures, m_options.retry.max_attempts, delay, error.message);
+        if (!http::sleep_for(delay))
+            return std::unexpected(http::cancelled_wait(what));
+        // Where does the registry stand? Resume from there (a session it lost restarts the whole upload).
+        auto held = upload_offset(repo, location, &location);
+        if (!held) {
+            auto gone = held.error();
+            gone.transient = true;
+            gone.message = what + ": the registry lost the upload session (" + gone.message + "); starting over";
+            return std::unexpected(gone);
+        }
+        log::info(what + ": resuming at byte " + std::to_string(*held) + " of " + std::to_string(blob.size) +
+                  " (" + std::to_string(offset - std::min(offset, *held)) + " bytes of the failed chunk resent)");
+        offset = *held;
+        reader.reset();
+    }
+    // Every byte has passed: one more read ends the stream, and with it the digest and size check.
+    char end = 0;
+    auto last = reader->read(&end, 1);
+    if (!last)
+        return std::unexpected(last.error());
+    if (*last != 0)
+        return fail(ErrorKind::invalid_input, "blob " + blob.digest.str() + " is longer than its descriptor says");
+    http::Request put;
+    put.method = "PUT";
+    put.url = http::append_query(location, "digest", blob.digest.str());
+    put.retryable = false;
+    put.headers.set("Content-Type", "application/octet-stream");
+    put.body = std::make_shared<http::StringBody>(std::string());
+    auto r = send(put, repo);
+    if (!r)
+        return std::unexpected(r.error());
+    if (r->status != 201)
+        return std::unexpected(status_error(*r, "completing the " + what + " to " + repo));
+    if (auto d = r->headers.get("Docker-Content-Digest"); d && *d != blob.digest.str())
+        return fail(ErrorKind::verification, "registry stored blob " + blob.digest.str() + " as " + *d);
+    return {};
 }
 
 Status Client::upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open) {

@@ -27,6 +27,12 @@ struct ClientOptions {
     bool push_access = true;
     std::shared_ptr<const Keychain> keychain = std::make_shared<Keychain>();
     http::RetryPolicy retry;
+    // Blobs of at least this size are uploaded in chunks (POST, PATCH with Content-Range, PUT with the
+    // digest); after a dropped connection the upload asks the registry how much it has and resumes there,
+    // so a failure costs at most one chunk. Smaller blobs go in one PUT. 0: never chunk.
+    std::uint64_t chunk_threshold = 256ULL << 20;
+    // Bytes per PATCH (raised to the registry's OCI-Chunk-Min-Length when it asks for more).
+    std::uint64_t chunk_size = 64ULL << 20;
 };
 
 struct ManifestInfo {
@@ -116,6 +122,12 @@ private:
     Error foreign_challenge(const http::Request& request, const std::string& answered_by) const;
     std::string repo_url(const std::string& repo, const std::string& suffix) const;
     Status upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open);
+    Result<std::string> start_upload(const std::string& repo, const image::Descriptor& blob,
+                                     std::uint64_t* min_chunk);
+    Status upload_chunked(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                          std::string location, std::uint64_t min_chunk);
+    // How many bytes an upload session holds (its Range header), or an error when the session is gone.
+    Result<std::uint64_t> upload_offset(const std::string& repo, const std::string& location, std::string* next);
     Status put_upload(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
                       const std::string& location);
 
