@@ -142,8 +142,9 @@ Status transfer_blobs(const PushPlan& plan, image::ImageSource& source, registry
                       human_bytes(blob.size));
             return {};
         }
+        std::string session;  // an upload the registry opened when it declined the mount
         if (!options.mount_from.empty()) {
-            auto mounted = client.mount_blob(repo, blob, options.mount_from);
+            auto mounted = client.mount_blob(repo, blob, options.mount_from, &session);
             if (!mounted)
                 return std::unexpected(mounted.error());
             if (*mounted) {
@@ -162,7 +163,7 @@ Status transfer_blobs(const PushPlan& plan, image::ImageSource& source, registry
             if (!reader || !progress->enabled())
                 return reader;
             return std::make_unique<CountingReader>(std::move(*reader), *progress, counted[i]);
-        }));
+        }, session));
         progress->item_done();
         std::lock_guard lock(stats_mutex);
         report.blobs.uploaded++;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <set>
+#include <utility>
 #include <vector>
 #include <tagwarden/registry/client.hpp>
 
@@ -596,14 +597,18 @@ Result<std::string> Client::start_upload(const std::string& repo, const image::D
     return http::resolve_url(post.url, *location);
 }
 
-Status Client::upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open) {
+Status Client::upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                           std::string session) {
     std::uint64_t min_chunk = 0;
-    auto session = start_upload(repo, blob, &min_chunk);
-    if (!session)
-        return std::unexpected(session.error());
+    if (session.empty()) {
+        auto started = start_upload(repo, blob, &min_chunk);
+        if (!started)
+            return std::unexpected(started.error());
+        session = std::move(*started);
+    }
     if (m_options.chunk_threshold > 0 && blob.size >= m_options.chunk_threshold)
-        return upload_chunked(repo, blob, open, *session, min_chunk);
-    return put_upload(repo, blob, open, *session);
+        return upload_chunked(repo, blob, open, session, min_chunk);
+    return put_upload(repo, blob, open, session);
 }
 
 namespace {
@@ -773,12 +778,16 @@ Status Client::upload_chunked(const std::string& repo, const image::Descriptor& 
     return {};
 }
 
-Status Client::upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open) {
-    return http::retry_sequence<void>(m_options.retry, "upload of blob " + blob.digest.str(),
-                                      [&]() -> Status { return upload_once(repo, blob, open); });
+Status Client::upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                           std::string session) {
+    // The given session serves the first attempt only: a retry starts a fresh one.
+    return http::retry_sequence<void>(m_options.retry, "upload of blob " + blob.digest.str(), [&]() -> Status {
+        return upload_once(repo, blob, open, std::exchange(session, std::string()));
+    });
 }
 
-Result<bool> Client::mount_blob(const std::string& repo, const image::Descriptor& blob, const std::string& from_repo) {
+Result<bool> Client::mount_blob(const std::string& repo, const image::Descriptor& blob, const std::string& from_repo,
+                                std::string* session) {
     http::Request post;
     post.method = "POST";
     post.url = repo_url(repo, "/blobs/uploads/?mount=" + http::url_encode(blob.digest.str()) +
@@ -789,9 +798,14 @@ Result<bool> Client::mount_blob(const std::string& repo, const image::Descriptor
     if (r->status == 201)
         return true;
     if (r->status == 202) {
-        // The registry started an upload session instead; cancel it (failures ignored, as the spec allows).
+        // The registry started an upload session instead: the caller uploads into it, or it is cancelled
+        // (failures ignored, as the spec allows).
         if (auto location = r->headers.get("Location")) {
             if (auto absolute = http::resolve_url(post.url, *location)) {
+                if (session) {
+                    *session = *absolute;
+                    return false;
+                }
                 http::Request cancel;
                 cancel.method = "DELETE";
                 cancel.url = *absolute;

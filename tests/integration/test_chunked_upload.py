@@ -1,4 +1,4 @@
-"""Chunked, resumable blob uploads (issue 13).
+"""Chunked, resumable blob uploads, and the upload a declined mount opens (issue 13).
 
 Blobs at or above TAGWARDEN_CHUNK_THRESHOLD go up as POST, PATCH (Content-Range) per
 TAGWARDEN_CHUNK_SIZE, PUT ?digest=. When a PATCH fails (the connection drops, a 5xx), tagwarden asks
@@ -12,7 +12,7 @@ import unittest
 
 import interop
 import tw
-from fault_proxy import blob_upload_path
+from fault_proxy import Rule, blob_upload_path
 from tagsafety import ProxiedRegistryCase, setUpModule  # noqa: F401
 
 MIB = 1024 * 1024
@@ -110,6 +110,33 @@ class ChunkedUpload(ProxiedRegistryCase):
         self.assert_exit(bad, tw.EXIT_USAGE)
         self.assertIn("TAGWARDEN_CHUNK_SIZE", bad.stderr)
         self.assertEqual(self.proxy.requests()[mark:], [], "refused before any request")
+
+
+class DeclinedMount(ProxiedRegistryCase):
+
+    def test_the_session_a_declined_mount_opens_is_used(self):
+        # A registry may answer a mount with 202 and an upload session (it cannot read the source repository):
+        # the blob goes into that session, not a new one, and the session is not cancelled. The proxy turns
+        # each mount into a plain session start, as such a registry would answer it.
+        layout, image = self.image("a", layers=2)
+        repo, dest = self.repo(), self.repo("copy")
+        self.assert_exit(self.push(f"oci:{layout}", self.target(repo, "1.0")), 0)
+        declined = self.proxy.add_rule(Rule("POST", blob_upload_path(dest), match=lambda m, p, h: True,
+                                            rewrite=lambda uri: uri.split("?", 1)[0]))
+        mark = len(self.proxy.requests())
+        proc = self.run_tw("push", f"docker://{self.target(repo, '1.0')}", self.target(dest, "1.0"), "--plain-http",
+                           "--output", "json")
+        self.assert_exit(proc, 0)
+        self.assertTrue(declined.reached.is_set())
+        report = tw.parse_json(self, proc)
+        self.assertEqual(report["blobs"]["mounted"], 0, tw.describe(proc))
+        self.assertEqual(report["blobs"]["uploaded"], 3, "config and two layers")
+        since = self.proxy.requests()[mark:]
+        posts = [r for r in since if r.method == "POST" and r.path.startswith(f"/v2/{dest}/blobs/uploads")]
+        self.assertEqual(len(posts), 3, "one session per blob: the one each declined mount opened")
+        self.assertEqual([r for r in since if r.method == "DELETE" and "/blobs/uploads/" in r.path], [],
+                         "no session cancelled")
+        self.assertEqual(interop.remote_digest(self.registry, f"{dest}:1.0"), image.digest)
 
 
 if __name__ == "__main__":

@@ -87,10 +87,13 @@ class Rule:
     _ids = itertools.count(1)
 
     def __init__(self, method=None, path=None, status=None, delay=None, hold=False, drop=False, nth=1, times=None,
-                 timeout=120.0, body=None, headers=None, name=None, match=None, body_match=None, lose=False):
-        if sum(x is not None and x is not False for x in (status, delay, hold or None, drop or None, lose or None)) != 1:
-            raise ValueError("a rule does exactly one of: status, delay, hold, drop, lose")
+                 timeout=120.0, body=None, headers=None, name=None, match=None, body_match=None, lose=False,
+                 rewrite=None):
+        if sum(x is not None and x is not False
+               for x in (status, delay, hold or None, drop or None, lose or None, rewrite)) != 1:
+            raise ValueError("a rule does exactly one of: status, delay, hold, drop, lose, rewrite")
         self.lose = lose  # forward the request (the registry does the work), then drop the answer
+        self.rewrite = rewrite  # forward the request to rewrite(uri) instead of its own URI
         self.id = next(self._ids)
         self.method = method.upper() if method else None
         self.path = re.compile(path) if isinstance(path, str) else path
@@ -114,7 +117,7 @@ class Rule:
 
     def _describe(self):
         what = (f"status {self.status}" if self.status is not None else f"delay {self.delay}s" if self.delay is not None
-                else "hold" if self.hold else "drop")
+                else "hold" if self.hold else "rewrite" if self.rewrite else "drop")
         return f"#{self.id} {self.method or '*'} {self.path.pattern if self.path else '*'} -> {what}"
 
     def __repr__(self):
@@ -238,6 +241,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._read_body(sink=None)
             self._answer_error(rule)
             proxy._log(LoggedRequest(method, uri, rule.status, rule.name, False))
+            return
+
+        if rule is not None and rule.rewrite is not None:
+            rule.reached.set()
+            uri = rule.rewrite(uri)
+            status = self._forward(method, uri, loaded[0] if loaded else None)
+            proxy._log(LoggedRequest(method, uri, status, rule.name, True,
+                                     {k.lower(): v for k, v in self.headers.items()}))
             return
 
         # Delayed and held requests are read in full first, then parked, then forwarded.

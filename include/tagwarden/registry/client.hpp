@@ -82,12 +82,17 @@ public:
     // referrers API; otherwise merges them into the "<alg>-<hex>" fallback tag's index (OCI 1.1).
     Status publish_referrers(const std::string& repo, const Digest& subject,
                              const std::vector<image::Descriptor>& referrers);
-    // Monolithic upload: POST a session, then PUT the streamed bytes with ?digest=. The whole sequence is
-    // retried on transient failures, reopening the blob each time.
-    Status upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open);
+    // Upload: POST a session (or use `session`, an upload URL the registry already opened, e.g. by refusing
+    // a mount), then PUT the streamed bytes with ?digest= — or, for blobs of at least chunk_threshold,
+    // PATCH them chunk by chunk, resuming a failed chunk from the registry's count. The whole sequence is
+    // retried on transient failures, reopening the blob each time (in a new session).
+    Status upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                       std::string session = {});
     // Cross-repository mount. Returns true when mounted (201); false when the registry started an upload
-    // instead (202), in which case the caller uploads.
-    Result<bool> mount_blob(const std::string& repo, const image::Descriptor& blob, const std::string& from_repo);
+    // instead (202): then `session` (when given) receives that upload's URL for upload_blob to use,
+    // otherwise the session is cancelled.
+    Result<bool> mount_blob(const std::string& repo, const image::Descriptor& blob, const std::string& from_repo,
+                            std::string* session = nullptr);
 
     // HEAD a manifest by tag or digest. Returns nullopt when it does not exist.
     Result<std::optional<ManifestInfo>> head_manifest(const std::string& repo, const std::string& reference);
@@ -121,7 +126,8 @@ private:
     // Error{auth} for a 401 that came from a host other than the registry's.
     Error foreign_challenge(const http::Request& request, const std::string& answered_by) const;
     std::string repo_url(const std::string& repo, const std::string& suffix) const;
-    Status upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open);
+    Status upload_once(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
+                       std::string session);
     Result<std::string> start_upload(const std::string& repo, const image::Descriptor& blob,
                                      std::uint64_t* min_chunk);
     Status upload_chunked(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
