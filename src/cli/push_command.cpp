@@ -1,5 +1,6 @@
 #include "commands.hpp"
 #include "connection.hpp"
+#include "github_output.hpp"
 #include "guards.hpp"
 
 #include <tagwarden/config/config.hpp>
@@ -235,9 +236,10 @@ int run_push(const PushArgs& args) {
         return report_error(result.error());
     const auto& report = result->push;
 
+    auto j = push::to_json(report);
+    j["guards"] = guard::to_json(result->guards);
+    complete_report(j);
     if (args.output == "json") {
-        auto j = push::to_json(report);
-        j["guards"] = guard::to_json(result->guards);
         std::cout << j.dump(2) << std::endl;
     } else if (args.dry_run) {
         std::cout << "dry run: would push " << report.repository << "@" << report.digest.str() << " ("
@@ -267,14 +269,16 @@ CommandRun setup_push_command(CLI::App& app, const GlobalOptions&) {
     cmd->add_option("--abandon", args->abandon,
                     "With --resume: drop the journal of run RUN_ID (from `lock list`) without finishing or undoing "
                     "it, e.g. when the registry refuses the DELETE an undo needs; its tags stay as they are");
-    cmd->add_option("--output,-o", args->output, "Result format on stdout: text or json")
-        ->check(CLI::IsMember({"text", "json"}));
+    cmd->add_option("--output,-o", args->output,
+                    "Result format on stdout: text or json; github: text, and the step outputs and summary of a "
+                    "GitHub Actions step ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY)")
+        ->check(CLI::IsMember({"text", "json", "github"}));
     cmd->add_flag("--dry-run", args->dry_run,
                   "Check tags and blobs and print the plan; write nothing (with --resume: say what would be done)");
     add_lock_options(cmd, args->lock);
     add_guard_options(cmd, args->guard);
     add_connection_options(cmd, args->connection);
-    return [args] { return run_push(*args); };
+    return [args] { return run_reported("push", args->output, [&] { return run_push(*args); }); };
 }
 
 } // namespace tagwarden::cli

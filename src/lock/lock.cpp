@@ -234,7 +234,13 @@ LockSet::~LockSet() { (void)release(); }
 Status LockSet::acquire(std::vector<std::string> keys, std::chrono::seconds timeout) {
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto started = std::chrono::steady_clock::now();
+    struct AddWait {
+        std::chrono::milliseconds& total;
+        std::chrono::steady_clock::time_point from;
+        ~AddWait() { total += std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - from); }
+    } add_wait{m_waited, started};
+    auto deadline = started + timeout;
     thread_local std::mt19937_64 rng{std::random_device{}()};
     for (const auto& key : keys) {
         auto delay = std::chrono::milliseconds(100);

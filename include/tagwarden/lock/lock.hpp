@@ -174,6 +174,8 @@ public:
     [[nodiscard]] LockBackend& backend() { return m_backend; }
     [[nodiscard]] const LockOwner& owner() const { return m_owner; }
     [[nodiscard]] std::chrono::seconds ttl() const { return m_ttl; }
+    // Time spent in acquire() so far, waiting included (reports: "lock wait").
+    [[nodiscard]] std::chrono::milliseconds waited() const { return m_waited; }
     Status release();
 
 private:
@@ -182,6 +184,7 @@ private:
     LockBackend& m_backend;
     LockOwner m_owner;
     std::chrono::seconds m_ttl;
+    std::chrono::milliseconds m_waited{0};
     std::mutex m_mutex;
     std::vector<std::unique_ptr<Lease>> m_leases;
     std::optional<Error> m_lost;
