@@ -1,6 +1,6 @@
 #!/bin/sh
-# Usage: manpage.sh HELP2MAN TAGWARDEN OUTPUT
-# Writes the man page OUTPUT from `tagwarden --help` and `--version`, with each command's --help as a
+# Usage: manpage.sh HELP2MAN TAGWARDEN OUTPUT.gz
+# Writes the man page OUTPUT.gz (gzip -9n, as Debian ships man pages) from `tagwarden --help` and `--version`, with each command's --help as a
 # section of its own (help2man's --include), so `man tagwarden` documents every option.
 set -eu
 help2man=$1 bin=$2 out=$3
@@ -11,7 +11,8 @@ include="$dir/commands.h2m"
   printf '[COMMANDS]\n'
   for command in push promote verify policy lock; do
     printf '.SS "tagwarden %s"\n.nf\n' "$command"
-    "$bin" "$command" --help | sed -e 's/\\/\\e/g' -e 's/^\./\\\&./' -e "s/^'/\\\\\\&'/"
+    # CLI11 prints argv[0] in "Usage:": the build path becomes the installed name.
+    "$bin" "$command" --help | sed -e "s|$bin|tagwarden|g" -e 's/\\/\\e/g' -e 's/^\./\\\&./' -e "s/^'/\\\\\\&'/"
     printf '.fi\n'
   done
   printf '[EXIT STATUS]\n'
@@ -23,5 +24,6 @@ include="$dir/commands.h2m"
 } >"$include"
 "$help2man" --no-info --no-discard-stderr --section 1 \
   --name 'push images to OCI registries and refuse the pushes that break releases' \
-  --include "$include" --output "$out.tmp" "$bin"
+  --include "$include" --output "$dir/tagwarden.1" "$bin"
+gzip -9nc "$dir/tagwarden.1" >"$out.tmp"
 mv "$out.tmp" "$out"

@@ -5,12 +5,16 @@
 
 include(GNUInstallDirs)
 
+# `install` and cpack do not build `all` first (the unit tests are not packaged): scripts/package builds
+# the two targets the package holds, tagwarden and tagwarden_manpage.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
+
 install(TARGETS tagwarden RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-# tagwarden.1 from --help and every command's --help (cmake/manpage.sh runs help2man).
+# tagwarden.1.gz from --help and every command's --help (cmake/manpage.sh runs help2man).
 find_program(TAGWARDEN_HELP2MAN help2man)
 if(TAGWARDEN_HELP2MAN)
-  set(TAGWARDEN_MANPAGE ${CMAKE_CURRENT_BINARY_DIR}/man/tagwarden.1)
+  set(TAGWARDEN_MANPAGE ${CMAKE_CURRENT_BINARY_DIR}/man/tagwarden.1.gz)
   add_custom_command(
     OUTPUT ${TAGWARDEN_MANPAGE}
     COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cmake/manpage.sh ${TAGWARDEN_HELP2MAN} $<TARGET_FILE:tagwarden> ${TAGWARDEN_MANPAGE}
@@ -30,7 +34,7 @@ set(CPACK_PACKAGE_NAME tagwarden)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "tagwarden maintainers <tagwarden@users.noreply.github.com>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "push images to OCI registries (Amazon ECR first) and refuse the pushes that break releases")
-set(CPACK_PACKAGE_DESCRIPTION
+string(CONCAT CPACK_PACKAGE_DESCRIPTION
     "tagwarden replaces `docker push` in CI: it pushes images to OCI registries over HTTP with no Docker daemon, "
     "takes a lock per tag, writes immutable environment tags all or none, verifies every blob, promotes without "
     "pulling a layer and refuses pushes to ECR repositories that are near their quota, have no lifecycle policy, "

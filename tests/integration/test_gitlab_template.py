@@ -112,7 +112,8 @@ class GitlabTemplateTest(RegistryTestCase):
         self.assertEqual(dotenv, {"IMAGE_DIGEST": image.digest, "IMAGE_URI": f"{self.host}/{repo}@{image.digest}",
                                   "IMAGE_TAGS": f"1.2.7-dev,sha-{SHA},latest"})
         self.assertEqual(set(self.registry.tags(repo)), {"1.2.7-dev", f"sha-{SHA}", "latest"})
-        report = json.loads(open(os.path.join(self.tmp, "tagwarden-report.json"), encoding="utf-8").read())
+        with open(os.path.join(self.tmp, "tagwarden-report.json"), encoding="utf-8") as f:
+            report = json.load(f)
         self.assertEqual(report["ci"], {"provider": "gitlab", "runUrl": "https://gitlab.example/acme/shop/-/jobs/991",
                                         "commit": SHA})
 
