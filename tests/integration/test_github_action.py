@@ -15,7 +15,6 @@
 """
 
 import glob
-import http.server
 import json
 import os
 import re
@@ -23,14 +22,13 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import threading
 import unittest
 
 import yaml
 
 import deps
 import tw
-from actions_runner import parse_file_command, run_composite
+from actions_runner import OidcTokenServer, parse_file_command, run_composite
 from fixtures import RegistryTestCase, setUpModule  # noqa: F401 (unittest runs setUpModule)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -345,63 +343,40 @@ class PasswordMasked(GithubActionCase):
         self.assertNotIn("not-the-password", result.summary)
 
 
-class _TokenServer(http.server.BaseHTTPRequestHandler):
-    requests = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        type(self).requests.append((self.path, self.headers.get("Authorization")))
-        if self.headers.get("Authorization") != "bearer request-token-123":
-            self.send_response(401)
-            self.end_headers()
-            return
-        body = json.dumps({"value": "eyJhbGciOiJSUzI1NiJ9.oidc-token-for-sts.sig"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 class OidcForAws(GithubActionCase):
+    TOKEN = "eyJhbGciOiJSUzI1NiJ9.oidc-token-for-sts.sig"
 
-    def start_token_server(self):
-        _TokenServer.requests = []
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenServer)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        self.addCleanup(server.server_close)
-        self.addCleanup(server.shutdown)
-        return f"http://127.0.0.1:{server.server_address[1]}/token?api-version=2.0"
+    def token_server(self):
+        server = OidcTokenServer("request-token-123", self.TOKEN).__enter__()
+        self.addCleanup(server.__exit__, None, None, None)
+        return server
 
     def test_oidc_token_is_fetched_into_the_web_identity_file(self):
-        url = self.start_token_server()
+        server = self.token_server()
         layout, _ = self.image()
         result = self.run_action(self.push_inputs(layout, self.repo()), env={
-            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/push", "ACTIONS_ID_TOKEN_REQUEST_URL": url,
+            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/push", "ACTIONS_ID_TOKEN_REQUEST_URL": server.url,
             "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token-123"})
         self.assert_ok(result)
-        self.assertEqual(len(_TokenServer.requests), 1)
-        path, auth = _TokenServer.requests[0]
+        self.assertEqual(len(server.requests), 1)
+        path, _ = server.requests[0]
         self.assertIn("audience=sts.amazonaws.com", path)
         token_file = result.env_file["AWS_WEB_IDENTITY_TOKEN_FILE"]
         with open(token_file, encoding="utf-8") as f:
-            self.assertEqual(f.read(), "eyJhbGciOiJSUzI1NiJ9.oidc-token-for-sts.sig")
+            self.assertEqual(f.read(), self.TOKEN)
         self.assertEqual(stat.S_IMODE(os.stat(token_file).st_mode), 0o600)
-        self.assertIn("eyJhbGciOiJSUzI1NiJ9.oidc-token-for-sts.sig", [v for _, v in result.masks])
+        self.assertIn(self.TOKEN, [v for _, v in result.masks])
         self.assertEqual(result.env_file["AWS_ROLE_SESSION_NAME"], f"tagwarden-{RUN_ID}")
 
     def test_credentials_in_the_environment_are_left_alone(self):
-        url = self.start_token_server()
+        server = self.token_server()
         layout, _ = self.image()
         result = self.run_action(self.push_inputs(layout, self.repo()), env={
-            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/push", "ACTIONS_ID_TOKEN_REQUEST_URL": url,
+            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/push", "ACTIONS_ID_TOKEN_REQUEST_URL": server.url,
             "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token-123", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
             "AWS_SECRET_ACCESS_KEY": "secret"})
         self.assert_ok(result)
-        self.assertEqual(_TokenServer.requests, [], "configure-aws-credentials' variables are used as they are")
+        self.assertEqual(server.requests, [], "configure-aws-credentials' variables are used as they are")
         self.assertNotIn("AWS_WEB_IDENTITY_TOKEN_FILE", result.env_file)
 
     def test_role_without_id_token_permission_fails_clearly(self):

@@ -20,10 +20,13 @@ What it does as the runner does (docs: "Metadata syntax for GitHub Actions", "Wo
 - ``uses:`` steps are skipped (recorded in ``skipped``), their outputs empty: the test has no network.
 """
 
+import http.server
+import json
 import os
 import re
 import subprocess
 import tempfile
+import threading
 
 import yaml
 
@@ -360,3 +363,46 @@ def _read(path):
             return f.read()
     except FileNotFoundError:
         return ""
+
+
+class OidcTokenServer:
+    """Plays the runner's OIDC token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL): answers
+    ``{"value": token}`` to a GET carrying ``Authorization: bearer <request_token>``, 401 otherwise;
+    ``requests`` lists (path, Authorization) of every request.
+
+        with OidcTokenServer("request-token", "eyJ...") as server:
+            env["ACTIONS_ID_TOKEN_REQUEST_URL"] = server.url
+    """
+
+    def __init__(self, request_token, token):
+        self.request_token, self.token, self.requests = request_token, token, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                outer.requests.append((self.path, self.headers.get("Authorization")))
+                if self.headers.get("Authorization") != f"bearer {outer.request_token}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"value": outer.token}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/token?api-version=2.0"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
