@@ -119,6 +119,43 @@ class ActionMetadataTest(unittest.TestCase):
         self.assertIn("runner", json.dumps(action["runs"]["steps"]), "the cache key names the runner's OS")
 
 
+class BinaryFromSourceCacheKey(unittest.TestCase):
+    """Without tagwarden on PATH the action builds it from its own tree, cached under a key of the runner's
+    OS and arch and a hash of the sources: the `bin` step alone, on a copy of the tree (the build itself
+    takes minutes and apt; it is what `scripts/build` does, with -DBUILD_TESTING=OFF)."""
+
+    def bin_step(self, tree, runner_os="Linux"):
+        env = {"PATH": "/usr/bin:/bin", "HOME": tree, "RUNNER_OS": runner_os, "RUNNER_ARCH": "X64"}
+        result = run_composite(os.path.join(tree, "ci-templates", "github-action", "action.yml"),
+                               {"repository": "r.example/app"}, tree, env,
+                               runner_temp=tempfile.mkdtemp(dir=tree), stop_after="bin")
+        self.assertFalse(result.failed, result.stderr)
+        return result.steps["bin"].outputs
+
+    def test_cache_key_follows_the_sources_and_the_runner(self):
+        with tempfile.TemporaryDirectory() as tree:
+            shutil.copytree(ACTION_DIR, os.path.join(tree, "ci-templates", "github-action"))
+            for name in ("CMakeLists.txt", "cmake/packaging.cmake", "include/tagwarden/x.hpp", "src/core/x.cpp"):
+                os.makedirs(os.path.dirname(os.path.join(tree, name)), exist_ok=True)
+                with open(os.path.join(tree, name), "w") as f:
+                    f.write(name)
+            first = self.bin_step(tree)
+            self.assertEqual(first["found"], "false")
+            self.assertEqual(first["source-dir"], os.path.realpath(tree))
+            self.assertRegex(first["key"], r"^tagwarden-Linux-X64-[0-9a-f]{32}$")
+            self.assertTrue(first["cache-dir"].startswith(os.path.join(tree, ".cache", "tagwarden-action")))
+            self.assertEqual(self.bin_step(tree)["key"], first["key"], "stable for the same sources")
+            with open(os.path.join(tree, "src", "core", "x.cpp"), "a") as f:
+                f.write("// changed")
+            changed = self.bin_step(tree)
+            self.assertNotEqual(changed["key"], first["key"], "a source change is a new key")
+            self.assertNotEqual(changed["cache-dir"], first["cache-dir"])
+            with open(os.path.join(tree, "README.md"), "w") as f:
+                f.write("docs")
+            self.assertEqual(self.bin_step(tree)["key"], changed["key"], "documentation is not a source")
+            self.assertNotEqual(self.bin_step(tree, runner_os="macOS")["key"], changed["key"])
+
+
 class GithubActionCase(RegistryTestCase):
     registry_mode = "plain"
 

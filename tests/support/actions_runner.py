@@ -216,10 +216,11 @@ class CompositeResult:
         return self.status == "failure"
 
 
-def run_composite(action_file, inputs, workspace, env, runner_temp=None, github=None, timeout=300):
+def run_composite(action_file, inputs, workspace, env, runner_temp=None, github=None, timeout=300, stop_after=None):
     """Runs the action's steps in ``workspace`` with ``env`` (the job's environment).
 
-    ``github``: extra values of the github context (sha, repository, ...). Returns CompositeResult.
+    ``github``: extra values of the github context (sha, repository, ...); ``stop_after``: the id of the
+    last step to run. Returns CompositeResult.
     """
     with open(action_file, encoding="utf-8") as f:
         action = yaml.safe_load(f)
@@ -350,6 +351,8 @@ def run_composite(action_file, inputs, workspace, env, runner_temp=None, github=
                 extra_path.append(line)
         if proc.returncode != 0:
             result.status = "failure"
+        if stop_after is not None and step_id == stop_after:
+            break
     result.env_file = parse_file_command(_read(env_file), "GITHUB_ENV")
     result.path_file = list(extra_path)
     for name, spec in (action.get("outputs") or {}).items():
