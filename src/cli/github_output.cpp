@@ -1,5 +1,6 @@
 #include "github_output.hpp"
 
+#include <tagwarden/core/ci.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/strings.hpp>
 
@@ -313,35 +314,10 @@ Status write_github(const std::string& command, int code_value) {
 } // namespace
 
 json ci_identity() {
-    if (!env_or_empty("GITHUB_ACTIONS").empty() || !env_or_empty("GITHUB_RUN_ID").empty()) {
-        auto server = env_or_empty("GITHUB_SERVER_URL");
-        if (server.empty())
-            server = "https://github.com";
-        std::string url;
-        if (!env_or_empty("GITHUB_RUN_ID").empty()) {
-            url = server + "/" + env_or_empty("GITHUB_REPOSITORY") + "/actions/runs/" + env_or_empty("GITHUB_RUN_ID");
-            if (!env_or_empty("GITHUB_RUN_ATTEMPT").empty())
-                url += "/attempts/" + env_or_empty("GITHUB_RUN_ATTEMPT");
-        }
-        return {{"provider", "github-actions"}, {"runUrl", url}, {"commit", env_or_empty("GITHUB_SHA")}};
-    }
-    if (!env_or_empty("CODEBUILD_BUILD_ID").empty()) {
-        auto url = env_or_empty("CODEBUILD_BUILD_URL");
-        if (url.empty()) {
-            // CODEBUILD_BUILD_ID is "project:uuid"; the console URL needs the region (as lock owners spell it).
-            auto id = env_or_empty("CODEBUILD_BUILD_ID");
-            auto region = env_or_empty("AWS_REGION").empty() ? env_or_empty("AWS_DEFAULT_REGION") : env_or_empty("AWS_REGION");
-            auto colon = id.find(':');
-            url = !region.empty() && colon != std::string::npos
-                      ? "https://" + region + ".console.aws.amazon.com/codesuite/codebuild/projects/" + id.substr(0, colon) +
-                            "/build/" + id + "/"
-                      : "codebuild:" + id;
-        }
-        return {{"provider", "codebuild"}, {"runUrl", url}, {"commit", env_or_empty("CODEBUILD_RESOLVED_SOURCE_VERSION")}};
-    }
-    if (!env_or_empty("GITLAB_CI").empty())
-        return {{"provider", "gitlab"}, {"runUrl", env_or_empty("CI_JOB_URL")}, {"commit", env_or_empty("CI_COMMIT_SHA")}};
-    return nullptr;
+    auto run = current_ci_run();
+    if (!run)
+        return nullptr;
+    return {{"provider", run->provider}, {"runUrl", run->run_url}, {"commit", run->commit}};
 }
 
 std::string github_output_block(std::string_view name, std::string_view value) {

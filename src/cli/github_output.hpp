@@ -19,9 +19,7 @@
 
 namespace tagwarden::cli {
 
-// {"provider", "runUrl", "commit"} from the variables GitHub Actions (GITHUB_SERVER_URL, GITHUB_REPOSITORY,
-// GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT, GITHUB_SHA), CodeBuild (CODEBUILD_BUILD_URL or CODEBUILD_BUILD_ID with
-// the region, CODEBUILD_RESOLVED_SOURCE_VERSION) or GitLab CI (CI_JOB_URL, CI_COMMIT_SHA) set; null elsewhere.
+// {"provider", "runUrl", "commit"} of the CI run (current_ci_run()), or null outside CI.
 nlohmann::json ci_identity();
 
 // Runs `command_name`'s `run` and returns its exit code. With output "github" it then writes the step

@@ -24,10 +24,10 @@ struct LockOwner {
     std::string host;
     long pid = 0;
     std::string run_id;  // unique per tagwarden run
-    std::string ci_url;  // GitHub Actions run or CodeBuild build, when the environment says so
+    std::string ci_url;  // GitHub Actions run, CodeBuild build or GitLab job, when the environment says so
     [[nodiscard]] std::string describe() const;
-    // The owner of this process: host name, pid, a fresh run id, and the CI run URL from GITHUB_* or
-    // CODEBUILD_* variables.
+    // The owner of this process: host name, pid, a fresh run id, and the CI run URL (current_ci_run():
+    // GitHub Actions, CodeBuild, GitLab CI).
     static LockOwner current();
 };
 
