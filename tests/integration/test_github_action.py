@@ -286,7 +286,7 @@ class PushThroughTheAction(GithubActionCase):
         os.makedirs(work)
         shutil.move(layout, os.path.join(work, "out"))
         result = self.run_action(self.push_inputs("./out", repo, **{"working-directory": "app",
-                                                                   "args": "--jobs 1  --dry-run"}))
+                                                                   "args": "--jobs 1\n  --dry-run"}))
         self.assert_ok(result)
         self.assertIn("(dry run)", result.summary)
         self.assertIn("| `1.2.3-dev` | planned |", result.summary)
