@@ -1,4 +1,5 @@
 #include <tagwarden/image/manifest.hpp>
+#include <tagwarden/core/json_fields.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -55,9 +56,14 @@ Result<Descriptor> parse_descriptor(const json& o, std::string_view where) {
     d.size = sz->get<std::uint64_t>();
     if (auto p = o.find("platform"); p != o.end() && p->is_object()) {
         Platform pl;
-        pl.os = p->value("os", "");
-        pl.architecture = p->value("architecture", "");
-        pl.variant = p->value("variant", "");
+        auto os = string_field(*p, "os");
+        auto architecture = string_field(*p, "architecture");
+        auto variant = string_field(*p, "variant");
+        if (!os || !architecture || !variant)
+            return std::unexpected(invalid(where, "platform os, architecture and variant must be strings"));
+        pl.os = *os;
+        pl.architecture = *architecture;
+        pl.variant = *variant;
         d.platform = pl;
     }
     if (auto at = o.find("artifactType"); at != o.end() && at->is_string())
@@ -94,7 +100,10 @@ Result<Manifest> parse_manifest(std::string bytes, std::string_view declared) {
     }
     if (!doc.is_object())
         return fail(ErrorKind::invalid_input, "manifest " + m.digest.str() + " is not a JSON object");
-    std::string own = doc.value("mediaType", "");
+    auto own_field = string_field(doc, "mediaType");
+    if (!own_field)
+        return fail(ErrorKind::invalid_input, "manifest " + m.digest.str() + ": 'mediaType' must be a string");
+    std::string own = *own_field;
     if (!own.empty() && !declared.empty() && own != declared)
         return fail(ErrorKind::invalid_input, "manifest " + m.digest.str() + " declares mediaType '" + own +
                                                   "' but was referenced as '" + std::string(declared) + "'");
@@ -103,7 +112,7 @@ Result<Manifest> parse_manifest(std::string bytes, std::string_view declared) {
         // An OCI manifest may omit mediaType; infer it from the shape.
         mt = doc.contains("manifests") ? std::string(media_type::oci_index) : std::string(media_type::oci_manifest);
     }
-    if (doc.value("schemaVersion", 0) != 2)
+    if (int_field(doc, "schemaVersion", 0) != 2)
         return fail(ErrorKind::invalid_input,
                     "manifest " + m.digest.str() + " has schemaVersion other than 2 (Docker schema 1 is not supported)");
     m.media_type = mt;

@@ -1,6 +1,7 @@
 #include <tagwarden/lock/dynamodb_lock.hpp>
 #include <tagwarden/core/cancel.hpp>
 #include <tagwarden/core/ci.hpp>
+#include <tagwarden/core/json_fields.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/strings.hpp>
 #include <tagwarden/lock/lock.hpp>
@@ -75,10 +76,11 @@ LockOwner lock_owner_from_json(const json& j) {
     LockOwner o;
     if (!j.is_object())
         return o;
-    o.host = j.value("host", "");
-    o.pid = j.value("pid", 0L);
-    o.run_id = j.value("runId", "");
-    o.ci_url = j.value("ciUrl", "");
+    // A field of another type reads as absent, as in a record written by an older version.
+    o.host = string_field(j, "host").value_or("");
+    o.pid = static_cast<decltype(o.pid)>(int_field(j, "pid", 0).value_or(0));
+    o.run_id = string_field(j, "runId").value_or("");
+    o.ci_url = string_field(j, "ciUrl").value_or("");
     return o;
 }
 

@@ -1,4 +1,5 @@
 #include <tagwarden/core/base64.hpp>
+#include <tagwarden/core/json_fields.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/strings.hpp>
 #include <tagwarden/registry/auth.hpp>
@@ -172,11 +173,17 @@ Result<std::optional<Credential>> lookup_docker_config(const json& config, std::
                 c.username = decoded->substr(0, colon);
                 c.password = decoded->substr(colon + 1);
             }
+            auto username = string_field(entry, "username");
+            auto password = string_field(entry, "password");
+            auto identity_token = string_field(entry, "identitytoken");
+            if (!username || !password || !identity_token)
+                return fail(ErrorKind::invalid_input, "docker config: auths['" + key +
+                                                          "'] username, password and identitytoken must be strings");
             if (c.username.empty())
-                c.username = entry.value("username", "");
+                c.username = *username;
             if (c.password.empty())
-                c.password = entry.value("password", "");
-            c.identity_token = entry.value("identitytoken", "");
+                c.password = *password;
+            c.identity_token = *identity_token;
             if (c.username.empty() && c.password.empty() && c.identity_token.empty())
                 continue;
             log::add_secret(c.password);

@@ -1,3 +1,4 @@
+#include <tagwarden/core/json_fields.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/reference.hpp>
 #include <tagwarden/http/url.hpp>
@@ -63,8 +64,8 @@ std::string describe_registry_errors(std::string_view body, std::string* first_c
         for (const auto& e : doc["errors"]) {
             if (!e.is_object())
                 continue;
-            std::string code = e.value("code", "");
-            std::string message = e.value("message", "");
+            std::string code = string_field(e, "code").value_or("");
+            std::string message = string_field(e, "message").value_or("");
             if (first_code && first_code->empty())
                 *first_code = code;
             std::string item = code;
@@ -278,13 +279,15 @@ Result<std::string> Client::fetch_token(const Challenge& challenge, const std::v
     } catch (const json::exception&) {
         return fail(ErrorKind::auth, "token endpoint " + http::redact_url(realm) + " did not answer JSON");
     }
-    std::string token = doc.value("token", "");
+    std::string token = string_field(doc, "token").value_or("");
     if (token.empty())
-        token = doc.value("access_token", "");
+        token = string_field(doc, "access_token").value_or("");
     if (token.empty())
         return fail(ErrorKind::auth, "token endpoint " + http::redact_url(realm) + " answered without a token");
     log::add_secret(token);
-    auto lifetime = std::chrono::seconds(doc.value("expires_in", static_cast<long>(k_default_token_lifetime.count())));
+    // A lifetime that is not an integer counts as absent: the default, as for a missing one.
+    auto lifetime = std::chrono::seconds(
+        int_field(doc, "expires_in", k_default_token_lifetime.count()).value_or(k_default_token_lifetime.count()));
     if (lifetime < k_default_token_lifetime)
         lifetime = k_default_token_lifetime;
     CachedToken cached{"Bearer " + token, std::chrono::steady_clock::now() + lifetime - k_token_expiry_margin};
@@ -489,7 +492,10 @@ Result<std::vector<image::Descriptor>> Client::list_referrers(const std::string&
     }
     try {
         auto doc = json::parse(body);
-        for (const auto& d : doc.value("manifests", json::array())) {
+        const auto* manifests = array_field(doc, "manifests");
+        if (!manifests)
+            return fail(ErrorKind::registry, "referrers of " + subject.str() + " are not an index with a 'manifests' array");
+        for (const auto& d : *manifests) {
             auto desc = image::parse_descriptor(d, "referrer");
             if (!desc)
                 return std::unexpected(desc.error());
@@ -524,14 +530,16 @@ Status Client::publish_referrers(const std::string& repo, const Digest& subject,
         try {
             index = json::parse(existing->bytes);
         } catch (const json::exception&) {
-            return fail(ErrorKind::registry, "referrers fallback tag " + tag + " in " + repo + " is not an index");
+            index = nullptr;
         }
+        if (!array_field(index, "manifests"))
+            return fail(ErrorKind::registry, "referrers fallback tag " + tag + " in " + repo + " is not an index");
     }
     bool changed = false;
     for (const auto& d : referrers) {
         bool present = false;
         for (const auto& m : index["manifests"])
-            present = present || m.value("digest", "") == d.digest.str();
+            present = present || string_field(m, "digest") == d.digest.str();
         if (!present) {
             index["manifests"].push_back(image::descriptor_to_json(d));
             changed = true;

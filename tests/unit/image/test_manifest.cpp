@@ -81,3 +81,21 @@ TEST_CASE("manifest: malformed documents name the problem", "[unit][image]") {
     REQUIRE_FALSE(unknown);
     CHECK_THAT(unknown.error().message, Catch::Contains("unsupported"));
 }
+
+// Found by fuzz_manifest: a field of the wrong JSON type threw nlohmann::type_error out of the parser.
+TEST_CASE("manifest: fields of the wrong JSON type are errors, never exceptions", "[unit][image]") {
+    auto array_media_type = parse_manifest(image_manifest(R"("mediaType":["a"],)"), "");
+    REQUIRE_FALSE(array_media_type);
+    CHECK_THAT(array_media_type.error().message, Catch::Contains("'mediaType' must be a string"));
+    auto string_version = parse_manifest(R"({"schemaVersion":"2","layers":[]})", "");
+    REQUIRE_FALSE(string_version);
+    CHECK_THAT(string_version.error().message, Catch::Contains("schemaVersion"));
+    auto index = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)"
+                 R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:)" +
+                 k_hex_a + R"(","size":7,"platform":{"os":7,"architecture":"amd64"}}]})";
+    auto bad_platform = parse_manifest(index, "");
+    REQUIRE_FALSE(bad_platform);
+    CHECK_THAT(bad_platform.error().message, Catch::Contains("platform"));
+    CHECK_FALSE(parse_manifest("[1,2]", ""));
+    CHECK_FALSE(parse_manifest(R"({"schemaVersion":2,"mediaType":null})", ""));
+}
