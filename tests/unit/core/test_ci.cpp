@@ -12,10 +12,12 @@ using namespace tagwarden;
 
 namespace {
 
+using Vars = std::map<std::string, std::string>;
+
 // Sets exactly `values` among the CI variables for the scope (every other one unset), restores them after.
 class CiEnv {
 public:
-    explicit CiEnv(const std::map<std::string, std::string>& values) {
+    explicit CiEnv(const Vars& values) {
         for (const char* name : k_names) {
             if (const char* old = std::getenv(name))
                 m_saved[name] = old;
@@ -45,13 +47,13 @@ private:
 } // namespace
 
 TEST_CASE("ci run: none outside CI", "[unit][core][ci]") {
-    CiEnv env({});
+    CiEnv env(Vars{});
     CHECK_FALSE(current_ci_run().has_value());
 }
 
 TEST_CASE("ci run: GitHub Actions run URL with attempt, default server, commit", "[unit][core][ci]") {
     {
-        CiEnv env({{"GITHUB_ACTIONS", "true"}, {"GITHUB_SERVER_URL", "https://github.example"},
+        CiEnv env(Vars{{"GITHUB_ACTIONS", "true"}, {"GITHUB_SERVER_URL", "https://github.example"},
                    {"GITHUB_REPOSITORY", "acme/shop"}, {"GITHUB_RUN_ID", "42"}, {"GITHUB_RUN_ATTEMPT", "2"},
                    {"GITHUB_SHA", "abc123"}});
         auto run = current_ci_run();
@@ -61,7 +63,7 @@ TEST_CASE("ci run: GitHub Actions run URL with attempt, default server, commit",
         CHECK(run->commit == "abc123");
     }
     {
-        CiEnv env({{"GITHUB_REPOSITORY", "acme/shop"}, {"GITHUB_RUN_ID", "7"}});
+        CiEnv env(Vars{{"GITHUB_REPOSITORY", "acme/shop"}, {"GITHUB_RUN_ID", "7"}});
         auto run = current_ci_run();
         REQUIRE(run);
         CHECK(run->run_url == "https://github.com/acme/shop/actions/runs/7");
@@ -72,7 +74,7 @@ TEST_CASE("ci run: GitHub Actions run URL with attempt, default server, commit",
 TEST_CASE("ci run: CodeBuild prefers CODEBUILD_BUILD_URL, else the console URL from the id and region",
           "[unit][core][ci]") {
     {
-        CiEnv env({{"CODEBUILD_BUILD_ID", "shop:0d4c"}, {"CODEBUILD_BUILD_URL", "https://console.example/build/1"},
+        CiEnv env(Vars{{"CODEBUILD_BUILD_ID", "shop:0d4c"}, {"CODEBUILD_BUILD_URL", "https://console.example/build/1"},
                    {"CODEBUILD_RESOLVED_SOURCE_VERSION", "f00d"}, {"AWS_REGION", "eu-west-1"}});
         auto run = current_ci_run();
         REQUIRE(run);
@@ -81,18 +83,18 @@ TEST_CASE("ci run: CodeBuild prefers CODEBUILD_BUILD_URL, else the console URL f
         CHECK(run->commit == "f00d");
     }
     {
-        CiEnv env({{"CODEBUILD_BUILD_ID", "shop:0d4c"}, {"AWS_DEFAULT_REGION", "us-east-2"}});
+        CiEnv env(Vars{{"CODEBUILD_BUILD_ID", "shop:0d4c"}, {"AWS_DEFAULT_REGION", "us-east-2"}});
         CHECK(current_ci_run()->run_url ==
               "https://us-east-2.console.aws.amazon.com/codesuite/codebuild/projects/shop/build/shop:0d4c/");
     }
     {
-        CiEnv env({{"CODEBUILD_BUILD_ID", "shop:0d4c"}});
+        CiEnv env(Vars{{"CODEBUILD_BUILD_ID", "shop:0d4c"}});
         CHECK(current_ci_run()->run_url == "codebuild:shop:0d4c");
     }
 }
 
 TEST_CASE("ci run: GitLab CI job URL and commit", "[unit][core][ci]") {
-    CiEnv env({{"GITLAB_CI", "true"}, {"CI_JOB_URL", "https://gitlab.example/g/p/-/jobs/9"}, {"CI_COMMIT_SHA", "beef"}});
+    CiEnv env(Vars{{"GITLAB_CI", "true"}, {"CI_JOB_URL", "https://gitlab.example/g/p/-/jobs/9"}, {"CI_COMMIT_SHA", "beef"}});
     auto run = current_ci_run();
     REQUIRE(run);
     CHECK(run->provider == "gitlab");
