@@ -75,7 +75,11 @@ std::optional<std::string> appended_error(std::string_view tail) {
         at = tail.rfind("{\"error\"");
     if (at == std::string_view::npos)
         return std::nullopt;
-    auto parsed = nlohmann::json::parse(tail.substr(at), nullptr, false);
+    auto rest = tail.substr(at);
+    // The line ends the stream: a tar's own end is zero blocks, and nlohmann's parser would stop at a NUL.
+    if (rest.find('\0') != std::string_view::npos)
+        return std::nullopt;
+    auto parsed = nlohmann::json::parse(rest, nullptr, false);
     if (!parsed.is_object())
         return std::nullopt;
     if (parsed.contains("errorDetail") && parsed["errorDetail"].is_object() &&

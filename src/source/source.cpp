@@ -73,10 +73,13 @@ Result<std::unique_ptr<image::ImageSource>> open_source(std::string_view spec, c
             return open_docker_archive_stream(std::move(*stream), origin, opts);
         return open_oci_archive_stream(std::move(*stream), origin, opts.source_tag);
     }
+    if (transport == "docker-daemon")
+        return open_docker_daemon(rest, options);
     return fail(ErrorKind::invalid_input,
                 "unsupported source '" + std::string(spec) +
                     "': name the transport, e.g. oci:./layout[:REF] (an OCI image layout directory), "
-                    "docker-archive:FILE or docker-archive:- (docker save), oci-archive:FILE[:REF]");
+                    "docker-archive:FILE or docker-archive:- (docker save), oci-archive:FILE[:REF], "
+                    "docker-daemon:NAME[:TAG] (the Docker daemon)");
 }
 
 SourceSummary summarize_source(const image::ImageSource& source, std::string_view spec) {

@@ -17,7 +17,7 @@ struct SourceOptions {
 };
 
 // Opens an image source from its transport spelling (skopeo's): "oci:DIR[:REF]", "oci-archive:FILE[:REF]",
-// "docker-archive:FILE[:NAME:TAG]", "docker-archive:-" (standard input).
+// "docker-archive:FILE[:NAME:TAG]", "docker-archive:-" (standard input), "docker-daemon:NAME[:TAG]".
 // Returns Error{invalid_input} for an unknown transport or an unreadable, malformed or unsafe source.
 // Archives are read completely (and their layers compressed) before this returns: nothing downstream
 // starts writing to a registry before the whole source has been validated.
@@ -33,6 +33,13 @@ Result<std::unique_ptr<image::ImageSource>> open_oci_layout(std::string_view dir
 // uncompressed layers are compressed with options.compression on options.jobs threads.
 Result<std::unique_ptr<image::ImageSource>> open_docker_archive_stream(std::unique_ptr<image::BlobReader> stream,
                                                                         std::string origin, const SourceOptions& options);
+
+// The docker-daemon: transport: `name` (NAME[:TAG], default tag latest, or an image ID sha256:<hex>) exported
+// by the Docker Engine API at DOCKER_HOST (default unix:///var/run/docker.sock; tcp:// with DOCKER_TLS_VERIFY
+// and DOCKER_CERT_PATH) and streamed into the docker-archive reader, which selects it by its tag.
+// No daemon and errors mid-stream are Error{registry}; a socket the user may not open Error{auth}; no
+// such image or an unusable DOCKER_HOST Error{invalid_input}.
+Result<std::unique_ptr<image::ImageSource>> open_docker_daemon(std::string_view name, const SourceOptions& options);
 
 // Reads an OCI image layout in a tar (plain or compressed) from a byte stream, once, in order.
 // `ref` selects the index.json entry by org.opencontainers.image.ref.name.

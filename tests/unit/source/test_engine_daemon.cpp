@@ -263,7 +263,7 @@ TEST_CASE("an export streams through a bounded buffer, byte for byte", "[unit][s
         if (path == "/_ping")
             return FakeEngine::answer(fd, 200, "OK", "text/plain");
         if (path == "/images/app:1/json")
-            return FakeEngine::answer(fd, 200, R"({"Id":"sha256:abc","RepoTags":["app:1"],"Size":12}")" "}");
+            return FakeEngine::answer(fd, 200, R"({"Id":"sha256:abc","RepoTags":["app:1"],"Size":12})");
         if (path != "/images/app:1/get")
             return FakeEngine::answer(fd, 404, R"({"message":"page not found"})");
         FakeEngine::start_chunked(fd);
