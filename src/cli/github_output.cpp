@@ -189,6 +189,9 @@ std::string success_summary(const std::string& command, const json& r) {
     bool dry = r.value("dryRun", false);
     md << "### " << (dry ? "📝" : "✅") << " tagwarden " << command << (dry ? " (dry run)" : "") << ": " << code(image)
        << "\n";
+    if (r.contains("source") && r["source"].is_object())
+        md << "\nsource: " << code(r["source"].value("transport", "")) << ", layers "
+           << cell(r["source"].value("compression", "")) << "\n";
     if (r.contains("promotedFrom"))
         md << "\npromoted from " << code(r.value("promotedFrom", ""))
            << (r.value("digestChanged", false) ? " (digest changed from " + code(r.value("sourceDigest", "")) + ")" : "")
