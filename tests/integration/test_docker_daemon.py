@@ -9,6 +9,7 @@ layers' diff_ids are the ones that were built. The failures a real daemon cannot
 from a small fake Engine API in this file that serves the same archive.
 """
 
+import gzip
 import hashlib
 import http.server
 import json
@@ -194,16 +195,19 @@ class DockerDaemonCase(unittest.TestCase):
 
     def assert_pushed_image(self, proc, tag="1-dev"):
         tw.assert_exit(self, proc, tw.EXIT_OK)
-        config = interop.skopeo("inspect", "--config", "--tls-verify=false",
-                                f"docker://{self.registry.host}/{REPO}:{tag}").stdout
+        config = json.loads(interop.skopeo("inspect", "--config", "--tls-verify=false",
+                                           f"docker://{self.registry.host}/{REPO}:{tag}").stdout)
         manifest = json.loads(interop.inspect(self.registry, f"{REPO}:{tag}", raw=True))
         self.assertEqual(manifest["config"]["digest"], _fixture["image_id"],
                          "the config digest is the image ID the daemon reports" + tw.describe(proc))
-        self.assertEqual("sha256:" + hashlib.sha256(config).hexdigest(), _fixture["image_id"],
-                         "the config bytes are the daemon's")
-        self.assertEqual(json.loads(config)["rootfs"]["diff_ids"], _fixture["diff_ids"],
-                         "the layers' diff_ids are unchanged")
+        self.assertEqual(config["rootfs"]["diff_ids"], _fixture["diff_ids"], "the layers' diff_ids are unchanged")
         self.assertEqual(len(manifest["layers"]), len(_fixture["diff_ids"]))
+        # Each pushed layer, uncompressed, is the layer that was built: its sha256 is its diff_id.
+        for layer, diff_id in zip(manifest["layers"], _fixture["diff_ids"]):
+            status, _headers, blob = self.registry.request("GET", f"/v2/{REPO}/blobs/{layer['digest']}")
+            self.assertEqual(status, 200)
+            self.assertEqual("sha256:" + hashlib.sha256(blob).hexdigest(), layer["digest"])
+            self.assertEqual("sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest(), diff_id)
         digest = tw.stdout_digest_line(self, proc, self.target)
         self.assertEqual(self.registry.tags(REPO).get(tag), digest)
         return digest
