@@ -63,10 +63,13 @@ def engine_get(socket_path, path, timeout=10.0):
 class PodmanService:
     """podman's Docker Engine API on a private unix socket, with private storage (vfs), stopped on exit."""
 
-    def __init__(self, workdir=None, start_timeout=60.0):
+    # How long the service may take to answer GET /_ping (a loaded CI machine takes a few seconds).
+    START_TIMEOUT = 60.0
+
+    def __init__(self, workdir=None):
         self._podman = deps.find_program("podman")
         self._parent = workdir
-        self._start_timeout = start_timeout
+        self._start_timeout = self.START_TIMEOUT
         self._dir = None
         self._process = None
         self._log_path = None

@@ -167,7 +167,7 @@ std::function<std::string(const char*)> env_of(std::map<std::string, std::string
 
 } // namespace
 
-TEST_CASE("DOCKER_HOST: the default socket, unix://, tcp:// and what is refused", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: DOCKER_HOST: the default socket, unix://, tcp:// and what is refused", "[unit][source][daemon]") {
     auto def = source::engine_endpoint(env_of({}));
     REQUIRE(def);
     CHECK(def->socket_path == "/var/run/docker.sock");
@@ -232,7 +232,7 @@ TEST_CASE("DOCKER_HOST: the default socket, unix://, tcp:// and what is refused"
     CHECK_THAT(source::engine_endpoint(env_of({{"DOCKER_HOST", long_path}})).error().message, Catch::Contains("longer than 107"));
 }
 
-TEST_CASE("docker-daemon image names get a tag when they have none", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: image names get a tag when they have none", "[unit][source][daemon]") {
     auto check = [](std::string_view text, const std::string& expected, bool is_id = false) {
         auto n = source::parse_daemon_image_name(text);
         INFO(std::string(text));
@@ -256,7 +256,7 @@ TEST_CASE("docker-daemon image names get a tag when they have none", "[unit][sou
     }
 }
 
-TEST_CASE("an export streams through a bounded buffer, byte for byte", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: an export streams through a bounded buffer, byte for byte", "[unit][source][daemon]") {
     const std::string archive = pattern(12 * 1024 * 1024 + 777, 7);
     std::atomic<std::size_t> sent{0};
     FakeEngine engine([&](const std::string& path, int fd) {
@@ -296,7 +296,7 @@ TEST_CASE("an export streams through a bounded buffer, byte for byte", "[unit][s
     CHECK(sent.load() == archive.size());
 }
 
-TEST_CASE("a daemon that closes the export early is an error from read(), not a short archive", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: a daemon that closes the export early is an error from read(), not a short archive", "[unit][source][daemon]") {
     const std::string archive = pattern(3 * 1024 * 1024, 11);
     FakeEngine engine([&](const std::string& path, int fd) {
         if (path != "/images/app:1/get")
@@ -316,7 +316,7 @@ TEST_CASE("a daemon that closes the export early is an error from read(), not a 
                                   Catch::Contains(engine.path()));
 }
 
-TEST_CASE("an error Docker appends to the export stream is reported, and never reaches the archive reader",
+TEST_CASE("docker-daemon: an error Docker appends to the export stream is reported, and never reaches the archive reader",
           "[unit][source][daemon]") {
     const std::string archive = pattern(2 * 1024 * 1024, 13);
     const std::string appended = R"({"errorDetail":{"message":"layer does not exist"},"error":"layer does not exist"})" "\r\n";
@@ -338,7 +338,7 @@ TEST_CASE("an error Docker appends to the export stream is reported, and never r
     CHECK(got == archive.substr(0, got.size()));
 }
 
-TEST_CASE("a tar stream ending in zero blocks is not mistaken for an appended error", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: a tar stream ending in zero blocks is not mistaken for an appended error", "[unit][source][daemon]") {
     // An archive whose last file holds an error-looking JSON line, followed by tar's zero blocks.
     std::string archive = pattern(100 * 1024, 17) + R"({"errorDetail":{"message":"inside a file"}})" + std::string(10240, '\0');
     FakeEngine engine([&](const std::string&, int fd) {
@@ -354,7 +354,7 @@ TEST_CASE("a tar stream ending in zero blocks is not mistaken for an appended er
     CHECK(error.message.empty());
 }
 
-TEST_CASE("the daemon's error answers: no such image, a failing export", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: the daemon's error answers: no such image, a failing export", "[unit][source][daemon]") {
     FakeEngine engine([&](const std::string& path, int fd) {
         if (path == "/images/nope:1/json")
             return FakeEngine::answer(fd, 404, R"({"message":"No such image: nope:1"})");
@@ -374,7 +374,7 @@ TEST_CASE("the daemon's error answers: no such image, a failing export", "[unit]
     CHECK_THAT(failing.error().message, Catch::Contains("500") && Catch::Contains("no space left on device"));
 }
 
-TEST_CASE("no daemon: a missing socket and a socket nobody listens on are told apart", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: no daemon: a missing socket and a socket nobody listens on are told apart", "[unit][source][daemon]") {
     auto dir = temp_dir("tw-nodaemon-");
     auto missing = (dir / "docker.sock").string();
     source::EngineClient absent(*source::engine_endpoint(env_of({{"DOCKER_HOST", "unix://" + missing}})));
@@ -402,7 +402,7 @@ TEST_CASE("no daemon: a missing socket and a socket nobody listens on are told a
     fs::remove_all(dir);
 }
 
-TEST_CASE("a cancelled run stops an export that is waiting for the daemon", "[unit][source][daemon][cancel]") {
+TEST_CASE("docker-daemon: a cancelled run stops an export that is waiting for the daemon", "[unit][source][daemon][cancel]") {
     CancelReset reset;
     FakeEngine engine([&](const std::string&, int fd) {
         FakeEngine::start_chunked(fd);
@@ -428,7 +428,7 @@ TEST_CASE("a cancelled run stops an export that is waiting for the daemon", "[un
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(4));
 }
 
-TEST_CASE("dropping an export half read aborts the transfer", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: dropping an export half read aborts the transfer", "[unit][source][daemon]") {
     std::atomic<bool> server_done{false};
     FakeEngine engine([&](const std::string&, int fd) {
         FakeEngine::start_chunked(fd);
