@@ -219,10 +219,14 @@ class PushFromPodman(DockerDaemonCase):
         proc = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": self.daemon.docker_host})
         digest = self.assert_pushed_image(proc)
         self.assertIn(self.daemon.socket_path, proc.stderr, "the log says where the image came from" + tw.describe(proc))
-        # The same export again is the same image: the re-push changes nothing.
-        again = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": self.daemon.docker_host})
+        # The same export again is the same image (the layers compress to the same bytes): nothing changes.
+        again = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": self.daemon.docker_host}, "--output", "json")
         tw.assert_exit(self, again, tw.EXIT_OK)
-        self.assertEqual(tw.stdout_digest_line(self, again, self.target), digest, "a rerun gives the same digest")
+        report = tw.parse_json(self, again)
+        self.assertEqual(report["digest"], digest, "a rerun gives the same digest" + tw.describe(again))
+        self.assertEqual(report["tags"], [{"tag": "1-dev", "status": "unchanged"}])
+        self.assertEqual(report["source"]["transport"], "docker-daemon")
+        self.assertEqual(report["source"]["compression"], "gzip")
 
     def test_name_without_tag_means_latest_and_image_id_works(self):
         tagged = self.daemon.podman("tag", IMAGE, "app:latest")
