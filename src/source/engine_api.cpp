@@ -329,6 +329,10 @@ Error transport_error(const EngineEndpoint& endpoint, const Error& error, std::s
                              "again) or run tagwarden as a user with access to the socket");
     }
     std::string detail = error.message;
+    // The transport's advice for an untrusted certificate is the registry's (--ca-file); the daemon's CA
+    // comes from DOCKER_CERT_PATH, which the advice below names.
+    if (auto hint = detail.find(" (the registry's TLS certificate"); hint != std::string::npos)
+        detail.erase(hint);
     Error e(ErrorKind::registry, "cannot talk to " + endpoint.describe() + " (" + std::string(what) + "): " + detail);
     if (endpoint.socket_path.empty())
         e.message += endpoint.tls ? "; is the daemon listening there with TLS, and do DOCKER_CERT_PATH's ca.pem, "

@@ -400,6 +400,19 @@ class DaemonOverTls(DockerDaemonCase):
         manifest = json.loads(interop.inspect(self.registry, f"{REPO}:1-dev", raw=True))
         self.assertEqual(len(manifest["layers"]), len(_fixture["diff_ids"]))
 
+    def test_a_daemon_certificate_from_another_CA_is_refused(self):
+        other_ca, _cert, _key = make_tls_material(os.path.join(self.certs, "other"), "another CA")
+        shutil.copyfile(other_ca, os.path.join(self.cert_path, "ca.pem"))
+        with FakeEngine(_fixture["archive"], tls=self.tls) as engine:
+            proc = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": engine.docker_host, "DOCKER_TLS_VERIFY": "1",
+                                                         "DOCKER_CERT_PATH": self.cert_path})
+            self.assertEqual(engine.requests, [], "nothing is sent to a daemon whose certificate is not trusted")
+        tw.assert_exit(self, proc, tw.EXIT_NETWORK)
+        self.assertIn(f"the Docker daemon at {engine.docker_host} (TLS)", proc.stderr, tw.describe(proc))
+        self.assertIn("DOCKER_CERT_PATH", proc.stderr, tw.describe(proc))
+        self.assertNotIn("--ca-file", proc.stderr, "the registry's advice is not the daemon's" + tw.describe(proc))
+        self.assert_nothing_written(proc)
+
     def test_without_the_client_certificate_the_daemon_refuses(self):
         os.remove(os.path.join(self.cert_path, "cert.pem"))
         os.remove(os.path.join(self.cert_path, "key.pem"))
