@@ -451,3 +451,23 @@ TEST_CASE("docker-daemon: dropping an export half read aborts the transfer", "[u
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     CHECK(server_done);
 }
+
+TEST_CASE("docker-daemon: dropping an export while the daemon is silent does not wait for it", "[unit][source][daemon]") {
+    FakeEngine engine([&](const std::string&, int fd) {
+        FakeEngine::start_chunked(fd);
+        FakeEngine::chunk(fd, pattern(100 * 1024, 9));
+        // Silent for up to 30 s: only the transfer's abort hook ends the wait early.
+        for (int i = 0; i < 600 && !engine.stopping(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    });
+    source::EngineClient client(engine.endpoint());
+    auto reader = client.export_image("app:1");
+    REQUIRE(reader);
+    char buffer[4096];
+    REQUIRE((*reader)->read(buffer, sizeof(buffer)));
+    // Everything sent is in the buffer by now: the transfer idles, no byte left to notice the reader is gone.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto started = std::chrono::steady_clock::now();
+    reader->reset();
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
+}
