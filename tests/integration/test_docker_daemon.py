@@ -44,6 +44,15 @@ _fixture = {}
 def setUpModule():
     deps.require("skopeo", "podman", "openssl", "setpriv")
     work = tempfile.mkdtemp(prefix="tw-daemon-test-")
+    # unittest skips tearDownModule when setUpModule fails: clean up here then.
+    try:
+        _set_up(work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _set_up(work):
     layout = os.path.join(work, "layout")
     info = make_image.make_image(layout, layers=3, layer_size=256 * 1024, seed=41, ref_name="v1")
     archive = os.path.join(work, "app.tar")
