@@ -48,8 +48,8 @@ Result<std::unique_ptr<image::ImageSource>> open_docker_daemon(std::string_view 
         return std::unexpected(inspected.error());
 
     SourceOptions archive_options = options;
-    if (image->is_id) {
-        archive_options.source_tag.clear();  // an export by ID carries no tag: the archive holds one image
+    if (!image->tagged) {
+        archive_options.source_tag.clear();  // an export by ID or digest carries no tag: the archive holds one image
     } else {
         auto repo_tag = repo_tag_for(*inspected, image->name);
         archive_options.source_tag = repo_tag.empty() ? image->name : repo_tag;

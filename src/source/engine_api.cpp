@@ -293,12 +293,12 @@ Result<DaemonImageName> parse_daemon_image_name(std::string_view text) {
         if (hex.size() != 64 || !is_hex(hex))
             return fail(ErrorKind::invalid_input, "docker-daemon:" + std::string(text) +
                                                       ": an image ID is sha256: and 64 lower-case hex digits (`docker images --no-trunc`)");
-        return DaemonImageName{std::string(text), true};
+        return DaemonImageName{std::string(text), false};
     }
     auto ref = Reference::parse(text);
     if (!ref)
         return fail(ErrorKind::invalid_input, "docker-daemon:" + std::string(text) + ": " + ref.error().message);
-    DaemonImageName name{std::string(text), false};
+    DaemonImageName name{std::string(text), !ref->digest};
     if (ref->tag.empty() && !ref->digest)
         name.name += ":latest";
     return name;

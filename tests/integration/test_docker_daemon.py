@@ -237,7 +237,7 @@ class PushFromPodman(DockerDaemonCase):
         self.assertEqual(report["source"]["transport"], "docker-daemon")
         self.assertEqual(report["source"]["compression"], "gzip")
 
-    def test_name_without_tag_means_latest_and_image_id_works(self):
+    def test_name_without_tag_means_latest_and_image_id_or_digest_work(self):
         tagged = self.daemon.podman("tag", IMAGE, "app:latest")
         self.assertEqual(tagged.returncode, 0, tagged.stderr)
         self.addCleanup(self.daemon.podman, "untag", _fixture["image_id"], "app:latest")
@@ -245,6 +245,12 @@ class PushFromPodman(DockerDaemonCase):
         by_id = self.push(f"docker-daemon:{_fixture['image_id']}", {"DOCKER_HOST": self.daemon.docker_host},
                           "--tag", "by-id")
         self.assert_pushed_image(by_id, tag="by-id")
+        # By digest (RepoDigests): the export names no tag either.
+        inspected = json.loads(self.daemon.podman("image", "inspect", IMAGE).stdout)[0]
+        repo_digest = next(d for d in inspected["RepoDigests"] if "@sha256:" in d)
+        by_digest = self.push(f"docker-daemon:app@{repo_digest.split('@')[1]}", {"DOCKER_HOST": self.daemon.docker_host},
+                              "--tag", "by-digest")
+        self.assert_pushed_image(by_digest, tag="by-digest")
 
     def test_tcp_docker_host(self):
         # podman's service on a TCP address: DOCKER_HOST=tcp://HOST:PORT without TLS.

@@ -233,12 +233,12 @@ TEST_CASE("docker-daemon: DOCKER_HOST: the default socket, unix://, tcp:// and w
 }
 
 TEST_CASE("docker-daemon: image names get a tag when they have none", "[unit][source][daemon]") {
-    auto check = [](std::string_view text, const std::string& expected, bool is_id = false) {
+    auto check = [](std::string_view text, const std::string& expected, bool tagged = true) {
         auto n = source::parse_daemon_image_name(text);
         INFO(std::string(text));
         REQUIRE(n);
         CHECK(n->name == expected);
-        CHECK(n->is_id == is_id);
+        CHECK(n->tagged == tagged);
     };
     check("app", "app:latest");
     check("app:1", "app:1");
@@ -246,8 +246,9 @@ TEST_CASE("docker-daemon: image names get a tag when they have none", "[unit][so
     check("localhost:5000/app", "localhost:5000/app:latest");
     check("registry.example.com:5000/team/app:1.4.2", "registry.example.com:5000/team/app:1.4.2");
     std::string hex(64, 'a');
-    check("app@sha256:" + hex, "app@sha256:" + hex);
-    check("sha256:" + hex, "sha256:" + hex, true);
+    check("app@sha256:" + hex, "app@sha256:" + hex, false);
+    check("app:1@sha256:" + hex, "app:1@sha256:" + hex, false);
+    check("sha256:" + hex, "sha256:" + hex, false);
     for (const char* bad : {"", "sha256:abc", "App:1", "app:-bad"}) {
         auto n = source::parse_daemon_image_name(bad);
         INFO(bad);
