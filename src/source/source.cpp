@@ -30,8 +30,12 @@ ArchiveSpec split_archive_spec(std::string_view rest) {
 }
 
 Result<std::unique_ptr<image::BlobReader>> open_archive_file(const std::string& file, const std::string& spec) {
-    if (file == "-")
+    if (file == "-") {
+        if (::isatty(STDIN_FILENO))
+            return fail(ErrorKind::invalid_input, spec + " reads the archive from standard input, which is a terminal: "
+                                                         "pipe it in (docker save IMAGE | tagwarden push " + spec + " ...)");
         return make_fd_reader(STDIN_FILENO, false);
+    }
     int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return fail(ErrorKind::invalid_input, spec + ": cannot open '" + file + "': " + std::strerror(errno));
