@@ -181,6 +181,9 @@ int run_push(const PushArgs& args) {
     std::string mount_from;
     bool blobs_present = false;
     if (source_spec.starts_with("docker://")) {
+        if (!args.source_tag.empty())
+            return report_error(Error(ErrorKind::invalid_input, "--source-tag chooses an image in an archive; for docker:// "
+                                                                "name the tag in SOURCE (docker://REGISTRY/REPO:TAG)"));
         auto from = Reference::parse(source_spec.substr(9));
         if (!from)
             return report_error(from.error().with_context("source"));

@@ -3,7 +3,9 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -15,10 +17,18 @@ constexpr std::size_t k_out_chunk = 128 * 1024;
 // Fixed so that a rerun of the same archive gives the same bytes (and the re-push is "unchanged").
 constexpr int k_gzip_level = 6;
 constexpr int k_zstd_level = 3;
+constexpr std::size_t k_gzip_slice = 256 * 1024;
+// Bits per byte above which a slice is stored: random bytes measure 7.99+, already compressed files
+// 7.95+, executables and text well under 7.
+constexpr double k_stored_entropy = 7.9;
 
+// Input is cut into fixed slices (whatever the callers' write sizes, so the output depends on the bytes
+// alone). A slice whose byte entropy says deflate cannot shrink it (random data, already compressed
+// files) is stored (level 0) instead of searched at level 6: zlib's level 6 runs at a few tens of MB/s
+// on such data and gains nothing. The choice is a function of the slice, so the output stays deterministic.
 class GzipCompressor final : public Compressor {
 public:
-    explicit GzipCompressor(ByteSink sink) : m_sink(std::move(sink)), m_out(k_out_chunk) {
+    explicit GzipCompressor(ByteSink sink) : m_sink(std::move(sink)), m_out(k_out_chunk), m_slice(k_gzip_slice) {
         m_ok = deflateInit2(&m_stream, k_gzip_level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
         if (m_ok) {
             m_header.time = 0;
@@ -30,39 +40,93 @@ public:
     GzipCompressor(const GzipCompressor&) = delete;
     GzipCompressor& operator=(const GzipCompressor&) = delete;
 
-    Status write(const char* data, std::size_t size) override { return run(data, size, Z_NO_FLUSH); }
-    Status finish() override { return run(nullptr, 0, Z_FINISH); }
-
-private:
-    Status run(const char* data, std::size_t size, int flush) {
+    Status write(const char* data, std::size_t size) override {
         if (!m_ok)
             return fail(ErrorKind::internal, "zlib could not start a gzip stream");
-        // avail_in is 32-bit: feed large buffers in slices.
-        do {
-            auto slice = static_cast<uInt>(std::min<std::size_t>(size, 1u << 30));
-            m_stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
-            m_stream.avail_in = slice;
-            data = data ? data + slice : data;
-            size -= slice;
-            int mode = size == 0 ? flush : Z_NO_FLUSH;
-            while (true) {
-                m_stream.next_out = reinterpret_cast<Bytef*>(m_out.data());
-                m_stream.avail_out = static_cast<uInt>(m_out.size());
-                int rc = deflate(&m_stream, mode);
-                if (rc == Z_STREAM_ERROR)
-                    return fail(ErrorKind::internal, "zlib deflate failed");
-                auto produced = m_out.size() - m_stream.avail_out;
-                if (produced > 0)
-                    TW_TRY(m_sink(m_out.data(), produced));
-                if (mode == Z_FINISH ? rc == Z_STREAM_END : (m_stream.avail_in == 0 && m_stream.avail_out != 0))
-                    break;
+        while (size > 0) {
+            auto n = std::min(size, m_slice.size() - m_filled);
+            std::copy_n(data, n, m_slice.data() + m_filled);
+            m_filled += n;
+            data += n;
+            size -= n;
+            if (m_filled == m_slice.size()) {
+                TW_TRY(compress_slice(Z_NO_FLUSH));
+                m_filled = 0;
             }
-        } while (size > 0);
+        }
+        return {};
+    }
+    Status finish() override {
+        if (!m_ok)
+            return fail(ErrorKind::internal, "zlib could not start a gzip stream");
+        TW_TRY(compress_slice(Z_FINISH));
+        m_filled = 0;
+        return {};
+    }
+
+private:
+    static bool incompressible(const char* data, std::size_t size) {
+        if (size < 4096)
+            return false;
+        std::array<std::size_t, 256> counts{};
+        for (std::size_t i = 0; i < size; ++i)
+            ++counts[static_cast<unsigned char>(data[i])];
+        double entropy = 0;
+        for (auto c : counts)
+            if (c) {
+                double p = static_cast<double>(c) / static_cast<double>(size);
+                entropy -= p * std::log2(p);
+            }
+        return entropy > k_stored_entropy;
+    }
+
+    Status set_level(int level) {
+        if (level == m_level)
+            return {};
+        m_stream.avail_in = 0;
+        // deflateParams flushes what was fed at the old level first; it answers Z_BUF_ERROR until that fits.
+        for (int attempt = 0; attempt < 1'000'000; ++attempt) {
+            m_stream.next_out = reinterpret_cast<Bytef*>(m_out.data());
+            m_stream.avail_out = static_cast<uInt>(m_out.size());
+            int rc = deflateParams(&m_stream, level, Z_DEFAULT_STRATEGY);
+            auto produced = m_out.size() - m_stream.avail_out;
+            if (produced > 0)
+                TW_TRY(m_sink(m_out.data(), produced));
+            if (rc == Z_OK) {
+                m_level = level;
+                return {};
+            }
+            if (rc != Z_BUF_ERROR)
+                return fail(ErrorKind::internal, "zlib could not change the compression level");
+        }
+        return fail(ErrorKind::internal, "zlib did not finish a block");
+    }
+
+    Status compress_slice(int flush) {
+        if (m_filled > 0)
+            TW_TRY(set_level(incompressible(m_slice.data(), m_filled) ? 0 : k_gzip_level));
+        m_stream.next_in = reinterpret_cast<Bytef*>(m_slice.data());
+        m_stream.avail_in = static_cast<uInt>(m_filled);
+        while (true) {
+            m_stream.next_out = reinterpret_cast<Bytef*>(m_out.data());
+            m_stream.avail_out = static_cast<uInt>(m_out.size());
+            int rc = deflate(&m_stream, flush);
+            if (rc == Z_STREAM_ERROR)
+                return fail(ErrorKind::internal, "zlib deflate failed");
+            auto produced = m_out.size() - m_stream.avail_out;
+            if (produced > 0)
+                TW_TRY(m_sink(m_out.data(), produced));
+            if (flush == Z_FINISH ? rc == Z_STREAM_END : (m_stream.avail_in == 0 && m_stream.avail_out != 0))
+                break;
+        }
         return {};
     }
 
     ByteSink m_sink;
     std::vector<char> m_out;
+    std::vector<char> m_slice;
+    std::size_t m_filled = 0;
+    int m_level = k_gzip_level;
     z_stream m_stream{};
     gz_header m_header{};
     bool m_ok = false;

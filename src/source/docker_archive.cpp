@@ -6,12 +6,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unistd.h>
 
 namespace tagwarden::source {
@@ -346,7 +348,9 @@ Result<std::unique_ptr<image::ImageSource>> build_from_docker_manifest(SpooledAr
     if (!to_compress.empty())
         log::info("compressing " + std::to_string(to_compress.size()) + " layer(s) of " + origin + " with " +
                   std::string(to_string(options.compression)));
-    TW_TRY(parallel_for(to_compress.size(), options.jobs, [&](std::size_t k) -> Status {
+    // Compression is CPU-bound: more threads than cores only add memory (a zstd context is a few MiB).
+    int threads = std::max(1, std::min(options.jobs, static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))));
+    TW_TRY(parallel_for(to_compress.size(), threads, [&](std::size_t k) -> Status {
         auto& plan = plans[to_compress[k]];
         return compress_file(*plan.entry, options.compression, outputs[k], plan, origin);
     }));

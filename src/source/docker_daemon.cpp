@@ -48,13 +48,14 @@ Result<std::unique_ptr<image::ImageSource>> open_docker_daemon(std::string_view 
         return std::unexpected(inspected.error());
 
     SourceOptions archive_options = options;
-    if (image->is_id) {
-        archive_options.source_tag.clear();  // an export by ID carries no tag: the archive holds one image
+    if (!image->tagged) {
+        archive_options.source_tag.clear();  // an export by ID or digest carries no tag: the archive holds one image
     } else {
         auto repo_tag = repo_tag_for(*inspected, image->name);
         archive_options.source_tag = repo_tag.empty() ? image->name : repo_tag;
     }
-    std::string id = inspected->value("Id", std::string());
+    // The daemon's answer is read without exceptions (nlohmann's value() throws on a field of another type).
+    std::string id = inspected->contains("Id") && (*inspected)["Id"].is_string() ? (*inspected)["Id"].get<std::string>() : "";
     log::info("exporting " + image->name + (id.empty() ? "" : " (" + id.substr(0, 19) + "…)") + " from " +
               endpoint->describe());
 

@@ -293,12 +293,12 @@ Result<DaemonImageName> parse_daemon_image_name(std::string_view text) {
         if (hex.size() != 64 || !is_hex(hex))
             return fail(ErrorKind::invalid_input, "docker-daemon:" + std::string(text) +
                                                       ": an image ID is sha256: and 64 lower-case hex digits (`docker images --no-trunc`)");
-        return DaemonImageName{std::string(text), true};
+        return DaemonImageName{std::string(text), false};
     }
     auto ref = Reference::parse(text);
     if (!ref)
         return fail(ErrorKind::invalid_input, "docker-daemon:" + std::string(text) + ": " + ref.error().message);
-    DaemonImageName name{std::string(text), false};
+    DaemonImageName name{std::string(text), !ref->digest};
     if (ref->tag.empty() && !ref->digest)
         name.name += ":latest";
     return name;
@@ -329,6 +329,10 @@ Error transport_error(const EngineEndpoint& endpoint, const Error& error, std::s
                              "again) or run tagwarden as a user with access to the socket");
     }
     std::string detail = error.message;
+    // The transport's advice for an untrusted certificate is the registry's (--ca-file); the daemon's CA
+    // comes from DOCKER_CERT_PATH, which the advice below names.
+    if (auto hint = detail.find(" (the registry's TLS certificate"); hint != std::string::npos)
+        detail.erase(hint);
     Error e(ErrorKind::registry, "cannot talk to " + endpoint.describe() + " (" + std::string(what) + "): " + detail);
     if (endpoint.socket_path.empty())
         e.message += endpoint.tls ? "; is the daemon listening there with TLS, and do DOCKER_CERT_PATH's ca.pem, "

@@ -30,8 +30,12 @@ ArchiveSpec split_archive_spec(std::string_view rest) {
 }
 
 Result<std::unique_ptr<image::BlobReader>> open_archive_file(const std::string& file, const std::string& spec) {
-    if (file == "-")
+    if (file == "-") {
+        if (::isatty(STDIN_FILENO))
+            return fail(ErrorKind::invalid_input, spec + " reads the archive from standard input, which is a terminal: "
+                                                         "pipe it in (docker save IMAGE | tagwarden push " + spec + " ...)");
         return make_fd_reader(STDIN_FILENO, false);
+    }
     int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return fail(ErrorKind::invalid_input, spec + ": cannot open '" + file + "': " + std::strerror(errno));
@@ -50,7 +54,10 @@ Result<std::unique_ptr<image::ImageSource>> open_source(std::string_view spec, c
         auto ref = ref_colon == std::string_view::npos ? std::string_view{} : rest.substr(ref_colon + 1);
         if (dir.empty())
             return fail(ErrorKind::invalid_input, "source '" + std::string(spec) + "' names no directory: use oci:DIR[:REF]");
-        return open_oci_layout(dir, ref);
+        if (!options.source_tag.empty() && !ref.empty() && ref != options.source_tag)
+            return fail(ErrorKind::invalid_input, "source '" + std::string(spec) + "' names '" + std::string(ref) +
+                                                      "' and --source-tag names '" + options.source_tag + "': give one");
+        return open_oci_layout(dir, ref.empty() ? std::string_view(options.source_tag) : ref);
     }
     if (transport == "docker-archive" || transport == "oci-archive") {
         auto parts = split_archive_spec(rest);

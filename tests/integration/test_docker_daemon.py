@@ -9,6 +9,7 @@ layers' diff_ids are the ones that were built. The failures a real daemon cannot
 from a small fake Engine API in this file that serves the same archive.
 """
 
+import gzip
 import hashlib
 import http.server
 import json
@@ -43,6 +44,15 @@ _fixture = {}
 def setUpModule():
     deps.require("skopeo", "podman", "openssl", "setpriv")
     work = tempfile.mkdtemp(prefix="tw-daemon-test-")
+    # unittest skips tearDownModule when setUpModule fails: clean up here then.
+    try:
+        _set_up(work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _set_up(work):
     layout = os.path.join(work, "layout")
     info = make_image.make_image(layout, layers=3, layer_size=256 * 1024, seed=41, ref_name="v1")
     archive = os.path.join(work, "app.tar")
@@ -194,16 +204,19 @@ class DockerDaemonCase(unittest.TestCase):
 
     def assert_pushed_image(self, proc, tag="1-dev"):
         tw.assert_exit(self, proc, tw.EXIT_OK)
-        config = interop.skopeo("inspect", "--config", "--tls-verify=false",
-                                f"docker://{self.registry.host}/{REPO}:{tag}").stdout
+        config = json.loads(interop.skopeo("inspect", "--config", "--tls-verify=false",
+                                           f"docker://{self.registry.host}/{REPO}:{tag}").stdout)
         manifest = json.loads(interop.inspect(self.registry, f"{REPO}:{tag}", raw=True))
         self.assertEqual(manifest["config"]["digest"], _fixture["image_id"],
                          "the config digest is the image ID the daemon reports" + tw.describe(proc))
-        self.assertEqual("sha256:" + hashlib.sha256(config).hexdigest(), _fixture["image_id"],
-                         "the config bytes are the daemon's")
-        self.assertEqual(json.loads(config)["rootfs"]["diff_ids"], _fixture["diff_ids"],
-                         "the layers' diff_ids are unchanged")
+        self.assertEqual(config["rootfs"]["diff_ids"], _fixture["diff_ids"], "the layers' diff_ids are unchanged")
         self.assertEqual(len(manifest["layers"]), len(_fixture["diff_ids"]))
+        # Each pushed layer, uncompressed, is the layer that was built: its sha256 is its diff_id.
+        for layer, diff_id in zip(manifest["layers"], _fixture["diff_ids"]):
+            status, _headers, blob = self.registry.request("GET", f"/v2/{REPO}/blobs/{layer['digest']}")
+            self.assertEqual(status, 200)
+            self.assertEqual("sha256:" + hashlib.sha256(blob).hexdigest(), layer["digest"])
+            self.assertEqual("sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest(), diff_id)
         digest = tw.stdout_digest_line(self, proc, self.target)
         self.assertEqual(self.registry.tags(REPO).get(tag), digest)
         return digest
@@ -215,12 +228,16 @@ class PushFromPodman(DockerDaemonCase):
         proc = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": self.daemon.docker_host})
         digest = self.assert_pushed_image(proc)
         self.assertIn(self.daemon.socket_path, proc.stderr, "the log says where the image came from" + tw.describe(proc))
-        # The same export again is the same image: the re-push changes nothing.
-        again = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": self.daemon.docker_host})
+        # The same export again is the same image (the layers compress to the same bytes): nothing changes.
+        again = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": self.daemon.docker_host}, "--output", "json")
         tw.assert_exit(self, again, tw.EXIT_OK)
-        self.assertEqual(tw.stdout_digest_line(self, again, self.target), digest, "a rerun gives the same digest")
+        report = tw.parse_json(self, again)
+        self.assertEqual(report["digest"], digest, "a rerun gives the same digest" + tw.describe(again))
+        self.assertEqual(report["tags"], [{"tag": "1-dev", "status": "unchanged"}])
+        self.assertEqual(report["source"]["transport"], "docker-daemon")
+        self.assertEqual(report["source"]["compression"], "gzip")
 
-    def test_name_without_tag_means_latest_and_image_id_works(self):
+    def test_name_without_tag_means_latest_and_image_id_or_digest_work(self):
         tagged = self.daemon.podman("tag", IMAGE, "app:latest")
         self.assertEqual(tagged.returncode, 0, tagged.stderr)
         self.addCleanup(self.daemon.podman, "untag", _fixture["image_id"], "app:latest")
@@ -228,6 +245,12 @@ class PushFromPodman(DockerDaemonCase):
         by_id = self.push(f"docker-daemon:{_fixture['image_id']}", {"DOCKER_HOST": self.daemon.docker_host},
                           "--tag", "by-id")
         self.assert_pushed_image(by_id, tag="by-id")
+        # By digest (RepoDigests): the export names no tag either.
+        inspected = json.loads(self.daemon.podman("image", "inspect", IMAGE).stdout)[0]
+        repo_digest = next(d for d in inspected["RepoDigests"] if "@sha256:" in d)
+        by_digest = self.push(f"docker-daemon:app@{repo_digest.split('@')[1]}", {"DOCKER_HOST": self.daemon.docker_host},
+                              "--tag", "by-digest")
+        self.assert_pushed_image(by_digest, tag="by-digest")
 
     def test_tcp_docker_host(self):
         # podman's service on a TCP address: DOCKER_HOST=tcp://HOST:PORT without TLS.
@@ -280,6 +303,9 @@ class DaemonErrors(DockerDaemonCase):
         bad_name = self.push("docker-daemon:App:1", {"DOCKER_HOST": self.daemon.docker_host})
         tw.assert_exit(self, bad_name, tw.EXIT_USAGE)
         self.assertIn("docker-daemon:App:1", bad_name.stderr, tw.describe(bad_name))
+        source_tag = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": self.daemon.docker_host}, "--source-tag", "x:1")
+        tw.assert_exit(self, source_tag, tw.EXIT_USAGE)
+        self.assertIn("drop --source-tag", source_tag.stderr, tw.describe(source_tag))
         ssh = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": "ssh://me@build-host"})
         tw.assert_exit(self, ssh, tw.EXIT_USAGE)
         self.assertIn("ssh:// is not supported", ssh.stderr, tw.describe(ssh))
@@ -391,6 +417,19 @@ class DaemonOverTls(DockerDaemonCase):
             self.assertIn(f"/images/{IMAGE}/get", engine.requests)
         manifest = json.loads(interop.inspect(self.registry, f"{REPO}:1-dev", raw=True))
         self.assertEqual(len(manifest["layers"]), len(_fixture["diff_ids"]))
+
+    def test_a_daemon_certificate_from_another_CA_is_refused(self):
+        other_ca, _cert, _key = make_tls_material(os.path.join(self.certs, "other"), "another CA")
+        shutil.copyfile(other_ca, os.path.join(self.cert_path, "ca.pem"))
+        with FakeEngine(_fixture["archive"], tls=self.tls) as engine:
+            proc = self.push(f"docker-daemon:{IMAGE}", {"DOCKER_HOST": engine.docker_host, "DOCKER_TLS_VERIFY": "1",
+                                                         "DOCKER_CERT_PATH": self.cert_path})
+            self.assertEqual(engine.requests, [], "nothing is sent to a daemon whose certificate is not trusted")
+        tw.assert_exit(self, proc, tw.EXIT_NETWORK)
+        self.assertIn(f"the Docker daemon at {engine.docker_host} (TLS)", proc.stderr, tw.describe(proc))
+        self.assertIn("DOCKER_CERT_PATH", proc.stderr, tw.describe(proc))
+        self.assertNotIn("--ca-file", proc.stderr, "the registry's advice is not the daemon's" + tw.describe(proc))
+        self.assert_nothing_written(proc)
 
     def test_without_the_client_certificate_the_daemon_refuses(self):
         os.remove(os.path.join(self.cert_path, "cert.pem"))

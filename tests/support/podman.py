@@ -16,9 +16,11 @@ cgroups. The service and every `podman(...)` command use the same flags, so they
 A missing podman is a failure (deps.MissingComponent), never a skip.
 """
 
+import ctypes
 import http.client
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -29,6 +31,15 @@ from procs import stop_process_group
 
 # sockaddr_un.sun_path is 108 bytes, the terminating NUL included.
 _MAX_SOCKET_PATH = 107
+# podman refuses a runroot longer than 50 characters (it holds sockets of its own).
+_MAX_RUNROOT = 50
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the test process dies (a test runner killed by a timeout
+    never reaches __exit__), so no service outlives its test. Linux ties this to the forking thread."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class PodmanError(RuntimeError):
@@ -63,14 +74,18 @@ def engine_get(socket_path, path, timeout=10.0):
 class PodmanService:
     """podman's Docker Engine API on a private unix socket, with private storage (vfs), stopped on exit."""
 
-    def __init__(self, workdir=None, start_timeout=60.0):
+    # How long the service may take to answer GET /_ping (a loaded CI machine takes a few seconds).
+    START_TIMEOUT = 60.0
+
+    def __init__(self, workdir=None):
         self._podman = deps.find_program("podman")
         self._parent = workdir
-        self._start_timeout = start_timeout
+        self._start_timeout = self.START_TIMEOUT
         self._dir = None
         self._process = None
         self._log_path = None
         self._socket_dir = None
+        self._runroot = None
         self.docker_host = None
         self.socket_path = None
 
@@ -90,14 +105,16 @@ class PodmanService:
 
     def _start(self):
         self._dir = tempfile.mkdtemp(prefix="tw-podman-", dir=self._parent)
-        for name in ("root", "runroot", "tmp", "imgtmp", "xdg"):
-            os.makedirs(os.path.join(self._dir, name), mode=0o700, exist_ok=True)
-        socket_dir = self._dir
-        if len(os.path.join(socket_dir, "podman.sock")) > _MAX_SOCKET_PATH:
-            # A deep workdir: the socket goes into a short directory of its own (removed with the rest).
-            socket_dir = tempfile.mkdtemp(prefix="tw-pm-", dir="/tmp")
-            self._socket_dir = socket_dir
-        self.socket_path = os.path.join(socket_dir, "podman.sock")
+        short_dir = self._dir
+        if len(os.path.join(self._dir, "runroot")) > _MAX_RUNROOT or \
+                len(os.path.join(self._dir, "podman.sock")) > _MAX_SOCKET_PATH:
+            # A deep workdir: the runroot and the socket go into a short directory of their own.
+            short_dir = self._socket_dir = tempfile.mkdtemp(prefix="tw-pm-", dir="/tmp")
+        self._runroot = os.path.join(short_dir, "runroot")
+        for path in (os.path.join(self._dir, name) for name in ("root", "tmp", "imgtmp", "xdg")):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        os.makedirs(self._runroot, mode=0o700, exist_ok=True)
+        self.socket_path = os.path.join(short_dir, "podman.sock")
         self.docker_host = "unix://" + self.socket_path
         self._log_path = os.path.join(self._dir, "service.log")
         with open(self._log_path, "wb") as log:
@@ -105,7 +122,7 @@ class PodmanService:
             self._process = subprocess.Popen(
                 [self._podman, *self._global_flags(), "system", "service", "--time=0", self.docker_host],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self._env(),
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self._start_timeout
         last_error = None
         while time.monotonic() < deadline:
@@ -138,7 +155,7 @@ class PodmanService:
     def _global_flags(self):
         return ["--storage-driver", "vfs",
                 "--root", os.path.join(self._dir, "root"),
-                "--runroot", os.path.join(self._dir, "runroot"),
+                "--runroot", self._runroot,
                 "--tmpdir", os.path.join(self._dir, "tmp"),
                 "--events-backend=file",
                 "--cgroup-manager=cgroupfs"]

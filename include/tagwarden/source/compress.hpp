@@ -19,9 +19,10 @@ std::string_view to_string(Compression compression);
 // Receives compressed output as it is produced.
 using ByteSink = std::function<Status(const char* data, std::size_t size)>;
 
-// A streaming compressor. Output is deterministic: the same input always yields the same bytes
-// (gzip: level 6, header mtime 0, no file name, OS byte 255 "unknown"; zstd: level 3, one thread,
-// no dictionary, checksum on). Compression::none passes the bytes through.
+// A streaming compressor. Output is deterministic: the same input always yields the same bytes,
+// however it is split into write() calls (gzip: level 6, or stored for 256 KiB slices whose byte
+// entropy says they cannot shrink; header mtime 0, no file name, OS byte 255 "unknown"; zstd: level 3,
+// one thread, no dictionary, checksum on). Compression::none passes the bytes through.
 class Compressor {
 public:
     virtual ~Compressor() = default;

@@ -45,7 +45,7 @@ Result<EngineEndpoint> engine_endpoint_from_environment();
 // when there is none: "app" -> "app:latest"; image IDs "sha256:<hex>" and digests left alone).
 struct DaemonImageName {
     std::string name;     // e.g. "app:1", "registry.example.com/team/app:latest", "sha256:…"
-    bool is_id = false;   // an image ID: the export carries no tag
+    bool tagged = true;   // false for an image ID or a digest: the export's manifest.json names no tag for it
 };
 Result<DaemonImageName> parse_daemon_image_name(std::string_view text);
 

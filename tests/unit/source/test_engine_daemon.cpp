@@ -167,7 +167,7 @@ std::function<std::string(const char*)> env_of(std::map<std::string, std::string
 
 } // namespace
 
-TEST_CASE("DOCKER_HOST: the default socket, unix://, tcp:// and what is refused", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: DOCKER_HOST: the default socket, unix://, tcp:// and what is refused", "[unit][source][daemon]") {
     auto def = source::engine_endpoint(env_of({}));
     REQUIRE(def);
     CHECK(def->socket_path == "/var/run/docker.sock");
@@ -232,13 +232,13 @@ TEST_CASE("DOCKER_HOST: the default socket, unix://, tcp:// and what is refused"
     CHECK_THAT(source::engine_endpoint(env_of({{"DOCKER_HOST", long_path}})).error().message, Catch::Contains("longer than 107"));
 }
 
-TEST_CASE("docker-daemon image names get a tag when they have none", "[unit][source][daemon]") {
-    auto check = [](std::string_view text, const std::string& expected, bool is_id = false) {
+TEST_CASE("docker-daemon: image names get a tag when they have none", "[unit][source][daemon]") {
+    auto check = [](std::string_view text, const std::string& expected, bool tagged = true) {
         auto n = source::parse_daemon_image_name(text);
         INFO(std::string(text));
         REQUIRE(n);
         CHECK(n->name == expected);
-        CHECK(n->is_id == is_id);
+        CHECK(n->tagged == tagged);
     };
     check("app", "app:latest");
     check("app:1", "app:1");
@@ -246,8 +246,9 @@ TEST_CASE("docker-daemon image names get a tag when they have none", "[unit][sou
     check("localhost:5000/app", "localhost:5000/app:latest");
     check("registry.example.com:5000/team/app:1.4.2", "registry.example.com:5000/team/app:1.4.2");
     std::string hex(64, 'a');
-    check("app@sha256:" + hex, "app@sha256:" + hex);
-    check("sha256:" + hex, "sha256:" + hex, true);
+    check("app@sha256:" + hex, "app@sha256:" + hex, false);
+    check("app:1@sha256:" + hex, "app:1@sha256:" + hex, false);
+    check("sha256:" + hex, "sha256:" + hex, false);
     for (const char* bad : {"", "sha256:abc", "App:1", "app:-bad"}) {
         auto n = source::parse_daemon_image_name(bad);
         INFO(bad);
@@ -256,7 +257,7 @@ TEST_CASE("docker-daemon image names get a tag when they have none", "[unit][sou
     }
 }
 
-TEST_CASE("an export streams through a bounded buffer, byte for byte", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: an export streams through a bounded buffer, byte for byte", "[unit][source][daemon]") {
     const std::string archive = pattern(12 * 1024 * 1024 + 777, 7);
     std::atomic<std::size_t> sent{0};
     FakeEngine engine([&](const std::string& path, int fd) {
@@ -296,7 +297,7 @@ TEST_CASE("an export streams through a bounded buffer, byte for byte", "[unit][s
     CHECK(sent.load() == archive.size());
 }
 
-TEST_CASE("a daemon that closes the export early is an error from read(), not a short archive", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: a daemon that closes the export early is an error from read(), not a short archive", "[unit][source][daemon]") {
     const std::string archive = pattern(3 * 1024 * 1024, 11);
     FakeEngine engine([&](const std::string& path, int fd) {
         if (path != "/images/app:1/get")
@@ -316,7 +317,7 @@ TEST_CASE("a daemon that closes the export early is an error from read(), not a 
                                   Catch::Contains(engine.path()));
 }
 
-TEST_CASE("an error Docker appends to the export stream is reported, and never reaches the archive reader",
+TEST_CASE("docker-daemon: an error Docker appends to the export stream is reported, and never reaches the archive reader",
           "[unit][source][daemon]") {
     const std::string archive = pattern(2 * 1024 * 1024, 13);
     const std::string appended = R"({"errorDetail":{"message":"layer does not exist"},"error":"layer does not exist"})" "\r\n";
@@ -338,7 +339,7 @@ TEST_CASE("an error Docker appends to the export stream is reported, and never r
     CHECK(got == archive.substr(0, got.size()));
 }
 
-TEST_CASE("a tar stream ending in zero blocks is not mistaken for an appended error", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: a tar stream ending in zero blocks is not mistaken for an appended error", "[unit][source][daemon]") {
     // An archive whose last file holds an error-looking JSON line, followed by tar's zero blocks.
     std::string archive = pattern(100 * 1024, 17) + R"({"errorDetail":{"message":"inside a file"}})" + std::string(10240, '\0');
     FakeEngine engine([&](const std::string&, int fd) {
@@ -354,7 +355,7 @@ TEST_CASE("a tar stream ending in zero blocks is not mistaken for an appended er
     CHECK(error.message.empty());
 }
 
-TEST_CASE("the daemon's error answers: no such image, a failing export", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: the daemon's error answers: no such image, a failing export", "[unit][source][daemon]") {
     FakeEngine engine([&](const std::string& path, int fd) {
         if (path == "/images/nope:1/json")
             return FakeEngine::answer(fd, 404, R"({"message":"No such image: nope:1"})");
@@ -374,7 +375,7 @@ TEST_CASE("the daemon's error answers: no such image, a failing export", "[unit]
     CHECK_THAT(failing.error().message, Catch::Contains("500") && Catch::Contains("no space left on device"));
 }
 
-TEST_CASE("no daemon: a missing socket and a socket nobody listens on are told apart", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: no daemon: a missing socket and a socket nobody listens on are told apart", "[unit][source][daemon]") {
     auto dir = temp_dir("tw-nodaemon-");
     auto missing = (dir / "docker.sock").string();
     source::EngineClient absent(*source::engine_endpoint(env_of({{"DOCKER_HOST", "unix://" + missing}})));
@@ -402,7 +403,7 @@ TEST_CASE("no daemon: a missing socket and a socket nobody listens on are told a
     fs::remove_all(dir);
 }
 
-TEST_CASE("a cancelled run stops an export that is waiting for the daemon", "[unit][source][daemon][cancel]") {
+TEST_CASE("docker-daemon: a cancelled run stops an export that is waiting for the daemon", "[unit][source][daemon][cancel]") {
     CancelReset reset;
     FakeEngine engine([&](const std::string&, int fd) {
         FakeEngine::start_chunked(fd);
@@ -428,7 +429,7 @@ TEST_CASE("a cancelled run stops an export that is waiting for the daemon", "[un
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(4));
 }
 
-TEST_CASE("dropping an export half read aborts the transfer", "[unit][source][daemon]") {
+TEST_CASE("docker-daemon: dropping an export half read aborts the transfer", "[unit][source][daemon]") {
     std::atomic<bool> server_done{false};
     FakeEngine engine([&](const std::string&, int fd) {
         FakeEngine::start_chunked(fd);
@@ -450,4 +451,24 @@ TEST_CASE("dropping an export half read aborts the transfer", "[unit][source][da
     for (int i = 0; i < 100 && !server_done; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     CHECK(server_done);
+}
+
+TEST_CASE("docker-daemon: dropping an export while the daemon is silent does not wait for it", "[unit][source][daemon]") {
+    FakeEngine engine([&](const std::string&, int fd) {
+        FakeEngine::start_chunked(fd);
+        FakeEngine::chunk(fd, pattern(100 * 1024, 9));
+        // Silent for up to 30 s: only the transfer's abort hook ends the wait early.
+        for (int i = 0; i < 600 && !engine.stopping(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    });
+    source::EngineClient client(engine.endpoint());
+    auto reader = client.export_image("app:1");
+    REQUIRE(reader);
+    char buffer[4096];
+    REQUIRE((*reader)->read(buffer, sizeof(buffer)));
+    // Everything sent is in the buffer by now: the transfer idles, no byte left to notice the reader is gone.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto started = std::chrono::steady_clock::now();
+    reader->reset();
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
 }
