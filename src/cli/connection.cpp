@@ -1,4 +1,5 @@
 #include "connection.hpp"
+#include "github_output.hpp"
 
 #include <tagwarden/core/strings.hpp>
 #include <tagwarden/http/transport.hpp>
@@ -178,6 +179,8 @@ push::GuardedWrite guarded_write_request(const Reference& destination, const Con
     write.lock_configured = locks.configured;
     write.lock_description = locks.backend->describe();
     write.in_ci = push::running_in_ci();
+    write.on_guards = note_guards;
+    note_locks(locks.set.get(), locks.backend->describe());
     return write;
 }
 

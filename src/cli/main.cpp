@@ -1,4 +1,5 @@
 #include "commands.hpp"
+#include "github_output.hpp"
 
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/cancel.hpp>
@@ -14,6 +15,7 @@
 namespace tagwarden::cli {
 
 int report_error(const Error& error) {
+    note_error(error);
     log::error(error.message);
     return exit_code(error.kind);
 }

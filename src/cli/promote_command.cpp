@@ -1,5 +1,6 @@
 #include "commands.hpp"
 #include "connection.hpp"
+#include "github_output.hpp"
 #include "guards.hpp"
 
 #include <tagwarden/config/config.hpp>
@@ -186,13 +187,14 @@ int run_promote(const PromoteArgs& args) {
     }
 
     auto from_shown = ref->registry + "/" + ref->repository + ":" + *from_tag;
+    auto j = push::to_json(*report);
+    j["promotedFrom"] = from_shown;
+    j["sourceDigest"] = original_digest.str();
+    j["digestChanged"] = plan->root.digest != original_digest;
+    j["referrersCopied"] = referrers_copied;
+    j["guards"] = guard::to_json(*guards);
+    complete_report(j);
     if (args.output == "json") {
-        auto j = push::to_json(*report);
-        j["promotedFrom"] = from_shown;
-        j["sourceDigest"] = original_digest.str();
-        j["digestChanged"] = plan->root.digest != original_digest;
-        j["referrersCopied"] = referrers_copied;
-        j["guards"] = guard::to_json(*guards);
         std::cout << j.dump(2) << std::endl;
     } else if (args.dry_run) {
         std::cout << "dry run: would promote " << from_shown << " to " << report->repository << ":" << *to_tag << " ("
@@ -218,12 +220,14 @@ CommandRun setup_promote_command(CLI::App& app, const GlobalOptions&) {
                     "Promote only these platforms of an index (os/arch[/variant], repeatable); the digest changes");
     cmd->add_flag("--referrers", args->referrers, "Also copy signatures, SBOMs and attestations (with --to-repo)");
     cmd->add_flag("--dry-run", args->dry_run, "Check and print the plan; write nothing");
-    cmd->add_option("--output,-o", args->output, "Result format on stdout: text or json")
-        ->check(CLI::IsMember({"text", "json"}));
+    cmd->add_option("--output,-o", args->output,
+                    "Result format on stdout: text or json; github: text, and the step outputs and summary of a "
+                    "GitHub Actions step ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY)")
+        ->check(CLI::IsMember({"text", "json", "github"}));
     add_lock_options(cmd, args->lock);
     add_guard_options(cmd, args->guard);
     add_connection_options(cmd, args->connection);
-    return [args] { return run_promote(*args); };
+    return [args] { return run_reported("promote", args->output, [&] { return run_promote(*args); }); };
 }
 
 } // namespace tagwarden::cli

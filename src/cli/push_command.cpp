@@ -1,5 +1,6 @@
 #include "commands.hpp"
 #include "connection.hpp"
+#include "github_output.hpp"
 #include "guards.hpp"
 
 #include <tagwarden/config/config.hpp>
@@ -29,6 +30,8 @@ struct PushArgs {
     std::string abandon;  // with --resume: drop this run's journal without finishing or undoing it
     std::string output = "text";
     bool dry_run = false;
+    std::string source_tag;
+    std::string compress = "gzip";
     LockArgs lock;
     GuardArgs guard;
     ConnectionOptions connection;
@@ -178,6 +181,9 @@ int run_push(const PushArgs& args) {
     std::string mount_from;
     bool blobs_present = false;
     if (source_spec.starts_with("docker://")) {
+        if (!args.source_tag.empty())
+            return report_error(Error(ErrorKind::invalid_input, "--source-tag chooses an image in an archive; for docker:// "
+                                                                "name the tag in SOURCE (docker://REGISTRY/REPO:TAG)"));
         auto from = Reference::parse(source_spec.substr(9));
         if (!from)
             return report_error(from.error().with_context("source"));
@@ -201,7 +207,14 @@ int run_push(const PushArgs& args) {
             return report_error(opened.error());
         source = std::move(*opened);
     } else {
-        auto opened = source::open_source(source_spec);
+        source::SourceOptions source_options;
+        source_options.source_tag = args.source_tag;
+        auto compression = source::parse_compression(args.compress);
+        if (!compression)
+            return report_error(compression.error());
+        source_options.compression = *compression;
+        source_options.jobs = args.connection.jobs;
+        auto opened = source::open_source(source_spec, source_options);
         if (!opened)
             return report_error(opened.error());
         source = std::move(*opened);
@@ -235,9 +248,12 @@ int run_push(const PushArgs& args) {
         return report_error(result.error());
     const auto& report = result->push;
 
+    auto j = push::to_json(report);
+    j["guards"] = guard::to_json(result->guards);
+    auto summary = source::summarize_source(*source, source_spec);
+    j["source"] = {{"transport", summary.transport}, {"compression", summary.compression}};
+    complete_report(j);
     if (args.output == "json") {
-        auto j = push::to_json(report);
-        j["guards"] = guard::to_json(result->guards);
         std::cout << j.dump(2) << std::endl;
     } else if (args.dry_run) {
         std::cout << "dry run: would push " << report.repository << "@" << report.digest.str() << " ("
@@ -255,7 +271,10 @@ CommandRun setup_push_command(CLI::App& app, const GlobalOptions&) {
     auto args = std::make_shared<PushArgs>();
     auto* cmd = app.add_subcommand("push", "Push an image to a registry under immutable tags, then verify it");
     cmd->add_option("source target", args->positionals,
-                    "SOURCE (oci:DIR[:REF] or docker://REGISTRY/REPO:TAG) and TARGET (REGISTRY/REPOSITORY[:TAG]); with --resume: [REGISTRY/REPO]")
+                    "SOURCE and TARGET (REGISTRY/REPOSITORY[:TAG]); with --resume: [REGISTRY/REPO]. SOURCE is one of: "
+                    "oci:DIR[:REF] (OCI image layout), oci-archive:FILE[:REF] (its tar, plain or gzip), "
+                    "docker-archive:FILE or docker-archive:- (docker save, from a file or standard input), "
+                    "docker://REGISTRY/REPO:TAG (another registry)")
         ->expected(0, 2);
     cmd->add_option("--tag,-t", args->tags, "Tag to write (repeatable); all tags are written or none");
     cmd->add_option("--version", args->version, "Release version; with --env writes the tag '{version}-{env}'");
@@ -267,14 +286,24 @@ CommandRun setup_push_command(CLI::App& app, const GlobalOptions&) {
     cmd->add_option("--abandon", args->abandon,
                     "With --resume: drop the journal of run RUN_ID (from `lock list`) without finishing or undoing "
                     "it, e.g. when the registry refuses the DELETE an undo needs; its tags stay as they are");
-    cmd->add_option("--output,-o", args->output, "Result format on stdout: text or json")
-        ->check(CLI::IsMember({"text", "json"}));
+    cmd->add_option("--output,-o", args->output,
+                    "Result format on stdout: text or json; github: text, and the step outputs and summary of a "
+                    "GitHub Actions step ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY)")
+        ->check(CLI::IsMember({"text", "json", "github"}));
     cmd->add_flag("--dry-run", args->dry_run,
                   "Check tags and blobs and print the plan; write nothing (with --resume: say what would be done)");
+    cmd->add_option("--source-tag", args->source_tag,
+                    "NAME:TAG of the image to push from an archive that holds several (docker save a:1 b:2); "
+                    "for oci-archive: the index.json ref name");
+    cmd->add_option("--compress", args->compress,
+                    "How uncompressed archive layers (docker save) are compressed for the push: gzip (default; a "
+                    "Docker manifest, as docker push writes), zstd or none (OCI manifests); compressed layers are "
+                    "pushed as they are")
+        ->check(CLI::IsMember({"gzip", "zstd", "none"}));
     add_lock_options(cmd, args->lock);
     add_guard_options(cmd, args->guard);
     add_connection_options(cmd, args->connection);
-    return [args] { return run_push(*args); };
+    return [args] { return run_reported("push", args->output, [&] { return run_push(*args); }); };
 }
 
 } // namespace tagwarden::cli

@@ -1,5 +1,6 @@
 #include "commands.hpp"
 #include "connection.hpp"
+#include "github_output.hpp"
 
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/push/push.hpp>
@@ -37,8 +38,10 @@ int run_verify(const VerifyArgs& args) {
     log::info("verified " + args.reference + ": " + std::to_string(report->manifests_checked) + " manifest(s), " +
               std::to_string(report->blobs_checked) + " blob(s), " + std::to_string(report->bytes_checked) +
               " bytes present");
+    auto j = push::to_json(*report);
+    complete_report(j);
     if (args.output == "json")
-        std::cout << push::to_json(*report).dump(2) << std::endl;
+        std::cout << j.dump(2) << std::endl;
     else
         std::cout << report->repository << "@" << report->digest.str() << std::endl;
     return 0;
@@ -50,10 +53,12 @@ CommandRun setup_verify_command(CLI::App& app, const GlobalOptions&) {
     auto args = std::make_shared<VerifyArgs>();
     auto* cmd = app.add_subcommand("verify", "Check that a tag resolves and every manifest and blob it needs exists");
     cmd->add_option("reference", args->reference, "REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST")->required();
-    cmd->add_option("--output,-o", args->output, "Result format on stdout: text or json")
-        ->check(CLI::IsMember({"text", "json"}));
+    cmd->add_option("--output,-o", args->output,
+                    "Result format on stdout: text or json; github: text, and the step outputs and summary of a "
+                    "GitHub Actions step ($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY)")
+        ->check(CLI::IsMember({"text", "json", "github"}));
     add_connection_options(cmd, args->connection);
-    return [args] { return run_verify(*args); };
+    return [args] { return run_reported("verify", args->output, [&] { return run_verify(*args); }); };
 }
 
 } // namespace tagwarden::cli

@@ -89,7 +89,12 @@ size_t on_read(char* buffer, size_t size, size_t count, void* user) {
 }
 
 // Called by libcurl about once a second, idle or not: a cancelled run aborts its transfers here.
-int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return cancel::should_stop() ? 1 : 0; }
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    auto* t = static_cast<Transfer*>(user);
+    if (cancel::should_stop())
+        return 1;
+    return t->request->abort_if && t->request->abort_if() ? 1 : 0;
+}
 
 Error curl_error(CURLcode code, const char* detail, const std::string& method, const std::string& url) {
     std::string what = detail && *detail ? detail : curl_easy_strerror(code);
@@ -202,6 +207,7 @@ private:
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(m_options.stall_timeout.count()));
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
         if (request.timeout.count() > 0)
             curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -210,6 +216,18 @@ private:
             curl_easy_setopt(h, CURLOPT_CAINFO, m_options.ca_file.c_str());
         if (m_resolve)
             curl_easy_setopt(h, CURLOPT_RESOLVE, m_resolve);
+        if (!m_options.unix_socket.empty()) {
+            curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, m_options.unix_socket.c_str());
+            curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+        }
+        if (!m_options.client_cert.empty()) {
+            curl_easy_setopt(h, CURLOPT_SSLCERT, m_options.client_cert.c_str());
+            curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        }
+        if (!m_options.client_key.empty()) {
+            curl_easy_setopt(h, CURLOPT_SSLKEY, m_options.client_key.c_str());
+            curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+        }
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_write);

@@ -1,5 +1,6 @@
 #include <tagwarden/lock/dynamodb_lock.hpp>
 #include <tagwarden/core/cancel.hpp>
+#include <tagwarden/core/ci.hpp>
 #include <tagwarden/core/json_fields.hpp>
 #include <tagwarden/core/log.hpp>
 #include <tagwarden/core/strings.hpp>
@@ -37,22 +38,8 @@ LockOwner LockOwner::current() {
         o.host = host;
     o.pid = static_cast<long>(getpid());
     o.run_id = random_id();
-    if (!env_or_empty("GITHUB_RUN_ID").empty()) {
-        auto server = env_or_empty("GITHUB_SERVER_URL").empty() ? std::string("https://github.com") : env_or_empty("GITHUB_SERVER_URL");
-        o.ci_url = server + "/" + env_or_empty("GITHUB_REPOSITORY") + "/actions/runs/" + env_or_empty("GITHUB_RUN_ID");
-        if (!env_or_empty("GITHUB_RUN_ATTEMPT").empty())
-            o.ci_url += "/attempts/" + env_or_empty("GITHUB_RUN_ATTEMPT");
-    } else if (!env_or_empty("CODEBUILD_BUILD_ID").empty()) {
-        // CODEBUILD_BUILD_ID is "project:uuid"; the console URL needs the region.
-        auto id = env_or_empty("CODEBUILD_BUILD_ID");
-        auto region = env_or_empty("AWS_REGION").empty() ? env_or_empty("AWS_DEFAULT_REGION") : env_or_empty("AWS_REGION");
-        auto colon = id.find(':');
-        if (!region.empty() && colon != std::string::npos)
-            o.ci_url = "https://" + region + ".console.aws.amazon.com/codesuite/codebuild/projects/" +
-                       id.substr(0, colon) + "/build/" + id + "/";
-        else
-            o.ci_url = "codebuild:" + id;
-    }
+    if (auto run = current_ci_run())
+        o.ci_url = run->run_url;
     return o;
 }
 
@@ -236,7 +223,13 @@ LockSet::~LockSet() { (void)release(); }
 Status LockSet::acquire(std::vector<std::string> keys, std::chrono::seconds timeout) {
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto started = std::chrono::steady_clock::now();
+    struct AddWait {
+        std::chrono::milliseconds& total;
+        std::chrono::steady_clock::time_point from;
+        ~AddWait() { total += std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - from); }
+    } add_wait{m_waited, started};
+    auto deadline = started + timeout;
     thread_local std::mt19937_64 rng{std::random_device{}()};
     for (const auto& key : keys) {
         auto delay = std::chrono::milliseconds(100);

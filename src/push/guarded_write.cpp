@@ -115,6 +115,8 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
             out.guards.findings.push_back(guard::compare_with_preview(*aws.ecr, dest, *facts, now));
     }
     log_findings(out.guards);
+    if (request.on_guards)
+        request.on_guards(out.guards);
     if (out.guards.refused())
         return std::unexpected(out.guards.error());
 

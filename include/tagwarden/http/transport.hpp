@@ -79,6 +79,9 @@ struct Request {
     std::function<Status()> before_send;
     // The whole exchange must finish within this (0: only the stall limit applies).
     std::chrono::milliseconds timeout{0};
+    // Polled about once a second while the transfer runs (from the sending thread); true aborts it and
+    // send() returns an error. For a streamed body whose consumer went away before the first byte came.
+    std::function<bool()> abort_if;
 };
 
 struct Response {
@@ -107,6 +110,11 @@ struct TransportOptions {
     // Host pinning as curl's --resolve: "HOST:PORT:ADDRESS" entries (TAGWARDEN_RESOLVE), for registries
     // reached through a tunnel, a private endpoint without DNS, or a test bed.
     std::vector<std::string> resolve;
+    // Connect to this unix socket instead of the URL's host (the Docker Engine API); proxies are not used.
+    std::string unix_socket;
+    // A TLS client certificate and its key, PEM files (the Docker Engine API over tcp:// with DOCKER_CERT_PATH).
+    std::string client_cert;
+    std::string client_key;
 };
 
 // The libcurl transport. Proxies come from the environment (http_proxy, https_proxy, no_proxy).

@@ -24,10 +24,10 @@ struct LockOwner {
     std::string host;
     long pid = 0;
     std::string run_id;  // unique per tagwarden run
-    std::string ci_url;  // GitHub Actions run or CodeBuild build, when the environment says so
+    std::string ci_url;  // GitHub Actions run, CodeBuild build or GitLab job, when the environment says so
     [[nodiscard]] std::string describe() const;
-    // The owner of this process: host name, pid, a fresh run id, and the CI run URL from GITHUB_* or
-    // CODEBUILD_* variables.
+    // The owner of this process: host name, pid, a fresh run id, and the CI run URL (current_ci_run():
+    // GitHub Actions, CodeBuild, GitLab CI).
     static LockOwner current();
 };
 
@@ -174,6 +174,8 @@ public:
     [[nodiscard]] LockBackend& backend() { return m_backend; }
     [[nodiscard]] const LockOwner& owner() const { return m_owner; }
     [[nodiscard]] std::chrono::seconds ttl() const { return m_ttl; }
+    // Time spent in acquire() so far, waiting included (reports: "lock wait").
+    [[nodiscard]] std::chrono::milliseconds waited() const { return m_waited; }
     Status release();
 
 private:
@@ -182,6 +184,7 @@ private:
     LockBackend& m_backend;
     LockOwner m_owner;
     std::chrono::seconds m_ttl;
+    std::chrono::milliseconds m_waited{0};
     std::mutex m_mutex;
     std::vector<std::unique_ptr<Lease>> m_leases;
     std::optional<Error> m_lost;

@@ -10,6 +10,8 @@
 #include <tagwarden/push/report.hpp>
 #include <tagwarden/registry/client.hpp>
 
+#include <functional>
+
 namespace tagwarden::push {
 
 // A push or promotion as one library call: facts -> guards -> locks -> the cheap facts again under the
@@ -25,6 +27,9 @@ struct GuardedWrite {
     bool lock_configured = false;
     std::string lock_description;  // the backend in use, for messages
     bool in_ci = false;            // running_in_ci()
+    // Called once with the guards' verdicts, refused or not, before anything is written (reports of a
+    // refusal need them: the refusal itself is an Error).
+    std::function<void(const guard::GuardReport&)> on_guards;
 };
 
 struct GuardedWriteReport {

@@ -127,7 +127,7 @@ TEST_CASE("oci layout: blobs are verified while read", "[unit][source]") {
 
 TEST_CASE("oci layout: bad layouts are named", "[unit][source]") {
     CHECK_THAT(source::open_source("oci:/nonexistent/dir").error().message, Catch::Contains("not a directory"));
-    CHECK_THAT(source::open_source("docker-daemon:x").error().message, Catch::Contains("unsupported source"));
+    CHECK_THAT(source::open_source("containers-storage:x").error().message, Catch::Contains("unsupported source"));
     Layout l;
     Layout::write(l.dir / "index.json", "{broken");
     CHECK_THAT(source::open_source(l.spec()).error().message, Catch::Contains("index.json is not valid JSON"));
