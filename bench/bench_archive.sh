@@ -7,6 +7,8 @@
 #   cat ARCHIVE | tagwarden push docker-archive:- HOST/bench:1     (spool, gzip the layers, push)
 #   skopeo copy docker-archive:ARCHIVE docker://HOST/bench:1       (skopeo compresses with gzip too)
 #   tagwarden push oci:LAYOUT:bench HOST/bench:1                    (the oci: baseline for memory)
+# Then the same for a compressible archive (BENCH_COMPRESSIBLE=1, the default): two layers, tars of
+# /usr/lib/gcc and /usr/lib/llvm-19 (installed by scripts/bootstrap), tools prefixed "compressible-".
 # Wall time and peak RSS of the client come from /usr/bin/time (for the pipe: the larger of cat and
 # tagwarden, i.e. tagwarden). Writes its section of bench/RESULTS.md between the archive-bench markers.
 #
@@ -54,6 +56,38 @@ if [[ ! -f $archive.complete ]]; then
   touch "$archive.complete"
 fi
 archive_bytes=$(stat -c %s "$archive")
+compressible=$work/compressible.tar
+if [[ ${BENCH_COMPRESSIBLE:-1} == 1 && ! -f $compressible.complete ]]; then
+  echo "bench: writing the compressible docker-archive $compressible" >&2
+  python3 - "$compressible" <<'PY'
+import hashlib, io, json, os, sys, tarfile, tempfile
+out = sys.argv[1]
+with tempfile.TemporaryDirectory(dir=os.path.dirname(out)) as tmp:
+    layers = []
+    for i, root in enumerate(["/usr/lib/gcc", "/usr/lib/llvm-19"]):
+        path = os.path.join(tmp, f"layer{i}.tar")
+        with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+            t.add(root, arcname=root.lstrip("/"), filter=lambda ti: (setattr(ti, "mtime", 0), ti)[1])
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        layers.append((path, f"layer{i}.tar", "sha256:" + h.hexdigest()))
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [d for _, _, d in layers]}}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["bench:1"], "Layers": [n for _, n, _ in layers]}]).encode()
+    with tarfile.open(out, "w") as t:
+        for path, name, _ in layers:
+            t.add(path, arcname=name)
+        for name, data in ((config_name, config), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+PY
+  touch "$compressible.complete"
+fi
+compressible_bytes=$( [[ -f $compressible ]] && stat -c %s "$compressible" || echo 0)
 
 export TMPDIR=$work/tmp
 mkdir -p "$TMPDIR"
@@ -117,18 +151,27 @@ for round in $(seq 1 "$rounds"); do
   timed "skopeo" "$round" "$skopeo" copy --insecure-policy --dest-tls-verify=false \
     "docker-archive:$archive" "docker://{HOST}/bench:1"
   timed "tagwarden-oci" "$round" "$tagwarden" push "oci:$image:bench" "{HOST}/bench:1"
+  if [[ ${BENCH_COMPRESSIBLE:-1} == 1 ]]; then
+    for compress in $compressions; do
+      timed "compressible-tagwarden-stdin-$compress" "$round" bash -c 'cat "$0" | exec "$@"' "$compressible" \
+        "$tagwarden" push docker-archive:- "{HOST}/bench:1" --compress "$compress"
+    done
+    timed "compressible-skopeo" "$round" "$skopeo" copy --insecure-policy --dest-tls-verify=false \
+      "docker-archive:$compressible" "docker://{HOST}/bench:1"
+  fi
 done
 
-python3 - "$runs" "$results" "$archive_bytes" "$layers" "$layer_size" <<'PY'
+python3 - "$runs" "$results" "$archive_bytes" "$layers" "$layer_size" "$compressible_bytes" <<'PY'
 import datetime, os, statistics, sys
 
-runs_file, results, archive_bytes, layers, layer_size = sys.argv[1:]
+runs_file, results, archive_bytes, layers, layer_size, compressible_bytes = sys.argv[1:]
 mib = int(archive_bytes) / (1024 * 1024)
+compressible_mib = int(compressible_bytes) / (1024 * 1024)
 runs = [line.split("\t") for line in open(runs_file).read().splitlines() if line]
 by_tool = {}
 for round_, tool, seconds, rss, digest in runs:
     by_tool.setdefault(tool, []).append((float(seconds), int(rss), digest))
-stdin_digests = {tool: {d for _, _, d in rows} for tool, rows in by_tool.items() if tool.startswith("tagwarden-stdin")}
+stdin_digests = {tool: {d for _, _, d in rows} for tool, rows in by_tool.items() if "tagwarden-stdin" in tool}
 lines = [
     "<!-- archive-bench:start -->",
     "## docker-archive from a pipe vs skopeo",
@@ -143,13 +186,16 @@ lines = [
     "(reads the file, compresses with gzip while uploading)",
     "- `tagwarden-oci`: `tagwarden push oci:LAYOUT:bench HOST/bench:1`, the same image already compressed in an OCI "
     "layout: the memory baseline",
+    f"- `compressible-…`: the same commands on a {compressible_mib:.0f} MiB docker-archive of two compressible layers "
+    "(tars of /usr/lib/gcc and /usr/lib/llvm-19: executables and libraries)",
     "",
     "| tool | runs | median wall (s) | median throughput (MiB/s) | peak RSS (MiB), median / max |",
     "|---|---:|---:|---:|---:|",
 ]
 for tool, rows in by_tool.items():
     wall = statistics.median(s for s, _, _ in rows)
-    lines.append(f"| {tool} | {len(rows)} | {wall:.2f} | {mib / wall if wall else 0:.0f} | "
+    size = compressible_mib if tool.startswith("compressible-") else mib
+    lines.append(f"| {tool} | {len(rows)} | {wall:.2f} | {size / wall if wall else 0:.0f} | "
                  f"{statistics.median(r for _, r, _ in rows) / 1024:.1f} / {max(r for _, r, _ in rows) / 1024:.1f} |")
 lines.append("")
 for tool, digests in stdin_digests.items():
