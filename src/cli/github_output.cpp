@@ -2,6 +2,7 @@
 
 #include <tagwarden/core/ci.hpp>
 #include <tagwarden/core/log.hpp>
+#include <tagwarden/core/progress.hpp>
 #include <tagwarden/core/strings.hpp>
 
 #include <cerrno>
@@ -50,21 +51,6 @@ std::string random_hex(std::size_t bytes) {
 double seconds_since(std::chrono::steady_clock::time_point from) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - from).count();
     return static_cast<double>(ms) / 1000.0;
-}
-
-std::string human_bytes(std::uint64_t n) {
-    static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    if (n < 1024)
-        return std::to_string(n) + " B";
-    double v = static_cast<double>(n);
-    int unit = 0;
-    while (v >= 1024 && unit < 4) {
-        v /= 1024;
-        ++unit;
-    }
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%.1f %s", v, units[unit]);
-    return buffer;
 }
 
 std::string seconds_text(double s) {

@@ -117,7 +117,7 @@ Result<RepositoryFacts> inspect_ecr(const AwsServices& aws_services, const Refer
 }
 
 Result<RepositoryFacts> inspect_generic(registry::Client& client, const Reference& dest,
-                                               const config::Config& cfg) {
+                                               const config::Config& cfg, bool quota_given) {
     RepositoryFacts facts;
     facts.repository = dest.name();
     if (auto it = cfg.repositories.find(dest.name()); it != cfg.repositories.end()) {
@@ -131,6 +131,11 @@ Result<RepositoryFacts> inspect_generic(registry::Client& client, const Referenc
     if (!facts.quota && cfg.quota) {
         facts.quota = cfg.quota;
         facts.quota_source = "tagwarden.yaml quota";
+    }
+    // Counting costs a HEAD per tag: only when a quota will be compared with the count.
+    if (!facts.quota && !quota_given) {
+        facts.count_source = "not counted: no quota";
+        return facts;
     }
     auto count = count_tagged_images(client, dest);
     if (!count)
@@ -217,8 +222,8 @@ Finding compare_with_preview(aws::EcrClient& ecr, const Reference& dest, const R
 
 
 Result<RepositoryFacts> gather_facts(const Reference& dest, registry::Client& client, const AwsServices& aws,
-                                     const config::Config& cfg) {
-    return aws.is_ecr() ? inspect_ecr(aws, dest) : inspect_generic(client, dest, cfg);
+                                     const config::Config& cfg, bool quota_given) {
+    return aws.is_ecr() ? inspect_ecr(aws, dest) : inspect_generic(client, dest, cfg, quota_given);
 }
 
 Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices& aws) {
@@ -228,7 +233,8 @@ Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices&
     return inspect_ecr(aws, dest);
 }
 
-Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws) {
+Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
+                      bool quota_given) {
     if (aws.is_ecr()) {
         auto again = inspect_ecr_images(*aws.ecr, dest);
         if (!again)
@@ -237,6 +243,8 @@ Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::C
         facts.image_count = static_cast<std::int64_t>(facts.images.size());
         return {};
     }
+    if (!facts.quota && !quota_given)
+        return {};
     auto count = count_tagged_images(client, dest);
     if (!count)
         return std::unexpected(count.error());

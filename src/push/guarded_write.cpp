@@ -95,7 +95,7 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
     GuardedWriteReport out;
 
     // 1. Facts and guards: read-only, finished before any upload.
-    auto facts = guard::gather_facts(dest, client, aws, cfg);
+    auto facts = guard::gather_facts(dest, client, aws, cfg, request.settings.quota.has_value());
     if (!facts)
         return std::unexpected(facts.error());
     auto immutable = guard::tag_immutability(dest, aws);
@@ -125,7 +125,7 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
     PushOptions options = request.options;
     options.registry_immutable = *immutable;
     options.under_locks = [&]() -> Status {
-        TW_TRY(guard::refresh_counts(*facts, dest, client, aws));
+        TW_TRY(guard::refresh_counts(*facts, dest, client, aws, request.settings.quota.has_value()));
         auto again = make_intent(plan, *facts, client, dest.repository);
         if (!again)
             return std::unexpected(again.error());

@@ -80,9 +80,11 @@ Result<ResumeReport> resume_run(const Journal& original, registry::Client& clien
     // 2. The tags' locks, then the journal again: its run may have ended while we waited.
     if (options.locks) {
         // A lease held by the journal's own run lapses within its TTL if that run is dead; a live run renews it.
+        // Twice the TTL and 5 s more: a loaded etcd or DynamoDB may expire a lease late (seen at 1.5x on a
+        // busy 2-core machine), and a dead run taken for alive leaves its tags half-written until next time.
         auto timeout = options.lock_timeout;
         if (owner_ttl)
-            timeout = std::min(timeout, *owner_ttl * 3 / 2 + std::chrono::seconds(2));
+            timeout = std::min(timeout, *owner_ttl * 2 + std::chrono::seconds(5));
         auto acquired = options.locks->acquire(journal.lock_keys(), timeout);
         if (!acquired) {
             if (owner_ttl && acquired.error().kind == ErrorKind::lock_unavailable) {

@@ -780,10 +780,17 @@ Status Client::upload_chunked(const std::string& repo, const image::Descriptor& 
 
 Status Client::upload_blob(const std::string& repo, const image::Descriptor& blob, const BlobOpener& open,
                            std::string session) {
-    // The given session serves the first attempt only: a retry starts a fresh one.
-    return http::retry_sequence<void>(m_options.retry, "upload of blob " + blob.digest.str(), [&]() -> Status {
-        return upload_once(repo, blob, open, std::exchange(session, std::string()));
-    });
+    // A session the registry opened (a declined mount) serves one attempt; whatever ends it, the upload goes
+    // on in sessions of its own, as if there had been none.
+    if (!session.empty()) {
+        auto first = upload_once(repo, blob, open, session);
+        if (first || first.error().kind == ErrorKind::cancelled)
+            return first;
+        log::debug("upload of blob " + blob.digest.str() + " into the session the registry opened failed (" +
+                   first.error().message + "); starting a new one");
+    }
+    return http::retry_sequence<void>(m_options.retry, "upload of blob " + blob.digest.str(),
+                                      [&]() -> Status { return upload_once(repo, blob, open, {}); });
 }
 
 Result<bool> Client::mount_blob(const std::string& repo, const image::Descriptor& blob, const std::string& from_repo,

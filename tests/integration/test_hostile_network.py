@@ -153,7 +153,8 @@ class HostileNetwork(ProxiedRegistryCase):
         self.push_json(f"oci:{layout}", self.target(repo, "0.9"))  # the repository exists: its tags are listed
         self.proxy.extra_response_headers.append(
             (re.compile(rf"^/v2/{re.escape(repo)}/tags/list$"), {"Link": f'</v2/{repo}/tags/list?n=1000>; rel="next"'}))
-        proc = self.push(f"oci:{layout}", self.target(repo, "1.0"))
+        # A declared quota makes the quota guard count the images, which reads the tag list.
+        proc = self.push(f"oci:{layout}", self.target(repo, "1.0"), "--quota", "100")
         self.assert_exit(proc, tw.EXIT_NETWORK)
         self.assertIn("loops", proc.stderr, tw.describe(proc))
         self.assertEqual(self.registry.tags(repo), {"0.9": image.digest})

@@ -23,9 +23,10 @@ struct AwsServices {
 };
 
 // What the guards read of a repository: ECR GetLifecyclePolicy, DescribeImages (every image, tagged or
-// not) and Service Quotas; elsewhere the policy and quota declared in tagwarden.yaml and the tag list.
+// not) and Service Quotas; elsewhere the policy and quota declared in tagwarden.yaml and the distinct
+// manifests of the tag list (a HEAD per tag, so only when a quota is declared or `quota_given`).
 Result<RepositoryFacts> gather_facts(const Reference& dest, registry::Client& client, const AwsServices& aws,
-                                     const config::Config& cfg);
+                                     const config::Config& cfg, bool quota_given);
 
 // The facts of an ECR repository (its policy, every image, the quota). Error{invalid_input} when `aws`
 // holds no ECR client (the registry is not ECR).
@@ -33,7 +34,8 @@ Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices&
 
 // The cheap facts again (image count and, on ECR, the images), keeping the policy and quota already read.
 // Used under the tag locks, right before the first manifest write.
-Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws);
+Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
+                      bool quota_given);
 
 // For an ECR repository, the tag immutability it enforces (IMMUTABLE, *_WITH_EXCLUSION); null otherwise.
 Result<std::function<bool(const std::string&)>> tag_immutability(const Reference& dest, const AwsServices& aws);
