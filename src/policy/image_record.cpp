@@ -100,7 +100,7 @@ Result<std::vector<ImageRecord>> parse_describe_images(std::string_view text) {
     json root;
     try {
         root = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too large
         return fail(ErrorKind::invalid_input,
                     std::string("invalid describe-images document: not valid JSON: ") + e.what());
     }

@@ -165,7 +165,7 @@ class Parser {
         json root;
         try {
             root = json::parse(text);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too large
             add("", std::string("not valid JSON: ") + e.what(),
                 "check the file is the lifecycle policy JSON (as `aws ecr get-lifecycle-policy --query "
                 "lifecyclePolicyText --output text` prints it)");

@@ -351,3 +351,13 @@ TEST_CASE("what ECR refuses: an explicit null, targetStorageClass on expire", "[
     INFO(dump(q));
     CHECK(has_problem(q, "action.targetStorageClass", "only accepted with action \"transition\""));
 }
+
+// Found by fuzz_policy: a number too large for a double made nlohmann/json throw out_of_range, not
+// parse_error, out of the parser.
+TEST_CASE("a number too large is invalid JSON, not an exception", "[unit][policy]") {
+    std::string huge(400, '9');
+    auto policy = load_policy(huge + "e999");
+    REQUIRE_FALSE(policy);
+    CHECK_THAT(policy.error().message, Catch::Contains("not valid JSON"));
+    CHECK_FALSE(load_policy(R"({"rules":[{"rulePriority":1e400}]})"));
+}
