@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -79,7 +80,12 @@ struct SpooledArchive {
 // archive, device files, FIFOs, sparse files, duplicate names and anything past `limits` with
 // Error{invalid_input} naming the entry; a truncated or corrupt tar is Error{invalid_input} too.
 // Honours cancellation (SIGINT/SIGTERM) between reads.
-Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& origin, const ArchiveLimits& limits = {});
+// `on_file`, when given, is called with each regular file right after it is spooled (and before the next
+// entry is read), so work on it can start while the rest of the stream arrives.
+// The hook may keep the spool directory alive (its work then outlives a failed read safely).
+using SpooledFileHook = std::function<void(const SpooledEntry&, const std::shared_ptr<SpoolDir>&)>;
+Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& origin, const ArchiveLimits& limits = {},
+                                 const SpooledFileHook& on_file = {});
 
 // Entry names: "./a//b/" -> "a/b". Absolute names and any ".." component are refused.
 Result<std::string> normalize_entry_name(std::string_view raw);

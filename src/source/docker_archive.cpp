@@ -9,9 +9,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <fcntl.h>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unistd.h>
@@ -194,8 +198,14 @@ struct LayerPlan {
     bool compress = false;
 };
 
-Status compress_file(const SpooledEntry& entry, Compression compression, const fs::path& out_path, LayerPlan& plan,
-                     const std::string& origin) {
+struct Compressed {
+    fs::path file;
+    Descriptor descriptor;  // digest and size of the compressed bytes
+};
+
+// Compresses the spooled file `entry` into `out_path`, hashing the output as it is written.
+Result<Compressed> compress_to(const SpooledEntry& entry, Compression compression, const fs::path& out_path,
+                               const std::string& origin) {
     int in = ::open(entry.file.c_str(), O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return fail(ErrorKind::internal, "cannot read " + entry.file.string() + ": " + std::strerror(errno));
@@ -241,12 +251,89 @@ Status compress_file(const SpooledEntry& entry, Compression compression, const f
     TW_TRY(compressor->finish());
     if (seen != entry.size)
         return fail(ErrorKind::internal, "the spooled layer " + entry.file.string() + " changed size");
-    plan.descriptor.digest = hash.finish();
-    plan.descriptor.size = written;
-    plan.file = out_path;
-    std::error_code ec;
-    fs::remove(entry.file, ec);  // the uncompressed copy is no longer needed; frees TMPDIR space early
-    return {};
+    Compressed c;
+    c.file = out_path;
+    c.descriptor.digest = hash.finish();
+    c.descriptor.size = written;
+    return c;
+}
+
+// Compresses uncompressed tars while the archive is still being read: docker save writes manifest.json
+// last, so which files are layers is known only at the end, but only layers are tars, and a stream (a
+// pipe, the daemon) leaves the CPU idle while it waits. Each spooled tar is handed to a worker as soon as
+// it has passed; wait() returns the results by spooled file. The workers are joined before the spool
+// directory can go (the destructor waits too).
+class LayerCompressor {
+public:
+    LayerCompressor(Compression compression, int threads, std::string origin)
+        : m_compression(compression), m_origin(std::move(origin)) {
+        for (int i = 0; i < threads; ++i)
+            m_workers.emplace_back([this] { work(); });
+    }
+    ~LayerCompressor() { stop(); }
+    LayerCompressor(const LayerCompressor&) = delete;
+    LayerCompressor& operator=(const LayerCompressor&) = delete;
+
+    void add(const SpooledEntry& entry, const std::shared_ptr<SpoolDir>& spool) {
+        std::lock_guard lock(m_mutex);
+        m_queue.push_back(Job{entry, spool->new_file("c"), spool});
+        m_changed.notify_one();
+    }
+
+    // Every job finished; the results by the spooled file they came from.
+    std::map<fs::path, Result<Compressed>> wait() {
+        stop();
+        return std::move(m_results);
+    }
+
+private:
+    struct Job {
+        SpooledEntry entry;
+        fs::path out;
+        std::shared_ptr<SpoolDir> spool;  // the directory stays until the job is done with it
+    };
+
+    void work() {
+        for (;;) {
+            Job job;
+            {
+                std::unique_lock lock(m_mutex);
+                m_changed.wait(lock, [&] { return m_closing || !m_queue.empty(); });
+                if (m_queue.empty())
+                    return;
+                job = std::move(m_queue.front());
+                m_queue.pop_front();
+            }
+            auto result = compress_to(job.entry, m_compression, job.out, m_origin);
+            std::lock_guard lock(m_mutex);
+            m_results.emplace(job.entry.file, std::move(result));
+        }
+    }
+
+    void stop() {
+        {
+            std::lock_guard lock(m_mutex);
+            m_closing = true;
+        }
+        m_changed.notify_all();
+        for (auto& w : m_workers)
+            if (w.joinable())
+                w.join();
+    }
+
+    Compression m_compression;
+    std::string m_origin;
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::deque<Job> m_queue;
+    bool m_closing = false;
+    std::map<fs::path, Result<Compressed>> m_results;
+    std::vector<std::thread> m_workers;
+};
+
+int compression_threads(const SourceOptions& options) {
+    // Compression is CPU-bound: more threads than cores only add memory (a zstd context is a few MiB).
+    return std::max(1, std::min(options.jobs, static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))));
 }
 
 json descriptor_json(std::string_view media_type, const Digest& digest, std::uint64_t size) {
@@ -259,7 +346,8 @@ json descriptor_json(std::string_view media_type, const Digest& digest, std::uin
 
 Result<std::unique_ptr<image::ImageSource>> build_from_docker_manifest(SpooledArchive archive, const std::string& origin,
                                                                         const SourceOptions& options,
-                                                                        const ArchiveLimits& limits) {
+                                                                        const ArchiveLimits& limits,
+                                                                        const std::map<fs::path, Result<Compressed>>& early) {
     const auto* manifest_entry = archive.find("manifest.json");
     auto text = archive.read_text(*manifest_entry, limits.max_metadata_bytes, origin);
     if (!text)
@@ -342,18 +430,41 @@ Result<std::unique_ptr<image::ImageSource>> build_from_docker_manifest(SpooledAr
     for (std::size_t i = 0; i < plans.size(); ++i)
         if (plans[i].compress)
             to_compress.push_back(i);
-    std::vector<fs::path> outputs;
-    for (std::size_t i = 0; i < to_compress.size(); ++i)
-        outputs.push_back(archive.spool->new_file("c"));
-    if (!to_compress.empty())
-        log::info("compressing " + std::to_string(to_compress.size()) + " layer(s) of " + origin + " with " +
+    // Most layers were compressed while the archive was read; any other (a layer that did not look like
+    // a tar then) is compressed now.
+    std::vector<std::size_t> now;
+    for (auto i : to_compress) {
+        auto& plan = plans[i];
+        auto it = early.find(plan.entry->file);
+        if (it == early.end()) {
+            now.push_back(i);
+            continue;
+        }
+        if (!it->second)
+            return std::unexpected(it->second.error());
+        plan.file = it->second->file;
+        plan.descriptor = it->second->descriptor;
+    }
+    if (!now.empty())
+        log::info("compressing " + std::to_string(now.size()) + " layer(s) of " + origin + " with " +
                   std::string(to_string(options.compression)));
-    // Compression is CPU-bound: more threads than cores only add memory (a zstd context is a few MiB).
-    int threads = std::max(1, std::min(options.jobs, static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))));
-    TW_TRY(parallel_for(to_compress.size(), threads, [&](std::size_t k) -> Status {
-        auto& plan = plans[to_compress[k]];
-        return compress_file(*plan.entry, options.compression, outputs[k], plan, origin);
+    std::vector<fs::path> outputs;
+    for (std::size_t i = 0; i < now.size(); ++i)
+        outputs.push_back(archive.spool->new_file("c"));
+    TW_TRY(parallel_for(now.size(), compression_threads(options), [&](std::size_t k) -> Status {
+        auto& plan = plans[now[k]];
+        auto c = compress_to(*plan.entry, options.compression, outputs[k], origin);
+        if (!c)
+            return std::unexpected(c.error());
+        plan.file = c->file;
+        plan.descriptor = c->descriptor;
+        return {};
     }));
+    // The uncompressed copies are no longer needed: free TMPDIR early.
+    for (auto i : to_compress) {
+        std::error_code ec;
+        fs::remove(plans[i].entry->file, ec);
+    }
 
     // Docker schema 2 (what docker push writes) when every layer is gzip; otherwise OCI, which has the
     // zstd and uncompressed layer types Docker's schema lacks.
@@ -407,11 +518,22 @@ Result<std::unique_ptr<image::ImageSource>> build_from_docker_manifest(SpooledAr
 Result<std::unique_ptr<image::ImageSource>> open_docker_archive_stream(std::unique_ptr<image::BlobReader> stream,
                                                                         std::string origin, const SourceOptions& options) {
     ArchiveLimits limits;
-    auto archive = spool_tar(*stream, origin, limits);
+    std::optional<LayerCompressor> compressor;
+    SpooledFileHook hook;
+    if (options.compression != Compression::none) {
+        compressor.emplace(options.compression, compression_threads(options), origin);
+        hook = [&](const SpooledEntry& entry, const std::shared_ptr<SpoolDir>& spool) {
+            if (entry.kind == ContentKind::tar)
+                compressor->add(entry, spool);
+        };
+    }
+    auto archive = spool_tar(*stream, origin, limits, hook);
+    // Joined on every path, before the spool directory may go.
+    auto early = compressor ? compressor->wait() : std::map<fs::path, Result<Compressed>>{};
     if (!archive)
         return std::unexpected(archive.error());
     if (archive->find("manifest.json"))
-        return build_from_docker_manifest(std::move(*archive), origin, options, limits);
+        return build_from_docker_manifest(std::move(*archive), origin, options, limits, early);
     if (archive->find("index.json"))
         return open_spooled_oci_layout(std::move(*archive), origin, options.source_tag,
                                        origin.substr(0, origin.find(':')));

@@ -166,7 +166,8 @@ Result<std::string> SpooledArchive::read_text(const SpooledEntry& entry, std::ui
     return out;
 }
 
-Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& origin, const ArchiveLimits& limits) {
+Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& origin, const ArchiveLimits& limits,
+                                 const SpooledFileHook& on_file) {
     auto spool = SpoolDir::create();
     if (!spool)
         return std::unexpected(spool.error());
@@ -310,6 +311,8 @@ Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& o
         }
         out.by_name[*name] = out.entries.size();
         out.entries.push_back(std::move(spooled));
+        if (on_file)
+            on_file(out.entries.back(), out.spool);
     }
     // The rest of the stream (tar padding after the end-of-archive blocks): read it so a producer writing
     // into a pipe (docker save | tagwarden) does not fail on a closed pipe.
