@@ -175,6 +175,37 @@ class HostileArchives(RegistryTestCase):
         self.assertEqual(os.listdir(self.spool_root), [], "the temporary directory must be removed after " + sig.name)
         self.assertEqual(len(self.registry.requests()), before)
 
+    def test_layers_are_compressed_while_the_stream_is_still_read(self):
+        # Everything but the end-of-archive blocks goes down the pipe, which stays open: the layers (tars)
+        # are compressed already, before the stream has ended (issue 11: compressed on the way).
+        with open(self.valid, "rb") as f:
+            data = f.read()
+        self.assertEqual(data[-1024:], b"\0" * 1024, "a tar ends in two zero blocks")
+        repo = self.repo()
+        args = [deps.tagwarden_bin(), "push", "docker-archive:-", self.target(repo, "1"), "--plain-http"]
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=tw.clean_env(self.env()), cwd=self.tmp)
+        try:
+            proc.stdin.write(data[:-1024])
+            proc.stdin.flush()
+            compressed = []
+            deadline = time.monotonic() + 30
+            while len(compressed) < 2 and time.monotonic() < deadline:
+                compressed = [os.path.join(root, f) for root, _dirs, files in os.walk(self.spool_root)
+                              for f in files if f.startswith("c") and os.path.getsize(os.path.join(root, f)) > 0]
+                time.sleep(0.02)
+            self.assertIsNone(proc.poll(), "tagwarden still waits for the end of the stream")
+            self.assertEqual(len(compressed), 2, "both layers compressed before the stream ended")
+            out, err = proc.communicate(input=data[-1024:], timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 0, err.decode())
+        self.assertIn(f"/{repo}@sha256:", out.decode())
+        self.assertNotIn("compressing", err.decode(), "no layer was left to compress after the read")
+        self.assertEqual(os.listdir(self.spool_root), [])
+
     def test_sigterm_during_stdin_read_removes_spool(self):
         self._interrupt_stdin_read(signal.SIGTERM, 143)
 
