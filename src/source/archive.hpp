@@ -31,9 +31,9 @@ struct ArchiveLimits {
     std::size_t max_layers = 1000;                             // layers of one image
 };
 
-// A private directory (mode 0700) under $TMPDIR, named tagwarden-spool-<pid>-XXXXXX, removed with
+// A private directory (mode 0700) under $TMPDIR, named tagwarden-spool-<pid>-<host>-XXXXXX, removed with
 // everything in it when the last owner lets go. Creating one first removes the spool directories that
-// dead tagwarden processes (SIGKILL) left behind.
+// dead tagwarden processes of this host (SIGKILL) left behind; another host's are never touched.
 class SpoolDir {
 public:
     static Result<std::shared_ptr<SpoolDir>> create();

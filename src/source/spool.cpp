@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,13 +20,26 @@ namespace {
 
 constexpr std::string_view k_spool_prefix = "tagwarden-spool-";
 
+// This machine's name as it appears in spool names ([A-Za-z0-9], at most 24): a /tmp shared between
+// machines or PID namespaces holds spools whose pid means nothing here, and those are never swept.
+std::string host_tag() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0)
+        name[0] = '\0';
+    std::string tag;
+    for (const char* c = name; *c && tag.size() < 24; ++c)
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))
+            tag += *c;
+    return tag.empty() ? "host" : tag;
+}
+
 fs::path temp_root() {
     const char* tmpdir = std::getenv("TMPDIR");
     return fs::path(tmpdir && *tmpdir ? tmpdir : "/tmp");
 }
 
 // Spool directories of processes that no longer exist (a SIGKILLed run cannot clean up after itself).
-void remove_stale_spools(const fs::path& root) {
+void remove_stale_spools(const fs::path& root, const std::string& host) {
     std::error_code ec;
     fs::directory_iterator it(root, ec);
     if (ec)
@@ -36,9 +50,13 @@ void remove_stale_spools(const fs::path& root) {
         auto name = it->path().filename().string();
         if (!name.starts_with(k_spool_prefix))
             continue;
+        // tagwarden-spool-<pid>-<host>-XXXXXX
         auto rest = std::string_view(name).substr(k_spool_prefix.size());
         auto dash = rest.find('-');
         if (dash == std::string_view::npos || dash == 0)
+            continue;
+        auto host_end = rest.find('-', dash + 1);
+        if (host_end == std::string_view::npos || rest.substr(dash + 1, host_end - dash - 1) != host)
             continue;
         pid_t pid = 0;
         bool numeric = true;
@@ -94,8 +112,10 @@ private:
 
 Result<std::shared_ptr<SpoolDir>> SpoolDir::create() {
     auto root = temp_root();
-    remove_stale_spools(root);
-    auto pattern = (root / (std::string(k_spool_prefix) + std::to_string(::getpid()) + "-XXXXXX")).string();
+    auto host = host_tag();
+    remove_stale_spools(root, host);
+    auto pattern =
+        (root / (std::string(k_spool_prefix) + std::to_string(::getpid()) + "-" + host + "-XXXXXX")).string();
     // mkdtemp creates the directory with mode 0700.
     if (::mkdtemp(pattern.data()) == nullptr)
         return fail(ErrorKind::internal, "cannot create a temporary directory in " + root.string() + ": " +

@@ -5,6 +5,7 @@ nothing lands outside tagwarden's temporary directory, and that directory is gon
 import json
 import os
 import signal
+import socket
 import subprocess
 import tarfile
 import time
@@ -142,11 +143,15 @@ class HostileArchives(RegistryTestCase):
 
     def test_stale_spool_of_dead_process_is_swept(self):
         # PID 4194305 is above Linux's largest pid_max: no such process can exist.
-        stale = os.path.join(self.spool_root, "tagwarden-spool-4194305-AbCdEf")
+        host = "".join(c for c in socket.gethostname() if c.isascii() and c.isalnum())[:24] or "host"
+        stale = os.path.join(self.spool_root, f"tagwarden-spool-4194305-{host}-AbCdEf")
         os.makedirs(os.path.join(stale, "layout"))
+        # Another machine's (a TMPDIR shared across hosts or containers): its pid means nothing here.
+        elsewhere = os.path.join(self.spool_root, "tagwarden-spool-4194305-otherhost-AbCdEf")
+        os.makedirs(elsewhere)
         repo = self.repo()
         self.assert_pushed(self.push(f"docker-archive:{self.valid}", self.target(repo, "1"), env=self.env()), repo)
-        self.assertEqual(os.listdir(self.spool_root), [])
+        self.assertEqual(os.listdir(self.spool_root), [os.path.basename(elsewhere)])
 
     def _interrupt_stdin_read(self, sig, code):
         with open(self.valid, "rb") as f:

@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
+#include <cctype>
 #include <cstdlib>
+#include <unistd.h>
 #include <sys/sysmacros.h>
 #include <filesystem>
 #include <random>
@@ -394,9 +396,19 @@ TEST_CASE("an oci-archive is an OCI layout in a tar, plain or gzip", "[source][a
 TEST_CASE("spool directories of dead processes are swept", "[source][archive]") {
     TempDir tmp;
     // PID 2^22+1 is above Linux's pid_max limit: it cannot be running.
-    auto stale = tmp.dir / "tagwarden-spool-4194305-abcdef";
+    char name[256] = {};
+    REQUIRE(::gethostname(name, sizeof name - 1) == 0);
+    std::string host;
+    for (const char* c = name; *c && host.size() < 24; ++c)
+        if (std::isalnum(static_cast<unsigned char>(*c)))
+            host += *c;
+    auto stale = tmp.dir / ("tagwarden-spool-4194305-" + (host.empty() ? std::string("host") : host) + "-abcdef");
     fs::create_directories(stale / "layout");
+    // Another host's spool (a /tmp shared across machines or containers): its pid means nothing here.
+    auto elsewhere = tmp.dir / "tagwarden-spool-4194305-otherhost-abcdef";
+    fs::create_directories(elsewhere);
     auto src = open_stream(make_tar(docker_save({layer_tar("a", "x")})));
     REQUIRE(src);
     CHECK_FALSE(fs::exists(stale));
+    CHECK(fs::exists(elsewhere));
 }
