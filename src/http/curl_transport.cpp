@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstring>
 #include <mutex>
@@ -128,11 +129,23 @@ public:
         ensure_global_init();
         for (const auto& entry : m_options.resolve)
             m_resolve = curl_slist_append(m_resolve, entry.c_str());
+        // TLS sessions and DNS answers are shared by every pooled handle: a worker's new connection
+        // resumes the session another worker negotiated instead of a full handshake.
+        m_share = curl_share_init();
+        if (m_share) {
+            curl_share_setopt(m_share, CURLSHOPT_LOCKFUNC, &share_lock);
+            curl_share_setopt(m_share, CURLSHOPT_UNLOCKFUNC, &share_unlock);
+            curl_share_setopt(m_share, CURLSHOPT_USERDATA, this);
+            curl_share_setopt(m_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+            curl_share_setopt(m_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+        }
     }
 
     ~CurlTransport() override {
         for (CURL* h : m_pool)
             curl_easy_cleanup(h);
+        if (m_share)
+            curl_share_cleanup(m_share);
         curl_slist_free_all(m_resolve);
     }
     CurlTransport(const CurlTransport&) = delete;
@@ -165,6 +178,17 @@ public:
     }
 
 private:
+    static void share_lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+        static_cast<CurlTransport*>(user)->share_mutex(data).lock();
+    }
+    static void share_unlock(CURL*, curl_lock_data data, void* user) {
+        static_cast<CurlTransport*>(user)->share_mutex(data).unlock();
+    }
+    std::mutex& share_mutex(curl_lock_data data) {
+        auto index = static_cast<std::size_t>(data);
+        return m_share_mutexes[index < m_share_mutexes.size() ? index : 0];
+    }
+
     CURL* acquire() {
         {
             std::lock_guard lock(m_mutex);
@@ -198,6 +222,13 @@ private:
 
         curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        if (m_share)
+            curl_easy_setopt(h, CURLOPT_SHARE, m_share);
+        // HTTP/1.1 for every request, measured (bench/RESULTS.md, push-tls): over TLS, curl's default
+        // HTTP/2 made a 1 GiB push with 4 workers take 1.8x as long as HTTP/1.1 (each worker's big body
+        // crawls through its own h2 connection's flow-control window), and HTTP/1.1 for blob bodies only
+        // cost a second connection per worker (1.25x). Larger upload buffers than curl's 64 KiB gained nothing.
+        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -287,6 +318,8 @@ private:
 
     TransportOptions m_options;
     curl_slist* m_resolve = nullptr;
+    CURLSH* m_share = nullptr;
+    std::array<std::mutex, CURL_LOCK_DATA_LAST> m_share_mutexes;  // one per kind of shared data
     std::mutex m_mutex;
     std::vector<CURL*> m_pool;
 };

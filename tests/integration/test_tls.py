@@ -20,6 +20,18 @@ class PushTls(RegistryTestCase):
         self.assertEqual(interop.inspect(self.registry, f"{repo}:1.0.0")["Digest"], digest)
         self.assert_exit(self.verify(self.target(repo, "1.0.0")), 0)
 
+    def test_every_request_is_http_1_1(self):
+        # The registry offers HTTP/2 (ALPN h2); tagwarden asks for HTTP/1.1, which pushed big blobs over TLS
+        # in about half the time (bench/RESULTS.md, push-tls).
+        layout, _image = self.image(layers=3)
+        repo = self.repo()
+        mark = len(self.registry.requests())
+        self.assert_pushed(self.push(f"oci:{layout}", self.target(repo, "1.0.0")), repo)
+        seen = self.registry.requests()[mark:]
+        self.assertTrue(any(r.method == "PUT" for r in seen), seen)
+        protocols = {f"{r.method} {r.path}": r.protocol for r in seen if r.protocol != "HTTP/1.1"}
+        self.assertEqual(protocols, {}, "requests not sent over HTTP/1.1")
+
     def test_push_without_ca_file_fails_on_the_certificate(self):
         layout, _image = self.image()
         repo = self.repo()

@@ -36,7 +36,7 @@ REGISTRY_BIN = "/usr/bin/docker-registry"
 # gorilla/handlers CombinedLoggingHandler, which docker-registry writes to stdout:
 # 127.0.0.1 - - [22/Nov/2026:00:32:09 +0000] "GET /v2/ HTTP/1.1" 200 2 "" "curl/7.88.1"
 _ACCESS_RE = re.compile(
-    r'^(?P<remote>\S+) \S+ (?P<user>\S+) \[[^\]]*\] "(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" '
+    r'^(?P<remote>\S+) \S+ (?P<user>\S+) \[[^\]]*\] "(?P<method>[A-Z]+) (?P<uri>\S+) (?P<protocol>HTTP/[0-9.]+)" '
     r'(?P<status>\d{3}) (?P<size>\S+)(?: "(?P<referer>[^"]*)" "(?P<agent>[^"]*)")?')
 
 
@@ -54,9 +54,10 @@ def free_port():
 class Request:
     """One line of the registry's access log."""
 
-    __slots__ = ("method", "uri", "path", "status", "user", "agent")
+    __slots__ = ("method", "uri", "path", "status", "user", "agent", "protocol")
 
-    def __init__(self, method, uri, status, user, agent):
+    def __init__(self, method, uri, status, user, agent, protocol="HTTP/1.1"):
+        self.protocol = protocol  # as the log says: "HTTP/1.1", "HTTP/2.0"
         self.method = method
         self.uri = uri
         self.path = uri.split("?", 1)[0]
@@ -349,7 +350,7 @@ class Registry:
             match = _ACCESS_RE.match(line)
             if match:
                 found.append(Request(match["method"], match["uri"], int(match["status"]),
-                                     match["user"], match["agent"] or ""))
+                                     match["user"], match["agent"] or "", match["protocol"]))
         return found
 
     def count_requests(self, method=None, path_regex=None, status=None, since=0):
