@@ -32,12 +32,12 @@ struct Entry {
     bool matchable = true;
 };
 
-std::string quoted(std::string_view text) {
+std::string in_quotes(std::string_view text) {
     return "\"" + std::string(text) + "\"";
 }
 
 std::string entry_name(const Entry& entry) {
-    return std::string(entry.prefix ? "prefix " : "pattern ") + quoted(entry.text);
+    return std::string(entry.prefix ? "prefix " : "pattern ") + in_quotes(entry.text);
 }
 
 std::string entries_name(const std::vector<Entry>& entries) {
@@ -177,11 +177,11 @@ class Linter {
         for (const auto& e : r.entries) {
             if (e.prefix && e.text.find('*') != std::string::npos) {
                 add("prefix-contains-wildcard", Severity::warning, r.priority(),
-                    "tagPrefixList entry " + quoted(e.text) +
+                    "tagPrefixList entry " + in_quotes(e.text) +
                         " contains '*', which a prefix matches literally; no tag contains '*', so the rule "
                         "selects "
                         "nothing",
-                    "use \"tagPatternList\": [" + quoted(e.text) + "] for a wildcard match");
+                    "use \"tagPatternList\": [" + in_quotes(e.text) + "] for a wildcard match");
             } else if (!e.matchable) {
                 add("pattern-unmatchable", Severity::warning, r.priority(),
                     entry_name(e) +
@@ -287,7 +287,7 @@ class Linter {
         if (shield(i, env))
             return;
         const std::string& name = env.name;
-        const std::string tags = name + " tags (" + quoted(env.strict.text()) + ")";
+        const std::string tags = name + " tags (" + in_quotes(env.strict.text()) + ")";
         bool covers = r.status() == TagStatus::any ||
                       std::all_of(r.entries.begin(), r.entries.end(),
                                   [&](const Entry& e) { return shape_covers(e.shape, env.strict); });
@@ -343,11 +343,11 @@ class Linter {
             }
             add("protected-tag-overbroad", Severity::error, r.priority(),
                 "this rule selects every " + name + " image and other images too (" + what +
-                    (example.empty() ? "" : " also matches e.g. " + quoted(example)) +
+                    (example.empty() ? "" : " also matches e.g. " + in_quotes(example)) +
                     "): all of them share the " + kept + " kept slots, so pushes of other images expire " +
                     name + " images",
                 "narrow the selection to the " + name + " tags only, e.g. \"tagPatternList\": [" +
-                    quoted(env.loose.text()) + "], and give other images their own rules");
+                    in_quotes(env.loose.text()) + "], and give other images their own rules");
             return;
         }
         std::optional<std::string> direct;
@@ -360,7 +360,7 @@ class Linter {
         }
         if (direct) {
             add("protected-tag-match", Severity::error, r.priority(),
-                "the rule's " + what + " also matches " + tags + ", e.g. " + quoted(*direct) +
+                "the rule's " + what + " also matches " + tags + ", e.g. " + in_quotes(*direct) +
                     ": those images are counted and expired with the others once more than " + kept +
                     " match",
                 "exclude " + name + " tags from this selection, or " + shield_example(env, r.priority()));
