@@ -46,6 +46,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # tagwarden_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # Depends from dpkg-shlibdeps: libc6, libcurl4, libssl3, libyaml-cpp, ...
+# libarchive is loaded with dlopen (only archive sources need it), so dpkg-shlibdeps cannot see it.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libarchive13 (>= 3.6)")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates")
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS OFF)
 include(CPack)

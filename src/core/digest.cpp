@@ -1,6 +1,10 @@
 #include <tagwarden/core/digest.hpp>
 
-#include <openssl/evp.h>
+// The low-level SHA-256 interface (deprecated in OpenSSL 3, not removed): the same assembly as EVP's, but
+// without the provider machinery that EVP_DigestInit fetches on first use. A push hashes every blob, so
+// EVP pulled about 2 MiB of libcrypto into the resident set of every run (bench/RESULTS.md).
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include <stdexcept>
 
@@ -56,27 +60,25 @@ std::string_view Digest::hex() const {
 }
 
 struct Sha256::Impl {
-    EVP_MD_CTX* ctx = nullptr;
+    SHA256_CTX ctx{};
 };
 
 Sha256::Sha256() : m_impl(std::make_unique<Impl>()) {
-    m_impl->ctx = EVP_MD_CTX_new();
-    if (!m_impl->ctx || EVP_DigestInit_ex(m_impl->ctx, EVP_sha256(), nullptr) != 1)
+    if (SHA256_Init(&m_impl->ctx) != 1)
         throw std::runtime_error("OpenSSL: cannot initialise SHA-256");
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(m_impl->ctx); }
+Sha256::~Sha256() = default;
 
 void Sha256::update(const void* data, std::size_t size) {
     if (size)
-        EVP_DigestUpdate(m_impl->ctx, data, size);
+        SHA256_Update(&m_impl->ctx, data, size);
 }
 
 Digest Sha256::finish() {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(m_impl->ctx, out, &len);
-    return *Digest::parse("sha256:" + to_hex(out, len));
+    unsigned char out[SHA256_DIGEST_LENGTH];
+    SHA256_Final(out, &m_impl->ctx);
+    return *Digest::parse("sha256:" + to_hex(out, sizeof out));
 }
 
 std::string to_hex(const unsigned char* data, std::size_t size) {

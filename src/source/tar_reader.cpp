@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <optional>
 #include <sys/stat.h>
@@ -53,7 +54,65 @@ std::string printable(std::string_view name) {
     return name.size() > 200 ? out + "…" : out;
 }
 
+// libarchive is loaded when an archive is first read, not linked: the library and what it pulls in
+// (libxml2, ICU, liblzma, liblz4, libbz2, libacl, nettle) added about 1.5 MiB to the resident size of
+// every run, archive or not (bench/RESULTS.md).
+#define TW_LIBARCHIVE_FUNCTIONS(X) \
+    X(archive_entry_filetype) \
+    X(archive_entry_hardlink) \
+    X(archive_entry_pathname) \
+    X(archive_entry_size) \
+    X(archive_entry_size_is_set) \
+    X(archive_entry_sparse_count) \
+    X(archive_entry_symlink) \
+    X(archive_error_string) \
+    X(archive_read_data) \
+    X(archive_read_free) \
+    X(archive_read_new) \
+    X(archive_read_next_header) \
+    X(archive_read_open) \
+    X(archive_read_support_filter_gzip) \
+    X(archive_read_support_filter_zstd) \
+    X(archive_read_support_format_tar) \
+    X(archive_set_error)
+
+struct LibArchive {
+#define TW_LIBARCHIVE_POINTER(name) decltype(&::name) name = nullptr;
+    TW_LIBARCHIVE_FUNCTIONS(TW_LIBARCHIVE_POINTER)
+#undef TW_LIBARCHIVE_POINTER
+};
+
+constexpr const char* k_libarchive_soname = "libarchive.so.13";
+
+Result<LibArchive> load_libarchive() {
+    const std::string fix = " (docker-archive:, oci-archive: and docker-daemon: sources read tar archives with it; "
+                            "install it: apt-get install libarchive13)";
+    void* handle = ::dlopen(k_libarchive_soname, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char* why = ::dlerror();
+        return fail(ErrorKind::internal, std::string("cannot load ") + k_libarchive_soname + ": " +
+                                             (why ? why : "not found") + fix);
+    }
+    LibArchive lib;
+#define TW_LIBARCHIVE_RESOLVE(name)                                                                         \
+    lib.name = reinterpret_cast<decltype(lib.name)>(::dlsym(handle, #name));                              \
+    if (!lib.name)                                                                                          \
+        return fail(ErrorKind::internal, std::string(k_libarchive_soname) + " lacks " #name + fix);
+    TW_LIBARCHIVE_FUNCTIONS(TW_LIBARCHIVE_RESOLVE)
+#undef TW_LIBARCHIVE_RESOLVE
+    return lib;  // the handle stays open for the life of the process
+}
+
+// The loaded library, once per process; an error when it cannot be loaded.
+Result<const LibArchive*> libarchive() {
+    static const Result<LibArchive> loaded = load_libarchive();
+    if (!loaded)
+        return std::unexpected(loaded.error());
+    return &*loaded;
+}
+
 struct ReadContext {
+    const LibArchive* lib = nullptr;
     image::BlobReader* stream = nullptr;
     std::vector<char> buffer = std::vector<char>(k_read_chunk);
     std::optional<Error> error;
@@ -64,7 +123,7 @@ la_ssize_t read_callback(struct archive* a, void* opaque, const void** data) {
     auto n = ctx->stream->read(ctx->buffer.data(), ctx->buffer.size());
     if (!n) {
         ctx->error = n.error();
-        archive_set_error(a, EIO, "%s", n.error().message.c_str());
+        ctx->lib->archive_set_error(a, EIO, "%s", n.error().message.c_str());
         return -1;
     }
     *data = ctx->buffer.data();
@@ -72,8 +131,15 @@ la_ssize_t read_callback(struct archive* a, void* opaque, const void** data) {
 }
 
 struct ArchiveHandle {
-    struct archive* a = archive_read_new();
-    ~ArchiveHandle() { archive_read_free(a); }
+    explicit ArchiveHandle(const LibArchive* library) : lib(library), a(library->archive_read_new()) {}
+    ~ArchiveHandle() {
+        if (a)
+            lib->archive_read_free(a);
+    }
+    ArchiveHandle(const ArchiveHandle&) = delete;
+    ArchiveHandle& operator=(const ArchiveHandle&) = delete;
+    const LibArchive* lib;
+    struct archive* a;
 };
 
 struct FileHandle {
@@ -174,27 +240,32 @@ Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& o
     SpooledArchive out;
     out.spool = std::move(*spool);
 
-    ArchiveHandle handle;
+    auto loaded = libarchive();
+    if (!loaded)
+        return std::unexpected(loaded.error());
+    const LibArchive* lib = *loaded;
+    ArchiveHandle handle(lib);
     auto* a = handle.a;
     if (!a)
         return fail(ErrorKind::internal, "libarchive: out of memory");
     // Only in-library decompressors: support_filter_all could run external programs (lzop, lrzip, ...).
-    if (archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
-        archive_read_support_format_tar(a) != ARCHIVE_OK)
+    if (lib->archive_read_support_filter_gzip(a) != ARCHIVE_OK || lib->archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
+        lib->archive_read_support_format_tar(a) != ARCHIVE_OK)
         return fail(ErrorKind::internal, std::string("libarchive lacks gzip, zstd or tar support: ") +
-                                             (archive_error_string(a) ? archive_error_string(a) : ""));
+                                             (lib->archive_error_string(a) ? lib->archive_error_string(a) : ""));
     ReadContext ctx;
+    ctx.lib = lib;
     ctx.stream = &stream;
     auto corrupt = [&](const std::string& what) -> Error {
         if (ctx.error)
             return ctx.error->with_context(origin);
         if (cancel::should_stop())
             return cancel::cancelled_error("reading " + origin);
-        const char* text = archive_error_string(a);
+        const char* text = lib->archive_error_string(a);
         return Error(ErrorKind::invalid_input, origin + ": " + what + ": " + (text ? text : "unreadable archive") +
                                                    " (a truncated or corrupt archive: nothing was pushed)");
     };
-    if (archive_read_open(a, &ctx, nullptr, &read_callback, nullptr) != ARCHIVE_OK)
+    if (lib->archive_read_open(a, &ctx, nullptr, &read_callback, nullptr) != ARCHIVE_OK)
         return fail(corrupt("not a tar archive"));
 
     std::vector<char> buffer(k_read_chunk);
@@ -204,7 +275,7 @@ Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& o
     while (true) {
         if (cancel::should_stop())
             return fail(cancel::cancelled_error("reading " + origin));
-        int rc = archive_read_next_header(a, &entry);
+        int rc = lib->archive_read_next_header(a, &entry);
         if (rc == ARCHIVE_EOF)
             break;
         if (rc < ARCHIVE_WARN)
@@ -212,7 +283,7 @@ Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& o
         if (++count > limits.max_entries)
             return fail(ErrorKind::invalid_input, origin + ": more than " + std::to_string(limits.max_entries) +
                                                       " entries; refusing the archive");
-        const char* raw_name = archive_entry_pathname(entry);
+        const char* raw_name = lib->archive_entry_pathname(entry);
         if (!raw_name)
             return fail(ErrorKind::invalid_input, origin + ": entry " + std::to_string(count) + " has no name");
         std::string_view raw(raw_name);
@@ -223,7 +294,7 @@ Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& o
         if (!name)
             return fail(name.error().with_context(origin + ": refusing the archive"));
 
-        if (const char* hard = archive_entry_hardlink(entry)) {
+        if (const char* hard = lib->archive_entry_hardlink(entry)) {
             std::string_view target(hard);
             if (target.size() > limits.max_path_length)
                 return fail(ErrorKind::invalid_input, origin + ": hard link '" + printable(raw) + "' has a target longer than " +
@@ -237,11 +308,11 @@ Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& o
             out.links[*name] = *resolved;
             continue;
         }
-        auto type = archive_entry_filetype(entry);
+        auto type = lib->archive_entry_filetype(entry);
         if (type == AE_IFDIR)
             continue;  // nothing is created for directories: files are named by ordinal
         if (type == AE_IFLNK) {
-            const char* target = archive_entry_symlink(entry);
+            const char* target = lib->archive_entry_symlink(entry);
             std::string_view t(target ? target : "");
             if (t.size() > limits.max_path_length)
                 return fail(ErrorKind::invalid_input, origin + ": symlink '" + printable(raw) + "' has a target longer than " +
@@ -257,13 +328,13 @@ Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& o
         if (type != AE_IFREG)
             return fail(ErrorKind::invalid_input, origin + ": refusing the archive: entry '" + printable(raw) +
                                                       "' is a device, FIFO or socket; an image archive holds only files and directories");
-        if (archive_entry_sparse_count(entry) > 0)
+        if (lib->archive_entry_sparse_count(entry) > 0)
             return fail(ErrorKind::invalid_input, origin + ": refusing the archive: entry '" + printable(raw) + "' is a sparse file");
         if (name->empty())
             return fail(ErrorKind::invalid_input, origin + ": refusing the archive: a file entry names the archive root");
         if (out.by_name.contains(*name) || out.links.contains(*name))
             return fail(ErrorKind::invalid_input, origin + ": refusing the archive: entry '" + printable(*name) + "' appears twice");
-        auto declared = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : 0;
+        auto declared = lib->archive_entry_size_is_set(entry) ? lib->archive_entry_size(entry) : 0;
         if (declared < 0 || static_cast<std::uint64_t>(declared) > limits.max_entry_bytes)
             return fail(ErrorKind::invalid_input, origin + ": entry '" + printable(*name) + "' is larger than " +
                                                       std::to_string(limits.max_entry_bytes >> 30) + " GiB; refusing the archive");
@@ -283,7 +354,7 @@ Result<SpooledArchive> spool_tar(image::BlobReader& stream, const std::string& o
         while (true) {
             if (cancel::should_stop())
                 return fail(cancel::cancelled_error("reading " + origin));
-            auto n = archive_read_data(a, buffer.data(), buffer.size());
+            auto n = lib->archive_read_data(a, buffer.data(), buffer.size());
             if (n < 0)
                 return fail(corrupt("entry '" + printable(*name) + "'"));
             if (n == 0)

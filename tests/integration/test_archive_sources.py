@@ -245,3 +245,58 @@ class ArchiveSources(RegistryTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LibarchiveLoadedOnDemand(RegistryTestCase):
+    """libarchive (and libxml2, ICU, liblzma... behind it) is loaded only when an archive is read:
+    linked, it cost every run about 1.5 MiB of resident memory (bench/RESULTS.md)."""
+
+    registry_mode = "plain"
+
+    def maps_while_running(self, args, stdin):
+        """The shared objects a running tagwarden has mapped, read while it waits on ``stdin`` or a registry."""
+        import subprocess
+        import time
+        proc = subprocess.Popen([deps.tagwarden_bin(), *args], stdin=stdin, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=tw.clean_env(), cwd=self.tmp)
+        try:
+            deadline = time.monotonic() + 20
+            mapped = ""
+            while time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.3)
+                with open(f"/proc/{proc.pid}/maps") as f:
+                    mapped = f.read()
+                if "libcurl" in mapped and ("libarchive" in mapped or time.monotonic() > deadline - 17):
+                    break
+            self.assertIsNone(proc.poll(), "tagwarden should still be waiting")
+            return mapped
+        finally:
+            proc.kill()
+            proc.wait()
+
+    def test_an_oci_layout_push_does_not_load_libarchive(self):
+        import socket
+        layout, _image = self.image()
+        # A registry that accepts the connection and never answers: the push waits on its first request.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        try:
+            mapped = self.maps_while_running(
+                ["push", "--plain-http", f"oci:{layout}", f"127.0.0.1:{silent.getsockname()[1]}/x:1"], None)
+        finally:
+            silent.close()
+        self.assertIn("libcurl", mapped)
+        self.assertNotIn("libarchive", mapped)
+
+    def test_a_docker_archive_from_stdin_loads_it(self):
+        import os as _os
+        read_end, write_end = _os.pipe()
+        try:
+            _os.write(write_end, b"\0" * 1024)  # the start of a tar that never ends
+            mapped = self.maps_while_running(
+                ["push", "--plain-http", "docker-archive:-", f"{self.registry.host}/x:1"], read_end)
+        finally:
+            _os.close(read_end)
+            _os.close(write_end)
+        self.assertIn("libarchive.so.13", mapped)
