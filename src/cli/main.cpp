@@ -9,6 +9,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
 #include <exception>
 #include <iostream>
 
@@ -31,11 +33,34 @@ const Command k_commands[] = {
     {"lock", &setup_lock_command},
 };
 
+// Debian's libcurl links librtmp, which links GnuTLS, whose load-time constructor initialises it (p11-kit
+// trust modules, nettle, gmp) in every process: about 0.7 MiB resident for a library tagwarden never calls
+// (curl speaks TLS through OpenSSL here). GnuTLS skips that when GNUTLS_NO_IMPLICIT_INIT is set when it is
+// loaded, so tagwarden re-executes itself once with it set; the re-executed process removes both variables,
+// so the programs it runs (credential helpers) get the environment it was given. The same pid throughout:
+// a CI runner's signals reach it. When the re-exec is impossible (no /proc), the run goes on as it is.
+void skip_gnutls_initialisation(char** argv) {
+    constexpr const char* k_marker = "TAGWARDEN_GNUTLS_REEXEC";
+    if (std::getenv(k_marker)) {
+        ::unsetenv(k_marker);
+        ::unsetenv("GNUTLS_NO_IMPLICIT_INIT");
+        return;
+    }
+    if (std::getenv("GNUTLS_NO_IMPLICIT_INIT"))
+        return;  // already the case: nothing to gain
+    ::setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 1);
+    ::setenv(k_marker, "1", 1);
+    ::execv("/proc/self/exe", argv);
+    ::unsetenv(k_marker);  // exec failed: carry on in this process
+    ::unsetenv("GNUTLS_NO_IMPLICIT_INIT");
+}
+
 } // namespace
 } // namespace tagwarden::cli
 
 int main(int argc, char** argv) {
     using namespace tagwarden;
+    cli::skip_gnutls_initialisation(argv);
     CLI::App app{"tagwarden: push images to OCI registries (Amazon ECR first) and refuse the pushes that break "
                  "releases"};
     app.set_version_flag("--version", std::string("tagwarden ") + TAGWARDEN_VERSION);

@@ -74,6 +74,22 @@ class PushWithCredentials(RegistryTestCase):
         self.assertTrue(any(self.host in c["server"] for c in calls), f"the helper must be asked for {self.host}: {calls}")
         tw.assert_no_secret(self, proc, *self.secrets())
 
+    def test_programs_it_runs_get_the_environment_it_was_given(self):
+        # tagwarden re-executes itself with GNUTLS_NO_IMPLICIT_INIT (and a marker) set, to spare the memory
+        # GnuTLS's load-time initialisation costs; the re-executed process removes both, so a credential
+        # helper sees neither, and a value the user set is left alone.
+        layout, _image = self.image()
+        for i, given in enumerate(({}, {"GNUTLS_NO_IMPLICIT_INIT": "1"})):
+            repo = self.repo()
+            env, log = self.helper_env(f"twenv{i}", {self.host: (self.registry.username, self.registry.password)})
+            env["DOCKER_CONFIG"] = self.docker_config({"credHelpers": {self.host: f"twenv{i}"}})
+            env.update(given)
+            proc = tw.run_tagwarden("push", f"oci:{layout}", self.target(repo, "1.0.0"), env=env)
+            self.assert_pushed(proc, repo)
+            calls = tw.read_helper_log(log)
+            self.assertTrue(calls, "the helper was never run")
+            self.assertEqual([c["gnutls_env"] for c in calls], [given] * len(calls))
+
     def test_docker_config_cred_helpers_per_registry(self):
         layout, image = self.image()
         repo = self.repo()

@@ -140,21 +140,23 @@ def write_credential_helper(directory, name, credentials, log_file=None):
     server URL on stdin and prints {"ServerURL", "Username", "Secret"} when ``credentials``
     ({host: (username, secret)}) has an entry for it (a URL or a bare host both match), or
     "credentials not found in native keychain" with exit 1. Each call is appended to
-    ``log_file`` as one JSON line {"action", "server"}.
+    ``log_file`` as one JSON line {"action", "server", "gnutls_env"} (the variables it was given whose
+    name contains GNUTLS).
     """
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"docker-credential-{name}")
     table = {host: {"Username": user, "Secret": secret} for host, (user, secret) in credentials.items()}
     python = shutil.which("python3") or "/usr/bin/python3"
     script = f"""#!{python}
-import json, sys
+import json, os, sys
 TABLE = {json.dumps(table)!r}
 LOG = {json.dumps(log_file)!r}
 action = sys.argv[1] if len(sys.argv) > 1 else ""
 server = sys.stdin.read().strip()
 if json.loads(LOG):
     with open(json.loads(LOG), "a") as f:
-        f.write(json.dumps({{"action": action, "server": server}}) + "\\n")
+        f.write(json.dumps({{"action": action, "server": server,
+                            "gnutls_env": {{k: v for k, v in os.environ.items() if "GNUTLS" in k}}}}) + "\\n")
 if action != "get":
     sys.stderr.write("unsupported action: " + action + "\\n")
     sys.exit(1)
