@@ -129,6 +129,7 @@ Result<guard::AwsServices> AwsContext::services(const std::string& registry_host
     if (!quotas)
         return std::unexpected(quotas.error());
     services.quotas = std::move(*quotas);
+    services.quota_cache = m_quota_cache;
     m_services[registry_host] = services;
     return services;
 }
