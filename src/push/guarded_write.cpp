@@ -99,14 +99,18 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
     std::optional<PhaseTimer> guards_timer(std::in_place, guards_time);
 
     // 1. Facts and guards: read-only, finished before any upload. The repository's facts and its tag
-    // mutability are independent reads: concurrently.
+    // mutability are independent reads: concurrently. Beside them, on ECR, the registry password the
+    // tag preflight will need (GetAuthorizationToken, cached in the ECR client the registry's keychain
+    // shares: fetched now instead of after the guards, still once; a failure is reported where it is used).
     Result<guard::RepositoryFacts> facts;
     Result<std::function<bool(const std::string&)>> immutable;
-    (void)parallel_for(2, 2, [&](std::size_t i) -> Status {
+    (void)parallel_for(3, 3, [&](std::size_t i) -> Status {
         if (i == 0)
             facts = guard::gather_facts(dest, client, aws, cfg, request.settings.quota.has_value());
-        else
+        else if (i == 1)
             immutable = guard::tag_immutability(dest, aws);
+        else if (aws.is_ecr() && request.registry_uses_ecr_token)
+            (void)aws.ecr->get_authorization_token();
         return {};
     });
     if (!facts)
