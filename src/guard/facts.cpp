@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <optional>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace tagwarden::guard {
@@ -269,8 +269,7 @@ Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::C
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
         log::info("images of " + dest.name() + " read again under the tag locks: " + std::to_string(facts.image_count) +
                   " image(s), " + std::to_string(std::max<std::int64_t>(1, (facts.image_count + 999) / 1000)) +
-                  " DescribeImages page(s) in " +
-                  std::to_string(ms.count()) + " ms");
+                  " DescribeImages page(s) in " + std::to_string(ms.count()) + " ms");
         return {};
     }
     if (!facts.quota && !quota_given)

@@ -4,7 +4,8 @@ guarded-push bench: tests/integration/test_guard_ecr_calls.py, bench/bench_guard
     made = ecr_seed.seed_repository(bed, "team/app", 5000, layout, info)   # [(digest, tag or None)]
 
 Seeding through the bed's data plane (ecr_images.SeedImage) costs a full moto DescribeImages per
-manifest PUT (the bed's quota check), so N images cost O(N^2): about 20 minutes for 5,000. Here the
+manifest PUT (the bed's quota check; moto lists 5,000 images in 0.6-0.9 s), so N images cost O(N^2):
+about half an hour for 5,000. This takes 15-25 s for 5,000 (6 s for 1,200) on 2 cores. Here the
 layout's blobs are uploaded once through the data plane, and then each image - the layout's manifest
 with an annotation ``tw.seed/n`` that makes it distinct - is
 
