@@ -59,4 +59,27 @@ QuotaValue get_images_per_repository_quota(AwsJsonClient& quotas) {
                      k_documented_images_per_repository);
 }
 
+QuotaValue QuotaCache::get(std::string_view account_id, AwsJsonClient& quotas, std::string_view service_code,
+                           std::string_view quota_code, double documented_default) {
+    std::string key = std::string(account_id) + "/" + quotas.region() + "/" + std::string(service_code) + "/" +
+                      std::string(quota_code);
+    // Held across the read: a second caller for the same run waits for the first read instead of repeating it.
+    std::lock_guard lock(m_mutex);
+    if (auto it = m_values.find(key); it != m_values.end())
+        return it->second;
+    auto value = get_quota(quotas, service_code, quota_code, documented_default);
+    m_values.emplace(std::move(key), value);
+    return value;
+}
+
+std::size_t QuotaCache::size() const {
+    std::lock_guard lock(m_mutex);
+    return m_values.size();
+}
+
+QuotaValue get_images_per_repository_quota(AwsJsonClient& quotas, QuotaCache& cache, std::string_view account_id) {
+    return cache.get(account_id, quotas, k_ecr_service_code, k_images_per_repository_quota,
+                     k_documented_images_per_repository);
+}
+
 } // namespace tagwarden::aws

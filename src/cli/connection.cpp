@@ -129,6 +129,7 @@ Result<guard::AwsServices> AwsContext::services(const std::string& registry_host
     if (!quotas)
         return std::unexpected(quotas.error());
     services.quotas = std::move(*quotas);
+    services.quota_cache = m_quota_cache;
     m_services[registry_host] = services;
     return services;
 }
@@ -179,6 +180,7 @@ push::GuardedWrite guarded_write_request(const Reference& destination, const Con
     write.lock_configured = locks.configured;
     write.lock_description = locks.backend->describe();
     write.in_ci = push::running_in_ci();
+    write.registry_uses_ecr_token = !connection.password_stdin;  // as connect() sets up the keychain
     write.on_guards = note_guards;
     note_locks(locks.set.get(), locks.backend->describe());
     return write;

@@ -29,8 +29,9 @@ struct ConnectionOptions {
 
 void add_connection_options(CLI::App* command, ConnectionOptions& options);
 
-// The AWS clients of one command: one credential chain, and per ECR registry host its ECR and Service
-// Quotas clients, made on first use. Owned by the command and passed down (no process-wide state).
+// The AWS clients of one command: one credential chain, one quota cache (a quota is read once per account
+// and region for the run), and per ECR registry host its ECR and Service Quotas clients, made on first
+// use. Owned by the command and passed down (no process-wide state).
 class AwsContext {
 public:
     // The services for `registry_host`: both null when it is not an ECR registry.
@@ -38,6 +39,7 @@ public:
 
 private:
     std::shared_ptr<aws::CredentialChain> m_chain;
+    std::shared_ptr<aws::QuotaCache> m_quota_cache = std::make_shared<aws::QuotaCache>();
     std::map<std::string, guard::AwsServices> m_services;
 };
 

@@ -59,6 +59,13 @@ std::string seconds_text(double s) {
     return buffer;
 }
 
+// Phase times are mostly well under a second: two decimals.
+std::string phase_seconds_text(double s) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.2f s", s);
+    return buffer;
+}
+
 // One Markdown table cell: no line breaks, pipes escaped, secrets masked.
 std::string cell(std::string_view text) {
     std::string out;
@@ -216,6 +223,13 @@ std::string success_summary(const std::string& command, const json& r) {
         }
         md << "\nverified: " << (r.value("verified", false) ? "yes" : "no")
            << (r.value("allOrNone", true) ? "" : " · ⚠️ the registry refuses DELETE: tags could not be all or none") << "\n";
+        if (r.contains("timings") && r["timings"].is_object()) {
+            const auto& t = r["timings"];
+            md << "\ntime: guards " << phase_seconds_text(t.value("guards", 0.0)) << " · lock wait "
+               << phase_seconds_text(t.value("lockWait", 0.0)) << " · upload " << phase_seconds_text(t.value("upload", 0.0))
+               << " · manifests " << phase_seconds_text(t.value("manifests", 0.0)) << " · verify "
+               << phase_seconds_text(t.value("verify", 0.0)) << "\n";
+        }
     }
     footer(md, r);
     return md.str();

@@ -5,9 +5,12 @@
 #include <tagwarden/policy/evaluate.hpp>
 #include <tagwarden/policy/lifecycle_policy.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace tagwarden::guard {
@@ -65,13 +68,17 @@ Result<std::int64_t> count_tagged_images(registry::Client& client, const Referen
     return static_cast<std::int64_t>(distinct.size());
 }
 
-Result<std::vector<policy::ImageRecord>> inspect_ecr_images(aws::EcrClient& ecr, const Reference& dest) {
+// `image_status_refused`: in, the filter is known to be refused (not sent); out, it was refused now.
+Result<std::vector<policy::ImageRecord>> inspect_ecr_images(aws::EcrClient& ecr, const Reference& dest,
+                                                            bool& image_status_refused) {
     aws::DescribeImagesOptions options;
     options.tag_status = "ANY";
-    options.image_status = "ANY";
+    options.image_status = image_status_refused ? "" : "ANY";
     auto images = ecr.describe_images(dest.repository, options);
-    if (!images && (images.error().registry_code == "InvalidParameterException" ||
-                    images.error().registry_code == "ValidationException")) {
+    if (!images && !image_status_refused &&
+        (images.error().registry_code == "InvalidParameterException" ||
+         images.error().registry_code == "ValidationException")) {
+        image_status_refused = true;
         // Older endpoints (and emulators) may not know the imageStatus filter: retry without it, and say
         // what that costs. Any other error (access, network) is the answer.
         log::warn("DescribeImages refused the imageStatus filter (" + images.error().message +
@@ -93,22 +100,39 @@ Result<RepositoryFacts> inspect_ecr(const AwsServices& aws_services, const Refer
     RepositoryFacts facts;
     facts.repository = dest.name();
     facts.is_ecr = true;
-    auto policy = ecr.get_lifecycle_policy(dest.repository);
+    // Three independent reads, concurrently: the guards wait for the slowest (the DescribeImages pages),
+    // not for the sum.
+    Result<std::optional<aws::EcrLifecyclePolicy>> policy = std::nullopt;
+    Result<std::vector<policy::ImageRecord>> images;
+    std::optional<aws::QuotaValue> quota;
+    (void)parallel_for(3, 3, [&](std::size_t i) -> Status {
+        if (i == 0)
+            policy = ecr.get_lifecycle_policy(dest.repository);
+        else if (i == 1)
+            images = inspect_ecr_images(ecr, dest, facts.image_status_refused);
+        else if (aws_services.quotas) {
+            auto registry = aws::parse_ecr_host(dest.registry);
+            quota = aws_services.quota_cache
+                        ? aws::get_images_per_repository_quota(*aws_services.quotas, *aws_services.quota_cache,
+                                                               registry ? registry->account_id : dest.registry)
+                        : aws::get_images_per_repository_quota(*aws_services.quotas);
+        }
+        return {};
+    });
     if (!policy)
         return std::unexpected(policy.error().with_context("reading the lifecycle policy of " + dest.name()));
     if (*policy) {
         facts.policy_text = (*policy)->text;
         facts.policy_source = "ECR GetLifecyclePolicy";
     }
-    auto images = inspect_ecr_images(ecr, dest);
     if (!images)
         return std::unexpected(images.error());
     facts.images = std::move(*images);
     facts.images_known = true;
     facts.image_count = static_cast<std::int64_t>(facts.images.size());
     facts.count_source = "DescribeImages";
-    if (aws_services.quotas) {
-        auto q = aws::get_images_per_repository_quota(*aws_services.quotas);
+    if (quota) {
+        const auto& q = *quota;
         facts.quota = static_cast<std::int64_t>(q.value);
         facts.quota_source = "Service Quotas L-03A36CE1, " + std::string(aws::to_string(q.source)) +
                              (q.note.empty() ? "" : " (" + q.note + ")");
@@ -236,11 +260,16 @@ Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices&
 Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
                       bool quota_given) {
     if (aws.is_ecr()) {
-        auto again = inspect_ecr_images(*aws.ecr, dest);
+        auto started = std::chrono::steady_clock::now();
+        auto again = inspect_ecr_images(*aws.ecr, dest, facts.image_status_refused);
         if (!again)
             return std::unexpected(again.error());
         facts.images = std::move(*again);
         facts.image_count = static_cast<std::int64_t>(facts.images.size());
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+        log::info("images of " + dest.name() + " read again under the tag locks: " + std::to_string(facts.image_count) +
+                  " image(s), " + std::to_string(std::max<std::int64_t>(1, (facts.image_count + 999) / 1000)) +
+                  " DescribeImages page(s) in " + std::to_string(ms.count()) + " ms");
         return {};
     }
     if (!facts.quota && !quota_given)

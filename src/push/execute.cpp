@@ -214,7 +214,7 @@ public:
         // not be removable again (DELETE by tag is optional in the distribution spec; docker-registry 2.8
         // refuses it), so a broken image must be caught before the write, not after.
         if (*root_before) {
-            auto v = verify_image(m_client, m_repo, m_plan.root.digest.str(), m_plan.root.digest, m_options.jobs);
+            auto v = timed_verify(m_plan.root.digest.str());
             if (!v)
                 return rollback(v.error());
             m_checked = *v;
@@ -250,7 +250,7 @@ public:
             if (!root_written) {
                 m_report.manifests_written++;
                 if (!m_report.all_or_none && !m_checked) {
-                    auto v = verify_image(m_client, m_repo, t.tag, m_plan.root.digest, m_options.jobs);
+                    auto v = timed_verify(t.tag);
                     if (!v)
                         return rollback(v.error());
                     m_checked = *v;
@@ -281,12 +281,15 @@ public:
             // Blobs and children are checked once (before tagging, or through the first reference); the
             // other references only resolve.
             if (!m_checked) {
-                auto v = verify_image(m_client, m_repo, ref, m_plan.root.digest, m_options.jobs);
+                auto v = timed_verify(ref);
                 if (!v)
                     return rollback(v.error());
                 m_checked = *v;
             } else {
-                auto info = m_client.head_manifest(m_repo, ref);
+                auto info = [&] {
+                    PhaseTimer timer(m_report.timings.verify);
+                    return m_client.head_manifest(m_repo, ref);
+                }();
                 if (!info)
                     return rollback(info.error());
                 if (!*info || (*info)->digest != m_plan.root.digest)
@@ -325,6 +328,11 @@ private:
     }
 
     Status save() { return m_journal.tags.empty() ? Status{} : m_keeper.save(m_journal); }
+
+    Result<VerifyReport> timed_verify(const std::string& reference) {
+        PhaseTimer timer(m_report.timings.verify);
+        return verify_image(m_client, m_repo, reference, m_plan.root.digest, m_options.jobs);
+    }
 
     Status stop_if_cancelled() {
         if (cancel::should_stop())
@@ -435,13 +443,19 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
     report.dry_run = options.dry_run;
 
     // 1. Tag preflight, before a single byte is uploaded.
-    auto tag_plan = plan_tags(client, repo, plan, options, report.repository);
+    auto tag_plan = [&] {
+        PhaseTimer timer(report.timings.guards);
+        return plan_tags(client, repo, plan, options, report.repository);
+    }();
     if (!tag_plan)
         return std::unexpected(tag_plan.error());
 
     // 2. Blobs, in parallel: skip what the registry has, upload the rest. Nothing is tagged yet, so a
     // cancellation here has nothing to undo.
-    TW_TRY(transfer_blobs(plan, source, client, repo, options, report));
+    {
+        PhaseTimer timer(report.timings.upload);
+        TW_TRY(transfer_blobs(plan, source, client, repo, options, report));
+    }
     if (cancel::should_stop())
         return std::unexpected(cancel::cancelled_error("before any manifest was written (nothing to undo)"));
 
@@ -458,19 +472,29 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
         std::vector<std::string> keys;
         for (const auto& t : plan.tags)
             keys.push_back(lock::tag_lock_key(client.registry(), repo, t));
-        TW_TRY(options.locks->acquire(keys, options.lock_timeout));
+        {
+            PhaseTimer timer(report.timings.lock_wait);
+            TW_TRY(options.locks->acquire(keys, options.lock_timeout));
+        }
+        PhaseTimer timer(report.timings.guards);
         tag_plan = plan_tags(client, repo, plan, options, report.repository);
         if (!tag_plan)
             return std::unexpected(tag_plan.error());
     }
-    if (options.under_locks)
+    if (options.under_locks) {
+        PhaseTimer timer(report.timings.guards);
         TW_TRY(options.under_locks());
+    }
     if (cancel::should_stop())
         return std::unexpected(cancel::cancelled_error("before any manifest was written (nothing to undo)"));
 
-    // 4. Manifests and tags, journaled, undone on failure.
+    // 4. Manifests and tags, journaled, undone on failure; the verification inside is timed on its own.
     Writer writer(plan, client, repo, options, report);
-    TW_TRY(writer.run(std::move(*tag_plan)));
+    auto verify_before = report.timings.verify;
+    auto writing = std::chrono::steady_clock::now();
+    auto written = writer.run(std::move(*tag_plan));
+    report.timings.manifests += std::chrono::steady_clock::now() - writing - (report.timings.verify - verify_before);
+    TW_TRY(written);
     return report;
 }
 

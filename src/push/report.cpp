@@ -56,7 +56,19 @@ nlohmann::json tags_json(const std::vector<TagOutcome>& tags) {
     return out;
 }
 
+double seconds_floor(PhaseTimings::Duration d) {
+    return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) / 1000.0;
+}
+
 } // namespace
+
+nlohmann::json to_json(const PhaseTimings& t) {
+    return {{"guards", seconds_floor(t.guards)},
+            {"lockWait", seconds_floor(t.lock_wait)},
+            {"upload", seconds_floor(t.upload)},
+            {"manifests", seconds_floor(t.manifests)},
+            {"verify", seconds_floor(t.verify)}};
+}
 
 nlohmann::json to_json(const PushReport& r) {
     return {
@@ -75,6 +87,7 @@ nlohmann::json to_json(const PushReport& r) {
         {"dryRun", r.dry_run},
         {"verified", r.verified},
         {"allOrNone", r.all_or_none},
+        {"timings", to_json(r.timings)},
     };
 }
 

@@ -242,6 +242,9 @@ class PushThroughTheAction(GithubActionCase):
         self.assertIn("| skipped (already present) | 0 | 0 B |", summary)
         self.assertRegex(summary, r"lock `file://[^`]+`, waited \d+\.\d s")
         self.assertRegex(summary, r"duration \d+\.\d s")
+        self.assertRegex(summary, r"time: guards \d+\.\d\d s · lock wait \d+\.\d\d s · upload \d+\.\d\d s · "
+                                  r"manifests \d+\.\d\d s · verify \d+\.\d\d s")
+        self.assertEqual(sorted(report["timings"]), ["guards", "lockWait", "manifests", "upload", "verify"])
         self.assertIn(f"[run]({RUN_URL})", summary)
         self.assertIn(f"commit `{SHA}`", summary)
 

@@ -3,6 +3,8 @@
 #include <tagwarden/aws/aws_client.hpp>
 #include <tagwarden/core/error.hpp>
 
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -37,5 +39,24 @@ QuotaValue get_quota(AwsJsonClient& quotas, std::string_view service_code, std::
 
 // ECR's images-per-repository quota (L-03A36CE1).
 QuotaValue get_images_per_repository_quota(AwsJsonClient& quotas);
+
+// The quotas read during one run, per account, region (the Service Quotas client's), service and quota
+// code: each is read once, fallbacks included, and then answered from here (concurrent callers wait for
+// the first read). A run holds one in the AWS services it passes down (guard::AwsServices); it is never a
+// process-wide cache, so a new run reads the quota afresh.
+class QuotaCache {
+  public:
+    QuotaValue get(std::string_view account_id, AwsJsonClient& quotas, std::string_view service_code,
+                   std::string_view quota_code, double documented_default);
+    // How many quotas were read (for tests).
+    [[nodiscard]] std::size_t size() const;
+
+  private:
+    mutable std::mutex m_mutex;
+    std::map<std::string, QuotaValue> m_values;
+};
+
+// ECR's images-per-repository quota of `account_id` in the region of `quotas`, read once per `cache`.
+QuotaValue get_images_per_repository_quota(AwsJsonClient& quotas, QuotaCache& cache, std::string_view account_id);
 
 } // namespace tagwarden::aws

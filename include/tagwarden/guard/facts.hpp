@@ -2,6 +2,7 @@
 
 #include <tagwarden/aws/aws_client.hpp>
 #include <tagwarden/aws/ecr.hpp>
+#include <tagwarden/aws/service_quotas.hpp>
 #include <tagwarden/config/config.hpp>
 #include <tagwarden/core/reference.hpp>
 #include <tagwarden/guard/guard.hpp>
@@ -19,11 +20,15 @@ namespace tagwarden::guard {
 struct AwsServices {
     std::shared_ptr<aws::EcrClient> ecr;
     std::shared_ptr<aws::AwsJsonClient> quotas;  // Service Quotas in the registry's region
+    // The quotas this run has read, per account and region: shared by the copies of this value (a command
+    // shares one across all the registries it talks to), so each quota is read at most once per run.
+    std::shared_ptr<aws::QuotaCache> quota_cache = std::make_shared<aws::QuotaCache>();
     [[nodiscard]] bool is_ecr() const { return ecr != nullptr; }
 };
 
 // What the guards read of a repository: ECR GetLifecyclePolicy, DescribeImages (every image, tagged or
-// not) and Service Quotas; elsewhere the policy and quota declared in tagwarden.yaml and the distinct
+// not, every page at maxResults 1000) and Service Quotas (once per account and region per run: the
+// quota_cache), read concurrently, each once; elsewhere the policy and quota declared in tagwarden.yaml and the distinct
 // manifests of the tag list (a HEAD per tag, so only when a quota is declared or `quota_given`).
 Result<RepositoryFacts> gather_facts(const Reference& dest, registry::Client& client, const AwsServices& aws,
                                      const config::Config& cfg, bool quota_given);
@@ -33,7 +38,8 @@ Result<RepositoryFacts> gather_facts(const Reference& dest, registry::Client& cl
 Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices& aws);
 
 // The cheap facts again (image count and, on ECR, the images), keeping the policy and quota already read.
-// Used under the tag locks, right before the first manifest write.
+// Used under the tag locks, right before the first manifest write. On ECR it is the one fact a guarded
+// write reads twice: DescribeImages again, every page (ceil(images / 1000) calls), and nothing else.
 Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
                       bool quota_given);
 

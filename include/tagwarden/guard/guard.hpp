@@ -28,6 +28,9 @@ struct RepositoryFacts {
     // survival simulation is skipped, and says so).
     std::vector<policy::ImageRecord> images;
     bool images_known = false;
+    // DescribeImages refused the imageStatus filter (older endpoints, emulators): the re-read under the
+    // locks lists without it at once instead of sending the refused request again.
+    bool image_status_refused = false;
 };
 
 // What the push or promotion is about to do.

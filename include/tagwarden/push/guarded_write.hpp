@@ -27,6 +27,9 @@ struct GuardedWrite {
     bool lock_configured = false;
     std::string lock_description;  // the backend in use, for messages
     bool in_ci = false;            // running_in_ci()
+    // The registry client authenticates with the ECR client's GetAuthorizationToken (not --password-stdin):
+    // the token is then fetched while the guards read, not after them.
+    bool registry_uses_ecr_token = false;
     // Called once with the guards' verdicts, refused or not, before anything is written (reports of a
     // refusal need them: the refusal itself is an Error).
     std::function<void(const guard::GuardReport&)> on_guards;

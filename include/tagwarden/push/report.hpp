@@ -4,6 +4,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -53,6 +54,32 @@ struct VerifyReport {
     std::vector<std::string> tags_checked;
 };
 
+// Wall time of each phase of one guarded write, measured where the phase runs (guarded_write(),
+// execute_push()). The phases never overlap, so their sum is at most the run's duration.
+struct PhaseTimings {
+    using Duration = std::chrono::steady_clock::duration;
+    // The facts and guards before any upload, the tag preflight, and under the locks the tags and the
+    // guards' cheap facts read again (the one repeated read: DescribeImages on ECR).
+    Duration guards{};
+    Duration lock_wait{};  // acquiring the tag locks, waiting for another holder included
+    Duration upload{};     // blobs: existence checks, mounts, uploads
+    Duration manifests{};  // the journal, child manifests, the root manifest and its tags
+    Duration verify{};     // verify_image() and resolving every written reference after the writes
+};
+
+// Adds the time from construction to destruction to `into`.
+class PhaseTimer {
+public:
+    explicit PhaseTimer(PhaseTimings::Duration& into) : m_into(into), m_start(std::chrono::steady_clock::now()) {}
+    ~PhaseTimer() { m_into += std::chrono::steady_clock::now() - m_start; }
+    PhaseTimer(const PhaseTimer&) = delete;
+    PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+private:
+    PhaseTimings::Duration& m_into;
+    std::chrono::steady_clock::time_point m_start;
+};
+
 struct PushReport {
     std::string repository;  // registry/repo
     Digest digest;
@@ -65,6 +92,7 @@ struct PushReport {
     // False where the registry refuses DELETE: a failure after the first tag would have left the tags
     // written so far (on the complete, verified image) instead of taking them back.
     bool all_or_none = true;
+    PhaseTimings timings;
 };
 
 // What an undo did, and what it deliberately or necessarily left, each with the reason.
@@ -99,6 +127,9 @@ struct ResumeReport {
     std::vector<UndoReport::Item> left;
 };
 
+// The report's "timings": {"guards", "lockWait", "upload", "manifests", "verify"} in seconds with
+// millisecond resolution (rounded down, so they never add up to more than the run's durationSeconds).
+nlohmann::json to_json(const PhaseTimings& timings);
 nlohmann::json to_json(const PushReport& report);
 nlohmann::json to_json(const ResumeReport& report);
 nlohmann::json to_json(const VerifyReport& report);

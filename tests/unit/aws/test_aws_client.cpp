@@ -10,6 +10,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <thread>
+
 using namespace tagwarden;
 using namespace tagwarden::aws;
 using namespace tagwarden::test;
@@ -251,6 +253,56 @@ TEST_CASE("Service Quotas: applied value, AWS default, documented default", "[un
         CHECK(q.source == QuotaSource::documented_default);
         CHECK(to_string(q.source) == "documented_default");
         CHECK(q.note.find("AccessDeniedException") != std::string::npos);
+    }
+}
+
+TEST_CASE("Service Quotas: one read per account and region for the run (QuotaCache)", "[unit][aws][quotas]") {
+    auto transport = std::make_shared<FakeTransport>([](const SentRequest& r) -> Result<http::Response> {
+        if (r.headers.get("X-Amz-Target") == "ServiceQuotasV20190624.GetServiceQuota")
+            return json_error(400, "NoSuchResourceException", "not applied");
+        return response(200, nlohmann::json{{"Quota", {{"QuotaCode", "L-03A36CE1"}, {"Value", 20000}}}}.dump());
+    });
+    auto client = client_with(transport, k_service_quotas);
+    QuotaCache cache;
+    SECTION("the fallback chain runs once; later lookups answer from the cache") {
+        for (int i = 0; i < 3; ++i) {
+            auto q = get_images_per_repository_quota(client, cache, "111122223333");
+            CHECK(q.value == 20000);
+            CHECK(q.source == QuotaSource::aws_default);
+        }
+        CHECK(transport->requests().size() == 2); // GetServiceQuota, GetAWSDefaultServiceQuota
+        CHECK(cache.size() == 1);
+    }
+    SECTION("concurrent lookups wait for the first read") {
+        std::vector<double> values(8);  // Catch2's assertions are not thread-safe: checked after the join
+        std::vector<std::thread> threads;
+        for (std::size_t i = 0; i < values.size(); ++i)
+            threads.emplace_back([&, i] { values[i] = get_images_per_repository_quota(client, cache, "111122223333").value; });
+        for (auto& t : threads)
+            t.join();
+        CHECK(values == std::vector<double>(8, 20000));
+        CHECK(transport->requests().size() == 2);
+    }
+    SECTION("another account, or another region, is another quota") {
+        (void)get_images_per_repository_quota(client, cache, "111122223333");
+        (void)get_images_per_repository_quota(client, cache, "444455556666");
+        auto other_region = [&] {
+            AwsClientConfig config;
+            config.region = "eu-west-1";
+            config.endpoint = "http://127.0.0.1:9/";
+            config.credentials = std::make_shared<StaticCredentialSource>(Credentials{"AKIACLIENT", "clientSecretValue0001", ""});
+            config.transport = transport;
+            return AwsJsonClient(k_service_quotas, std::move(config));
+        }();
+        (void)get_images_per_repository_quota(other_region, cache, "111122223333");
+        CHECK(transport->requests().size() == 6);
+        CHECK(cache.size() == 3);
+    }
+    SECTION("a new cache (a new run) reads again") {
+        (void)get_images_per_repository_quota(client, cache, "111122223333");
+        QuotaCache next_run;
+        (void)get_images_per_repository_quota(client, next_run, "111122223333");
+        CHECK(transport->requests().size() == 4);
     }
 }
 
