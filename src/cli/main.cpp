@@ -29,6 +29,7 @@ const Command k_commands[] = {
     {"verify", &setup_verify_command},
     {"policy", &setup_policy_command},
     {"lock", &setup_lock_command},
+    {"audit", &setup_audit_command},
 };
 
 } // namespace
