@@ -101,7 +101,9 @@ Entry audit_template(const aws::EcrCreationTemplate& creation_template, std::opt
 
 // ECR (`aws` holds the clients): DescribeRepositories (every page, narrowed by the globs), the quota once
 // (Service Quotas L-03A36CE1, or --quota), per repository (`jobs` at a time) GetLifecyclePolicy and
-// DescribeImages of every image, and DescribeRepositoryCreationTemplates. Other registries: the catalog
+// DescribeImages of every image, and DescribeRepositoryCreationTemplates (with globs, only the templates that
+// could create a repository they name: ROOT, and those whose "PREFIX/" and a glob's text before its first
+// wildcard start alike). Other registries: the catalog
 // (GET /v2/_catalog, every page; literal --repos names and tagwarden.yaml's repositories of this registry when
 // the registry serves no catalog), tagwarden.yaml's policy and quota, and the distinct manifests of each tag
 // list. A repository deleted while the audit runs is left out.
