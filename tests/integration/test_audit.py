@@ -268,7 +268,7 @@ class EcrFleet(EcrCase):
         self.assertEqual((entry["quota"], entry["imageCount"]), (2, 2))
         self.assertEqual(findings(entry), [("quota", "error")])
 
-    def test_push_under_a_template_without_a_policy_is_refused_and_creates_nothing(self):
+    def test_push_and_promote_under_a_template_without_a_policy_are_refused_and_create_nothing(self):
         layout = os.path.join(_state["tmp"], "push-image")
         if not os.path.isdir(layout):
             make_image.make_image(layout, layers=1, layer_size=1024, seed="audit-push")
@@ -283,16 +283,28 @@ class EcrFleet(EcrCase):
         self.assertNotIn("fresh/service", [name for name, _prefix in self.bed.created_on_push])
 
         # Under the template with a policy the push goes through, and ECR creates the repository.
-        proc = tw.run_tagwarden("push", f"oci:{layout}", f"{self.bed.registry_host}/managed/service:1.0.0",
-                                "--plain-http", "--lock", f"file://{_state['tmp']}/locks", "--output", "json",
-                                env=self.env())
+        proc = tw.run_tagwarden("push", f"oci:{layout}", f"{self.bed.registry_host}/managed/service",
+                                "--version", "1.0.0", "--env", "dev", "--plain-http", "--lock",
+                                f"file://{_state['tmp']}/locks", "--output", "json", env=self.env())
         tw.assert_exit(self, proc, tw.EXIT_OK)
         guards = {g["check"]: (g["status"], g["message"]) for g in tw.parse_json(self, proc)["guards"]}
         self.assertEqual(guards["lifecycle-policy"][0], "passed")
         self.assertIn("repository creation template 'managed'", guards["lifecycle-policy"][1])
         self.assertEqual(guards["survival"][0], "passed")
         self.assertIn(("managed/service", "managed"), self.bed.created_on_push)
-        self.assertEqual([i.get("imageTags") for i in self.bed.describe_images("managed/service")], [["1.0.0"]])
+        self.assertEqual([i.get("imageTags") for i in self.bed.describe_images("managed/service")], [["1.0.0-dev"]])
+
+        # The promote guard reads the same: promoting into a repository the policy-less template would create
+        # is refused before a blob is mounted or a manifest written.
+        mark = self.bed.mark()
+        proc = tw.run_tagwarden("promote", f"{self.bed.registry_host}/managed/service:1.0.0", "--from", "dev", "--to",
+                                "prod", "--to-repo", "fresh/promoted", "--plain-http", "--lock",
+                                f"file://{_state['tmp']}/locks", env=self.env())
+        tw.assert_exit(self, proc, tw.EXIT_GUARD)
+        self.assertIn("repository creation template 'fresh'", proc.stderr)
+        writes = [r for r in self.bed.requests(since=mark) if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+        self.assertEqual(writes, [], "a refused promotion writes nothing" + tw.describe(proc))
+        self.assertNotIn("fresh/promoted", [name for name, _prefix in self.bed.created_on_push])
         self.assertNoBedErrors()
 
     def test_a_missing_repository_without_a_template_is_still_named(self):

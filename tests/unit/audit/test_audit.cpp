@@ -389,3 +389,68 @@ TEST_CASE("guard: a repository created on push by a template without a policy is
     f.policy_source = "repository creation template 'apps' (CREATE_ON_PUSH)";
     CHECK_FALSE(guard::evaluate_guards(f, intent, guard::GuardSettings{}, day(0)).refused());
 }
+
+TEST_CASE("the registry catalog follows Link pages and refuses a loop", "[unit][audit][registry]") {
+    using namespace tagwarden::test;
+    auto transport = std::make_shared<FakeTransport>([](const SentRequest& r) -> Result<http::Response> {
+        if (r.url == "http://reg.example:5000/v2/")
+            return response(200, "{}");
+        if (r.url == "http://reg.example:5000/v2/_catalog?n=1000")
+            return response(200, R"({"repositories":["a/one","a/two"]})",
+                            {{"Link", R"(</v2/_catalog?last=a%2Ftwo&n=1000>; rel="next")"}});
+        if (r.url == "http://reg.example:5000/v2/_catalog?last=a%2Ftwo&n=1000")
+            return response(200, R"({"repositories":["b/three"]})");
+        return response(404, R"({"errors":[{"code":"NOT_FOUND","message":"unexpected"}]})");
+    });
+    registry::ClientOptions options;
+    options.plain_http = true;
+    registry::Client client(transport, "reg.example:5000", options);
+    REQUIRE(client.ping());
+    auto names = client.list_repositories();
+    REQUIRE(names);
+    CHECK(*names == std::vector<std::string>{"a/one", "a/two", "b/three"});
+
+    auto looping = std::make_shared<FakeTransport>([](const SentRequest& r) -> Result<http::Response> {
+        if (r.url.ends_with("/v2/"))
+            return response(200, "{}");
+        return response(200, R"({"repositories":["a"]})", {{"Link", R"(</v2/_catalog?n=1000>; rel="next")"}});
+    });
+    registry::Client loop(looping, "reg.example:5000", options);
+    REQUIRE(loop.ping());
+    auto again = loop.list_repositories();
+    REQUIRE_FALSE(again);
+    CHECK_THAT(again.error().message, Catch::Contains("loops"));
+
+    auto refusing = std::make_shared<FakeTransport>([](const SentRequest& r) -> Result<http::Response> {
+        if (r.url.ends_with("/v2/"))
+            return response(200, "{}");
+        return response(404, R"({"errors":[{"code":"UNSUPPORTED","message":"catalog disabled"}]})");
+    });
+    registry::Client none(refusing, "reg.example:5000", options);
+    REQUIRE(none.ping());
+    CHECK_FALSE(none.list_repositories());
+}
+
+TEST_CASE("DescribeRepositories follows nextToken", "[unit][audit][ecr]") {
+    using namespace tagwarden::test;
+    auto transport = std::make_shared<FakeTransport>([](const SentRequest& r) -> Result<http::Response> {
+        auto in = json::parse(r.body);
+        CHECK(in["maxResults"] == 1000);
+        if (!in.contains("nextToken"))
+            return response(200, R"({"repositories":[{"repositoryName":"a","imageTagMutability":"MUTABLE"}],"nextToken":"n2"})");
+        return response(200, R"({"repositories":[{"repositoryName":"b","imageTagMutability":"IMMUTABLE_WITH_EXCLUSION",
+            "imageTagMutabilityExclusionFilters":[{"filterType":"WILDCARD","filter":"latest"}]}]})");
+    });
+    aws::AwsClientConfig config;
+    config.region = "us-east-1";
+    config.endpoint = "http://127.0.0.1:9";
+    config.credentials = std::make_shared<aws::StaticCredentialSource>(aws::Credentials{"AKIAECR", "secret", ""});
+    config.transport = transport;
+    aws::EcrClient ecr(std::make_shared<aws::AwsJsonClient>(aws::k_ecr, std::move(config)), "123456789012");
+    auto repos = ecr.describe_repositories();
+    REQUIRE(repos);
+    REQUIRE(repos->size() == 2);
+    CHECK((*repos)[1].tag_mutability == aws::TagMutability::immutable_with_exclusion);
+    CHECK((*repos)[1].exclusion_filters.size() == 1);
+    CHECK(transport->requests().size() == 2);
+}
