@@ -247,7 +247,9 @@ std::optional<policy::TimePoint> project_fill_date(const std::vector<policy::Ima
     }
     // With a policy: the repository as it will be on each future day (the last 30 days pushed again every 30
     // days), less what the policy expires by then. Daily for two months, weekly after that.
-    std::vector<policy::ImageRecord> future = images;
+    // `present` grows in time order: the images of today, then each repeat as its push time comes.
+    std::vector<policy::ImageRecord> present = images;
+    std::vector<policy::ImageRecord> pending;  // repeats not pushed yet, oldest last
     int cycles_added = 0;
     for (int day = 1; day <= horizon_days; day += day < 60 ? 1 : 7) {
         auto at = now + std::chrono::duration_cast<policy::TimePoint::duration>(k_day * day);
@@ -264,14 +266,15 @@ std::optional<policy::TimePoint> project_fill_date(const std::vector<policy::Ima
                 copy.status = policy::ImageStatus::active;
                 copy.parent_index_digests.clear();
                 copy.child_digests.clear();
-                future.push_back(std::move(copy));
+                pending.push_back(std::move(copy));
             }
+            std::sort(pending.begin(), pending.end(),
+                      [](const auto& a, const auto& b) { return a.pushed_at > b.pushed_at; });
         }
-        std::vector<policy::ImageRecord> present;
-        present.reserve(future.size());
-        for (const auto& image : future)
-            if (image.pushed_at <= at)
-                present.push_back(image);
+        while (!pending.empty() && pending.back().pushed_at <= at) {
+            present.push_back(std::move(pending.back()));
+            pending.pop_back();
+        }
         auto decisions = policy::evaluate(*policy, present, at);
         std::int64_t kept = 0;
         for (const auto& d : decisions)
@@ -316,9 +319,9 @@ Entry audit_repository(const std::string& name, const guard::RepositoryFacts& fa
         auto limit = static_cast<std::int64_t>(std::ceil(options.settings.quota_threshold * static_cast<double>(quota)));
         std::string holds = name + " holds " + std::to_string(facts.image_count) + " of " + std::to_string(quota) +
                             " images (" + percent(facts.image_count, quota) + ")";
-        std::string fix = facts.is_ecr ? "expire images (a lifecycle rule for untagged and old images), or raise the "
+        std::string fix = facts.is_ecr ? "Expire images (a lifecycle rule for untagged and old images), or raise the "
                                          "quota (Service Quotas L-03A36CE1)"
-                                       : "delete images, or raise the quota (quota: in tagwarden.yaml)";
+                                       : "Delete images, or raise the quota (quota: in tagwarden.yaml)";
         int threshold = static_cast<int>(std::lround(options.settings.quota_threshold * 100));
         if (facts.image_count >= limit) {
             entry.findings.push_back({"quota", Severity::error,
@@ -533,7 +536,8 @@ std::string to_text(const AuditReport& report) {
             high += e.risk == Risk::high ? 1 : 0;
             medium += e.risk == Risk::medium ? 1 : 0;
         }
-    out << report.repositories.size() << " repositories and " << report.templates.size() << " templates audited in "
+    out << report.repositories.size() << (report.repositories.size() == 1 ? " repository and " : " repositories and ")
+        << report.templates.size() << (report.templates.size() == 1 ? " template" : " templates") << " audited in "
         << report.registry << ": " << high << " at high risk, " << medium << " at medium risk\n";
     return out.str();
 }
