@@ -64,7 +64,7 @@ int run_audit(const AuditArgs& args) {
     auto days = parse_days(args.days);
     if (!days)
         return report_error(days.error());
-    if (args.registry.empty() || args.registry.find('/') != std::string::npos)
+    if (args.registry.find('/') != std::string::npos)
         return report_error(Error(ErrorKind::invalid_input,
                                   "audit takes a registry host, not a repository: tagwarden audit "
                                   "ACCOUNT.dkr.ecr.REGION.amazonaws.com (or HOST[:PORT]) [--repos GLOB]..."));
@@ -86,22 +86,30 @@ int run_audit(const AuditArgs& args) {
     options.jobs = k_audit_jobs;
 
     AwsContext aws;
-    auto services = aws.services(args.registry);
+    std::string registry = args.registry;
+    if (registry.empty()) {
+        auto own = aws.default_ecr_registry();
+        if (!own)
+            return report_error(own.error());
+        registry = *own;
+        log::info("auditing " + registry + ", the ECR registry of these AWS credentials");
+    }
+    auto services = aws.services(registry);
     if (!services)
         return report_error(services.error());
     std::unique_ptr<registry::Client> client;
     if (!services->is_ecr()) {
         // The registry API only where the control plane cannot answer: catalog, tag lists, manifests.
-        auto ref = Reference::parse(args.registry + "/audit");
+        auto ref = Reference::parse(registry + "/audit");
         if (!ref)
-            return report_error(ref.error().with_context("the registry " + args.registry));
+            return report_error(ref.error().with_context("the registry " + registry));
         auto connected = connect(*ref, args.connection, false, aws);
         if (!connected)
             return report_error(connected.error());
         client = std::move(*connected);
     }
     auto now = std::chrono::floor<std::chrono::microseconds>(std::chrono::system_clock::now());
-    auto report = audit::run_audit(args.registry, client.get(), *services, *cfg, options, now);
+    auto report = audit::run_audit(registry, client.get(), *services, *cfg, options, now);
     if (!report)
         return report_error(report.error());
 
@@ -125,8 +133,9 @@ CommandRun setup_audit_command(CLI::App& app, const GlobalOptions&) {
         "audit", "Find the repositories that will fail next: no lifecycle policy, near the image quota, a policy "
                  "that expires protected images, mutable tags, templates that create repositories without a policy; "
                  "exit 3 when one has an error");
-    cmd->add_option("registry", args->registry, "The registry: ACCOUNT.dkr.ecr.REGION.amazonaws.com or HOST[:PORT]")
-        ->required();
+    cmd->add_option("registry", args->registry,
+                    "The registry: ACCOUNT.dkr.ecr.REGION.amazonaws.com or HOST[:PORT] (default: the ECR registry of "
+                    "the AWS credentials' account in AWS_REGION)");
     cmd->add_option("--repos", args->repos,
                     "Only repositories matching this glob ('*' any characters, '/' included; '?' one); repeatable")
         ->expected(1)

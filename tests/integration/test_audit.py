@@ -262,6 +262,18 @@ class EcrFleet(EcrCase):
         tw.assert_exit(self, bad, tw.EXIT_USAGE)
         self.assertIn("--days", bad.stderr)
 
+    def test_without_a_registry_the_credentials_own_ecr_registry_is_audited(self):
+        proc = tw.run_tagwarden("audit", "--repos", "fleet/no-policy", "--output", "json", env=self.env())
+        tw.assert_exit(self, proc, tw.EXIT_GUARD)
+        report = tw.parse_json(self, proc)
+        self.assertEqual(report["registry"], self.bed.registry_hostname, "the account from STS GetCallerIdentity")
+        self.assertEqual([(e["repository"], findings(e)) for e in report["repositories"]],
+                         [("fleet/no-policy", [("no-lifecycle-policy", "error")])])
+        self.assertIn("GetCallerIdentity", [c.operation for c in self.bed.api_calls(service="sts")])
+        no_region = tw.run_tagwarden("audit", env=self.env(AWS_REGION=None, AWS_DEFAULT_REGION=None))
+        tw.assert_exit(self, no_region, tw.EXIT_USAGE)
+        self.assertIn("AWS_REGION", no_region.stderr)
+
     def test_quota_override(self):
         report, _proc = self.audit_json("--repos", "fleet/healthy-00", "--quota", "2")
         entry = report["repositories"][0]
