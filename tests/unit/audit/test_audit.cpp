@@ -6,6 +6,7 @@
 
 #include <tagwarden/audit/audit.hpp>
 #include <tagwarden/aws/ecr.hpp>
+#include <tagwarden/aws/sts.hpp>
 #include <tagwarden/guard/guard.hpp>
 
 #include <catch2/catch.hpp>
@@ -453,4 +454,25 @@ TEST_CASE("DescribeRepositories follows nextToken", "[unit][audit][ecr]") {
     CHECK((*repos)[1].tag_mutability == aws::TagMutability::immutable_with_exclusion);
     CHECK((*repos)[1].exclusion_filters.size() == 1);
     CHECK(transport->requests().size() == 2);
+}
+
+TEST_CASE("STS GetCallerIdentity gives the account of the credentials", "[unit][audit][aws]") {
+    using namespace tagwarden::test;
+    std::string answer = R"(<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <GetCallerIdentityResult><Arn>arn:aws:iam::210987654321:user/ci</Arn><UserId>AIDA</UserId>
+  <Account>210987654321</Account></GetCallerIdentityResult></GetCallerIdentityResponse>)";
+    auto transport = std::make_shared<FakeTransport>([&](const SentRequest& r) -> Result<http::Response> {
+        CHECK(r.method == "POST");
+        CHECK(r.body == "Action=GetCallerIdentity&Version=2011-06-15");
+        CHECK_THAT(r.headers.get("Authorization").value_or(""), Catch::Contains("/eu-west-1/sts/aws4_request"));
+        return response(200, answer);
+    });
+    aws::Credentials creds{"AKIASTS", "secret", ""};
+    auto account = aws::get_caller_account(*transport, "http://127.0.0.1:9", "eu-west-1", creds, aws::Clock::now());
+    REQUIRE(account);
+    CHECK(*account == "210987654321");
+
+    answer = "<GetCallerIdentityResponse><GetCallerIdentityResult><Account>nope</Account></GetCallerIdentityResult>"
+             "</GetCallerIdentityResponse>";
+    CHECK_FALSE(aws::get_caller_account(*transport, "http://127.0.0.1:9", "eu-west-1", creds, aws::Clock::now()));
 }
