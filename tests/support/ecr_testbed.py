@@ -11,6 +11,9 @@ data plane, and a thin layer for what moto lacks. Python stdlib plus moto and bo
         bed.describe_images("team/app")                   # what DescribeImages answers, all pages
         bed.requests(method="POST", path=r"/blobs/uploads/")   # the data plane's request log
         bed.api_calls(operation="PutImage")               # the control plane's request log
+        bed.create_repository_creation_template("apps", lifecycle_policy=None)   # CREATE_ON_PUSH (gap 11)
+        bed.created_on_push                               # [(repository, template prefix)] created by pushes
+        bed.archive_image("team/app", digest, when)       # ARCHIVED with lastArchivedAt (gap 12)
         bed.errors                                        # internal failures (must stay empty)
 
 What runs (``stop``/leaving the block ends all of it and removes every temporary file):
@@ -143,7 +146,10 @@ moto behaviours left as they are (tests must not rely on them):
 - A mirror moto refuses after the docker-registry accepted the manifest leaves the two apart; it
   answers 500 and is recorded in ``bed.errors`` (none is known to happen).
 - A PutImage sent to moto directly (``via="moto"``) gets none of the fixes above.
-- BatchGetImage ignores acceptedMediaTypes; ListImages/DescribeImages know no ARCHIVED images.
+- BatchGetImage ignores acceptedMediaTypes; ListImages knows no ARCHIVED images (DescribeImages only those
+  ``archive_image`` marks).
+- PutLifecyclePolicy (moto's schema) refuses archive rules (``storageClass``, ``sinceImageTransitioned``,
+  ``transition``) that ECR accepts: give such a policy to tagwarden with ``--policy``.
 - No throttling, no KMS, no scanning, no replication, no referrers (ListImageReferrers).
 - STS: moto accepts any web identity token and role.
 """
