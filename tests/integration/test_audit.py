@@ -210,6 +210,19 @@ class EcrFleet(EcrCase):
         described = [c for c in self.bed.api_calls(operation="DescribeRepositoryCreationTemplates")]
         self.assertTrue(described)
 
+    def test_throttling_is_retried_while_repositories_are_read_concurrently(self):
+        self.bed.throttle("DescribeImages", every=3)
+        self.bed.throttle("GetLifecyclePolicy", every=4)
+        self.addCleanup(self.bed.throttle, "DescribeImages", 0)
+        self.addCleanup(self.bed.throttle, "GetLifecyclePolicy", 0)
+        report, proc = self.audit_json("--repos", "fleet/*")
+        self.assertEqual(len(report["repositories"]), 50, tw.describe(proc))
+        throttled = [c for c in self.bed.api_calls() if c.error == "ThrottlingException"]
+        self.assertGreaterEqual(len(throttled), 20, "the bed throttled")
+        self.assertEqual(findings({"findings": next(e for e in report["repositories"]
+                                                    if e["repository"] == "fleet/no-policy")["findings"]}),
+                         [("no-lifecycle-policy", "error")])
+
     def test_the_table_is_sorted_by_risk_and_github_gets_it_as_the_step_summary(self):
         summary = os.path.join(_state["tmp"], "summary.md")
         proc = self.audit("--output", "github", env=self.env(GITHUB_STEP_SUMMARY=summary))

@@ -463,6 +463,10 @@ class _FrontHandler(_BaseHandler):
                     self._json_error(error.status, error.code, error.message, service)
                 bed._log_api(service, operation, error.status, error.code, None)
                 return
+        if bed._throttled(service, operation):
+            self._json_error(400, "ThrottlingException", "Rate exceeded", service)
+            bed._log_api(service, operation, 400, "ThrottlingException", access_key)
+            return
         handler = bed._front_ops.get((service, operation))
         if handler is not None:
             try:
@@ -1670,6 +1674,7 @@ class EcrTestbed:
     def _install_creation_templates(self):
         self._templates = {}  # prefix -> the template as DescribeRepositoryCreationTemplates answers it
         self._created_on_push = []  # (repository, template prefix)
+        self._throttle = {}  # (service, operation) -> [every, calls seen]
         self._front_ops.update({
             ("ecr", "CreateRepositoryCreationTemplate"): self._op_create_repository_creation_template,
             ("ecr", "DescribeRepositoryCreationTemplates"): self._op_describe_repository_creation_templates,
@@ -1835,6 +1840,25 @@ class EcrTestbed:
         """[(repository, template prefix)] the data plane created on push, in order."""
         with self._lock:
             return list(self._created_on_push)
+
+    # -- throttling (a test hook) ----------------------------------------------------------------------
+
+    def throttle(self, operation, every=2, service="ecr"):
+        """Answers every ``every``-th call of ``operation`` with 400 ThrottlingException "Rate exceeded" (as
+        AWS throttles: botocore retries it); ``every=0`` stops."""
+        with self._lock:
+            if every:
+                self._throttle[(service, operation)] = [every, 0]
+            else:
+                self._throttle.pop((service, operation), None)
+
+    def _throttled(self, service, operation):
+        with self._lock:
+            entry = self._throttle.get((service, operation))
+            if entry is None:
+                return False
+            entry[1] += 1
+            return entry[1] % entry[0] == 0
 
     # -- archived images (gap 12, a test hook) -------------------------------------------------------
 
