@@ -150,7 +150,7 @@ moto behaviours left as they are (tests must not rely on them):
   ``archive_image`` marks).
 - PutLifecyclePolicy (moto's schema) refuses archive rules (``storageClass``, ``sinceImageTransitioned``,
   ``transition``) that ECR accepts: give such a policy to tagwarden with ``--policy``.
-- No throttling, no KMS, no scanning, no replication, no referrers (ListImageReferrers).
+- No throttling (unless ``throttle(operation, every)`` asks for it), no KMS, no scanning, no replication, no referrers (ListImageReferrers).
 - STS: moto accepts any web identity token and role.
 """
 
