@@ -298,10 +298,16 @@ Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices&
 
 Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
                       bool quota_given) {
+    if (aws.is_ecr() && facts.creation_template) {
+        // Created on push by a CREATE_ON_PUSH template: the uploads have created it by now, or it is still empty.
+        auto exists = aws.ecr->describe_repository(dest.repository);
+        if (!exists && repository_not_found(exists.error()))
+            return {};
+        if (!exists)
+            return std::unexpected(exists.error().with_context("reading " + dest.name() + " again under the tag locks"));
+    }
     if (aws.is_ecr()) {
         auto again = inspect_ecr_images(*aws.ecr, dest);
-        if (!again && facts.creation_template && repository_not_found(again.error()))
-            return {};  // still to be created on push: still empty
         if (!again)
             return std::unexpected(again.error());
         facts.images = std::move(*again);

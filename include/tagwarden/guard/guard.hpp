@@ -22,6 +22,9 @@ struct RepositoryFacts {
     bool is_ecr = false;
     std::optional<std::string> policy_text;  // the lifecycle policy JSON; nullopt when there is none
     std::string policy_source;               // "ECR GetLifecyclePolicy", "tagwarden.yaml", ...
+    // ECR: the repository does not exist yet, and this CREATE_ON_PUSH repository creation template (its
+    // prefix) will create it on push: the policy and tag mutability are the template's, the image count 0.
+    std::optional<std::string> creation_template;
     std::optional<std::int64_t> quota;       // images per repository; nullopt when unknown
     std::string quota_source;                // "Service Quotas (applied)", "--quota", ...
     std::int64_t image_count = 0;            // every image, tagged or not, index children included
@@ -30,9 +33,6 @@ struct RepositoryFacts {
     // survival simulation is skipped, and says so).
     std::vector<policy::ImageRecord> images;
     bool images_known = false;
-    // ECR: the repository does not exist yet, and this CREATE_ON_PUSH repository creation template (its
-    // prefix) will create it on push: the policy and tag mutability are the template's, the image count 0.
-    std::optional<std::string> creation_template;
 };
 
 // What the push or promotion is about to do.
