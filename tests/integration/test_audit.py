@@ -2,10 +2,12 @@
 
 EcrFleet: one ECR test bed holding 50 repositories of mixed health — one without a lifecycle policy,
 one at 95% of its image quota, one whose policy expires a prod-tagged rollback target within 30 days,
-one healthy but with MUTABLE tags, 46 healthy ones — and two repository creation templates: a
+one healthy but with MUTABLE tags, 46 healthy ones (half with an untagged-only policy: no finding; half
+with lint's recommended shielded policy: its one info finding) — and two repository creation templates: a
 CREATE_ON_PUSH template without a lifecycle policy (an error) and one with a policy. The audit must name
-each problem with its check and severity, say nothing about the healthy ones, exit 3, and print exactly
-the JSON shape of the issue. The push guard knows the templates too: a push to a repository that does not
+each problem with its check and severity, say nothing (no error, no warning) about the healthy ones, exit
+3, and print exactly the JSON shape of the issue; the same findings when the bed throttles DescribeImages
+and GetLifecyclePolicy while four repositories are read at a time. The push guard knows the templates too: a push to a repository that does not
 exist yet but that the policy-less template would create is refused (nothing written, nothing created);
 under the template with a policy it goes through and ECR (the bed) creates the repository.
 
