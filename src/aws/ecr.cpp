@@ -229,6 +229,68 @@ Result<EcrRepository> parse_repository(const json& j) {
     return r;
 }
 
+bool EcrCreationTemplate::applies_for(std::string_view scenario) const {
+    return std::find(applied_for.begin(), applied_for.end(), scenario) != applied_for.end();
+}
+
+EcrRepository EcrCreationTemplate::as_repository(const std::string& name) const {
+    EcrRepository r;
+    r.name = name;
+    r.tag_mutability = tag_mutability;
+    r.exclusion_filters = exclusion_filters;
+    return r;
+}
+
+const EcrCreationTemplate* find_creation_template(const std::vector<EcrCreationTemplate>& templates,
+                                                  std::string_view name, std::string_view scenario) {
+    const EcrCreationTemplate* best = nullptr;
+    const EcrCreationTemplate* root = nullptr;
+    std::size_t best_length = 0;
+    for (const auto& t : templates) {
+        if (!t.applies_for(scenario))
+            continue;
+        if (t.prefix == "ROOT") {
+            root = &t;
+            continue;
+        }
+        std::string_view prefix = t.prefix;
+        while (!prefix.empty() && prefix.back() == '/')
+            prefix.remove_suffix(1);
+        if (prefix.empty() || name.size() <= prefix.size() || !name.starts_with(prefix) ||
+            name[prefix.size()] != '/')
+            continue;
+        if (!best || prefix.size() > best_length) {
+            best = &t;
+            best_length = prefix.size();
+        }
+    }
+    return best ? best : root;
+}
+
+Result<EcrCreationTemplate> parse_creation_template(const json& j) {
+    if (!j.is_object())
+        return fail(ErrorKind::registry, "ECR repository creation template is not an object");
+    EcrCreationTemplate t;
+    t.prefix = str(j, "prefix");
+    if (t.prefix.empty())
+        return fail(ErrorKind::registry, "ECR repository creation template without a prefix");
+    t.description = str(j, "description");
+    t.applied_for = strings(j, "appliedFor");
+    if (auto policy = str(j, "lifecyclePolicy"); !policy.empty())
+        t.lifecycle_policy = policy;
+    auto mutability = str(j, "imageTagMutability");
+    if (!mutability.empty()) {
+        auto m = parse_tag_mutability(mutability);
+        if (!m)
+            return fail(ErrorKind::registry,
+                        "ECR repository creation template " + t.prefix + ": unknown imageTagMutability " + mutability);
+        t.tag_mutability = *m;
+    }
+    for (const auto& f : array_member(j, "imageTagMutabilityExclusionFilters"))
+        t.exclusion_filters.push_back({str(f, "filterType"), str(f, "filter")});
+    return t;
+}
+
 Result<EcrImageDetail> parse_image_detail(const json& j) {
     if (!j.is_object())
         return fail(ErrorKind::registry, "ECR image detail is not an object");
@@ -375,6 +437,32 @@ Result<EcrRepository> EcrClient::describe_repository(const std::string& name) {
         if (r.name == name)
             return std::move(r);
     return fail(ErrorKind::not_found, "ECR repository " + name + " was not described");
+}
+
+Result<std::vector<EcrCreationTemplate>>
+EcrClient::describe_repository_creation_templates(const std::vector<std::string>& prefixes) {
+    std::vector<EcrCreationTemplate> out;
+    std::string token;
+    do {
+        // The operation takes no registryId: it describes the caller's own registry.
+        json input = json::object();
+        if (!prefixes.empty())
+            input["prefixes"] = prefixes;
+        input["maxResults"] = 1000;
+        if (!token.empty())
+            input["nextToken"] = token;
+        auto page = m_client->call("DescribeRepositoryCreationTemplates", input);
+        if (!page)
+            return std::unexpected(page.error());
+        for (const auto& t : array_member(*page, "repositoryCreationTemplates")) {
+            auto parsed = parse_creation_template(t);
+            if (!parsed)
+                return std::unexpected(parsed.error());
+            out.push_back(std::move(*parsed));
+        }
+        token = next_token(*page);
+    } while (!token.empty());
+    return out;
 }
 
 Result<std::vector<EcrImageDetail>> EcrClient::describe_images(const std::string& repository,

@@ -4,7 +4,9 @@
 #include <tagwarden/aws/wire.hpp>
 #include <tagwarden/core/log.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 
 namespace tagwarden::aws {
 
@@ -178,6 +180,37 @@ Result<TimedCredentials> assume_role_with_web_identity(http::Transport& transpor
     if (!response)
         return std::unexpected(response.error().with_context("web identity for role " + params.role_arn));
     return parse_sts_credentials(response->body, "web identity role " + params.role_arn);
+}
+
+Result<std::string> get_caller_account(http::Transport& transport, const std::string& endpoint,
+                                       std::string_view region, const Credentials& credentials,
+                                       Clock::time_point now) {
+    const std::string body = form_encode({{"Action", "GetCallerIdentity"}, {"Version", std::string(k_version)}});
+    const std::string url = endpoint + "/";
+    std::string signing_region = region.empty() ? "us-east-1" : std::string(region);
+    auto make = [&]() -> Result<http::Request> {
+        http::Request request;
+        request.method = "POST";
+        request.url = url;
+        request.headers.add("Content-Type", std::string(k_sts.content_type));
+        SigningRequest to_sign{
+            "POST", url, {{"Content-Type", std::string(k_sts.content_type)}}, sha256_hex(body)};
+        auto signed_headers = sign(to_sign, credentials, signing_region, "sts", now);
+        if (!signed_headers)
+            return std::unexpected(signed_headers.error().with_context("STS GetCallerIdentity"));
+        for (const auto& [name, value] : signed_headers->headers_to_add)
+            request.headers.add(name, value);
+        request.body = std::make_shared<http::StringBody>(body);
+        return request;
+    };
+    auto response = send_sts(transport, make, "GetCallerIdentity");
+    if (!response)
+        return std::unexpected(response.error());
+    auto account = xml_text(response->body, {"GetCallerIdentityResult", "Account"});
+    if (!account || account->size() != 12 ||
+        !std::all_of(account->begin(), account->end(), [](unsigned char c) { return std::isdigit(c) != 0; }))
+        return fail(ErrorKind::registry, "STS GetCallerIdentity answered no 12-digit Account");
+    return *account;
 }
 
 } // namespace tagwarden::aws

@@ -33,5 +33,6 @@ CommandRun setup_verify_command(CLI::App& app, const GlobalOptions& global);
 CommandRun setup_policy_command(CLI::App& app, const GlobalOptions& global);
 CommandRun setup_lock_command(CLI::App& app, const GlobalOptions& global);
 CommandRun setup_promote_command(CLI::App& app, const GlobalOptions& global);
+CommandRun setup_audit_command(CLI::App& app, const GlobalOptions& global);
 
 } // namespace tagwarden::cli

@@ -5,6 +5,7 @@
 #include <tagwarden/http/transport.hpp>
 
 #include <tagwarden/aws/credential_chain.hpp>
+#include <tagwarden/aws/sts.hpp>
 
 #include <charconv>
 #include <cstdlib>
@@ -132,6 +133,26 @@ Result<guard::AwsServices> AwsContext::services(const std::string& registry_host
     services.quota_cache = m_quota_cache;
     m_services[registry_host] = services;
     return services;
+}
+
+Result<std::string> AwsContext::default_ecr_registry() {
+    if (!m_chain)
+        m_chain = aws::make_default_credential_chain(make_transport(""));
+    auto region = m_chain->region();
+    if (!region || region->empty())
+        return fail(ErrorKind::invalid_input, "no registry given and no AWS region configured: name the registry "
+                                              "(ACCOUNT.dkr.ecr.REGION.amazonaws.com or HOST[:PORT]), or set "
+                                              "AWS_REGION for the ECR registry of your AWS account");
+    auto credentials = m_chain->credentials();
+    if (!credentials)
+        return std::unexpected(credentials.error().with_context(
+            "no registry given, so the ECR registry of your AWS account is audited, which needs AWS credentials"));
+    auto endpoint = m_chain->configured_endpoint(aws::k_sts).value_or(m_chain->endpoint(aws::k_sts, *region));
+    auto transport = make_transport("");
+    auto account = aws::get_caller_account(*transport, endpoint, *region, *credentials, aws::Clock::now());
+    if (!account)
+        return std::unexpected(account.error().with_context("finding the AWS account of these credentials"));
+    return *account + ".dkr.ecr." + *region + "." + aws::dns_suffix_for_region(*region);
 }
 
 Result<std::shared_ptr<registry::Client>> connect_source(const Reference& source, const Reference& destination,

@@ -36,6 +36,9 @@ class AwsContext {
 public:
     // The services for `registry_host`: both null when it is not an ECR registry.
     Result<guard::AwsServices> services(const std::string& registry_host);
+    // The private ECR registry of the credentials' own account in the configured region
+    // (ACCOUNT.dkr.ecr.REGION.SUFFIX, the account from STS GetCallerIdentity).
+    Result<std::string> default_ecr_registry();
 
 private:
     std::shared_ptr<aws::CredentialChain> m_chain;

@@ -31,6 +31,7 @@ const Command k_commands[] = {
     {"verify", &setup_verify_command},
     {"policy", &setup_policy_command},
     {"lock", &setup_lock_command},
+    {"audit", &setup_audit_command},
 };
 
 // Debian's libcurl links librtmp, which links GnuTLS, whose load-time constructor initialises it (p11-kit

@@ -245,9 +245,72 @@ Finding compare_with_preview(aws::EcrClient& ecr, const Reference& dest, const R
 }
 
 
+Result<std::optional<aws::EcrCreationTemplate>> create_on_push_template(const Reference& dest, const AwsServices& aws) {
+    if (!aws.is_ecr())
+        return std::optional<aws::EcrCreationTemplate>();
+    auto templates = aws.ecr->describe_repository_creation_templates();
+    if (!templates)
+        return std::unexpected(templates.error().with_context("reading the repository creation templates of " +
+                                                              dest.registry));
+    const auto* t = aws::find_creation_template(*templates, dest.repository, aws::k_create_on_push);
+    if (!t)
+        return std::optional<aws::EcrCreationTemplate>();
+    return std::optional<aws::EcrCreationTemplate>(*t);
+}
+
+RepositoryFacts template_facts(const Reference& dest, const aws::EcrCreationTemplate& creation_template,
+                               const AwsServices& aws) {
+    RepositoryFacts facts;
+    facts.repository = dest.name();
+    facts.is_ecr = true;
+    facts.creation_template = creation_template.prefix;
+    if (creation_template.lifecycle_policy) {
+        facts.policy_text = creation_template.lifecycle_policy;
+        facts.policy_source = "repository creation template '" + creation_template.prefix + "' (CREATE_ON_PUSH)";
+    }
+    facts.images_known = true;  // a repository created by this push holds nothing else
+    facts.image_count = 0;
+    facts.count_source = "not created yet (CREATE_ON_PUSH)";
+    if (aws.quotas) {
+        auto q = aws::get_images_per_repository_quota(*aws.quotas);
+        facts.quota = static_cast<std::int64_t>(q.value);
+        facts.quota_source = "Service Quotas L-03A36CE1, " + std::string(aws::to_string(q.source)) +
+                             (q.note.empty() ? "" : " (" + q.note + ")");
+    }
+    return facts;
+}
+
+namespace {
+
+bool repository_not_found(const Error& e) { return e.registry_code == "RepositoryNotFoundException"; }
+
+// A repository that does not exist: the CREATE_ON_PUSH template that creates it, or `missing` as it was
+// (saying why the templates could not tell when they could not be read).
+Result<aws::EcrCreationTemplate> template_or(const Error& missing, const Reference& dest, const AwsServices& aws) {
+    auto t = create_on_push_template(dest, aws);
+    if (!t) {
+        Error e = missing;
+        e.message += " (whether a CREATE_ON_PUSH template would create it is unknown: " + t.error().message + ")";
+        return std::unexpected(e);
+    }
+    if (!*t)
+        return std::unexpected(missing);
+    return **t;
+}
+
+} // namespace
+
 Result<RepositoryFacts> gather_facts(const Reference& dest, registry::Client& client, const AwsServices& aws,
                                      const config::Config& cfg, bool quota_given) {
-    return aws.is_ecr() ? inspect_ecr(aws, dest) : inspect_generic(client, dest, cfg, quota_given);
+    if (!aws.is_ecr())
+        return inspect_generic(client, dest, cfg, quota_given);
+    auto facts = inspect_ecr(aws, dest);
+    if (facts || !repository_not_found(facts.error()))
+        return facts;
+    auto t = template_or(facts.error(), dest, aws);
+    if (!t)
+        return std::unexpected(t.error());
+    return template_facts(dest, *t, aws);
 }
 
 Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices& aws) {
@@ -259,6 +322,14 @@ Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices&
 
 Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
                       bool quota_given) {
+    if (aws.is_ecr() && facts.creation_template) {
+        // Created on push by a CREATE_ON_PUSH template: the uploads have created it by now, or it is still empty.
+        auto exists = aws.ecr->describe_repository(dest.repository);
+        if (!exists && repository_not_found(exists.error()))
+            return {};
+        if (!exists)
+            return std::unexpected(exists.error().with_context("reading " + dest.name() + " again under the tag locks"));
+    }
     if (aws.is_ecr()) {
         auto started = std::chrono::steady_clock::now();
         auto again = inspect_ecr_images(*aws.ecr, dest, facts.image_status_refused);
@@ -285,6 +356,11 @@ Result<std::function<bool(const std::string&)>> tag_immutability(const Reference
     if (!aws.is_ecr())
         return std::function<bool(const std::string&)>{};
     auto repo = aws.ecr->describe_repository(dest.repository);
+    if (!repo && repository_not_found(repo.error())) {
+        auto t = template_or(repo.error(), dest, aws);
+        if (t)
+            repo = t->as_repository(dest.repository);  // created on push with the template's mutability
+    }
     if (!repo)
         return std::unexpected(repo.error().with_context("reading the tag mutability of " + dest.name()));
     auto described = std::make_shared<aws::EcrRepository>(*repo);

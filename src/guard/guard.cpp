@@ -61,6 +61,23 @@ void check_policy_present(const RepositoryFacts& facts, const GuardSettings& set
         report.findings.push_back({"lifecycle-policy", "passed", "lifecycle policy present (" + facts.policy_source + ")"});
         return;
     }
+    if (facts.creation_template) {
+        // The repository does not exist yet: ECR will create it on this push from a template without a policy.
+        std::string fix = "give the template a lifecycle policy: aws ecr update-repository-creation-template --prefix " +
+                          *facts.creation_template + " --lifecycle-policy file://policy.json";
+        std::string what = facts.repository + " does not exist yet and will be created on push by the repository "
+                           "creation template '" + *facts.creation_template + "' (CREATE_ON_PUSH), which has no "
+                           "lifecycle policy: every repository it creates fills up until its image quota refuses every push";
+        if (settings.allow_no_policy) {
+            report.findings.push_back({"lifecycle-policy", "overridden",
+                                       what + "; pushing anyway because of --allow-no-lifecycle-policy (" + fix + ")"});
+            return;
+        }
+        report.findings.push_back({"lifecycle-policy", "refused",
+                                   what + "; " + fix + " (or create the repository with a policy first, or pass "
+                                                       "--allow-no-lifecycle-policy)"});
+        return;
+    }
     std::string how =
         facts.is_ecr
             ? "add one: aws ecr put-lifecycle-policy --repository-name " +
@@ -154,43 +171,9 @@ void check_survival(const RepositoryFacts& facts, const Intent& intent, const Gu
     }
 
     // Who must survive: the image, the last K of each protected environment, the protected digests.
-    std::map<std::string, std::string> must_keep;  // digest -> why
-    must_keep[intent.digest] = "the image being pushed or promoted";
-    for (const auto& env : settings.protected_environments) {
-        std::vector<const policy::ImageRecord*> in_env;
-        for (const auto& image : images)
-            if (std::any_of(image.tags.begin(), image.tags.end(),
-                            [&](const auto& t) { return tag_matches_template(settings.tag_template, env, t); }))
-                in_env.push_back(&image);
-        std::sort(in_env.begin(), in_env.end(), [](auto* a, auto* b) { return a->pushed_at > b->pushed_at; });
-        for (std::size_t i = 0; i < in_env.size() && i < static_cast<std::size_t>(settings.keep_releases); ++i)
-            must_keep.emplace(in_env[i]->digest, "one of the last " + std::to_string(settings.keep_releases) + " '" +
-                                                     env + "' releases (a rollback target)");
-    }
-    for (const auto& d : settings.protected_digests)
-        must_keep.emplace(d, "listed in --protect");
-
-    auto end_of_window = now + std::chrono::duration_cast<policy::TimePoint::duration>(settings.protection_window);
-    std::vector<std::string> problems;
-    for (auto when : {now, end_of_window}) {
-        auto decisions = policy::evaluate(*parsed, images, when);
-        for (std::size_t i = 0; i < images.size(); ++i) {
-            const auto& d = decisions[i];
-            if (d.action == policy::ImageAction::keep)
-                continue;
-            auto it = must_keep.find(images[i].digest);
-            if (it == must_keep.end())
-                continue;
-            std::string verb = d.action == policy::ImageAction::expire ? "expires" : "archives";
-            std::string at = when == now ? "now" : "within " + std::to_string(settings.protection_window.count() / 24) + " days";
-            std::string line = rule_text(*parsed, d.rule_priority) + " " + verb + " " + describe_image(images[i]) +
-                               " " + at + ", but it is " + it->second;
-            if (std::find(problems.begin(), problems.end(), line) == problems.end())
-                problems.push_back(line);
-        }
-        if (!problems.empty())
-            break;  // what fails now is enough; the window adds what fails later
-    }
+    auto must_keep = images_to_keep(images, settings);
+    must_keep.insert_or_assign(intent.digest, "the image being pushed or promoted");
+    auto problems = survival_problems(*parsed, images, must_keep, settings, now);
     if (problems.empty()) {
         report.findings.push_back({"survival", "passed",
                                    "the lifecycle policy keeps the image, the last " +
@@ -207,6 +190,53 @@ void check_survival(const RepositoryFacts& facts, const Intent& intent, const Gu
 }
 
 } // namespace
+
+std::map<std::string, std::string> images_to_keep(const std::vector<policy::ImageRecord>& images,
+                                                  const GuardSettings& settings) {
+    std::map<std::string, std::string> must_keep;  // digest -> why
+    for (const auto& env : settings.protected_environments) {
+        std::vector<const policy::ImageRecord*> in_env;
+        for (const auto& image : images)
+            if (std::any_of(image.tags.begin(), image.tags.end(),
+                            [&](const auto& t) { return tag_matches_template(settings.tag_template, env, t); }))
+                in_env.push_back(&image);
+        std::sort(in_env.begin(), in_env.end(), [](auto* a, auto* b) { return a->pushed_at > b->pushed_at; });
+        for (std::size_t i = 0; i < in_env.size() && i < static_cast<std::size_t>(settings.keep_releases); ++i)
+            must_keep.emplace(in_env[i]->digest, "one of the last " + std::to_string(settings.keep_releases) + " '" +
+                                                     env + "' releases (a rollback target)");
+    }
+    for (const auto& d : settings.protected_digests)
+        must_keep.emplace(d, "listed in --protect");
+    return must_keep;
+}
+
+std::vector<std::string> survival_problems(const policy::LifecyclePolicy& policy,
+                                           const std::vector<policy::ImageRecord>& images,
+                                           const std::map<std::string, std::string>& must_keep,
+                                           const GuardSettings& settings, policy::TimePoint now) {
+    auto end_of_window = now + std::chrono::duration_cast<policy::TimePoint::duration>(settings.protection_window);
+    std::vector<std::string> problems;
+    for (auto when : {now, end_of_window}) {
+        auto decisions = policy::evaluate(policy, images, when);
+        for (std::size_t i = 0; i < images.size(); ++i) {
+            const auto& d = decisions[i];
+            if (d.action == policy::ImageAction::keep)
+                continue;
+            auto it = must_keep.find(images[i].digest);
+            if (it == must_keep.end())
+                continue;
+            std::string verb = d.action == policy::ImageAction::expire ? "expires" : "archives";
+            std::string at = when == now ? "now" : "within " + std::to_string(settings.protection_window.count() / 24) + " days";
+            std::string line = rule_text(policy, d.rule_priority) + " " + verb + " " + describe_image(images[i]) +
+                               " " + at + ", but it is " + it->second;
+            if (std::find(problems.begin(), problems.end(), line) == problems.end())
+                problems.push_back(line);
+        }
+        if (!problems.empty())
+            break;  // what fails now is enough; the window adds what fails later
+    }
+    return problems;
+}
 
 bool GuardReport::refused() const {
     return std::any_of(findings.begin(), findings.end(), [](const auto& f) { return f.status == "refused"; });

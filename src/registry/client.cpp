@@ -978,4 +978,41 @@ Result<std::vector<std::string>> Client::list_tags(const std::string& repo) {
     return fail(ErrorKind::registry, "tag list of " + repo + " did not end after 10000 pages");
 }
 
+Result<std::vector<std::string>> Client::list_repositories() {
+    std::vector<std::string> names;
+    std::string url = base_url() + "/v2/_catalog?n=1000";
+    std::set<std::string> seen{url};
+    for (int page = 0; page < 10000; ++page) {
+        http::Request req;
+        req.method = "GET";
+        req.url = url;
+        auto r = send(req, "", {"registry:catalog:*"});
+        if (!r)
+            return std::unexpected(r.error());
+        if (r->status != 200)
+            return std::unexpected(status_error(*r, "listing the repositories of " + m_registry + " (/v2/_catalog)"));
+        try {
+            auto doc = json::parse(r->body);
+            if (doc.contains("repositories") && doc["repositories"].is_array())
+                for (const auto& name : doc["repositories"])
+                    if (name.is_string())
+                        names.push_back(name.get<std::string>());
+        } catch (const json::exception&) {
+            return fail(ErrorKind::registry, "the catalog of " + m_registry + " is not valid JSON");
+        }
+        auto link = r->headers.get("Link");
+        auto next = link ? parse_link_next(*link) : std::string{};
+        if (next.empty())
+            return names;
+        auto resolved = http::resolve_url(url, next);
+        if (!resolved)
+            return std::unexpected(resolved.error());
+        if (!seen.insert(*resolved).second)
+            return fail(ErrorKind::registry, "the catalog of " + m_registry + " loops: its Link header points back to " +
+                                                 http::redact_url(*resolved) + ", a page already read (a registry bug)");
+        url = *resolved;
+    }
+    return fail(ErrorKind::registry, "the catalog of " + m_registry + " did not end after 10000 pages");
+}
+
 } // namespace tagwarden::registry

@@ -595,5 +595,106 @@ class EnvironmentTest(EcrTestbedCase):
                          "with env() alone, an AWS SDK reaches the front for ECR and Service Quotas")
 
 
+# -- repository creation templates and archived images (issue 14) ------------------------------------------
+
+class CreationTemplateTest(EcrTestbedCase):
+    """Repository creation templates, which moto lacks, checked with the real aws CLI; CREATE_ON_PUSH on
+    the data plane; the archive test hook."""
+
+    def delete_template_later(self, prefix):
+        self.addCleanup(lambda: self.aws("ecr", "delete-repository-creation-template", "--prefix", prefix, ok=False))
+
+    def test_templates_round_trip_with_the_aws_cli(self):
+        policy = json.dumps({"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType":
+                                        "sinceImagePushed", "countUnit": "days", "countNumber": 7},
+                                        "action": {"type": "expire"}}]})
+        created = self.aws("ecr", "create-repository-creation-template", "--prefix", "tmpl/apps",
+                           "--applied-for", "CREATE_ON_PUSH", "REPLICATION", "--image-tag-mutability",
+                           "IMMUTABLE_WITH_EXCLUSION", "--image-tag-mutability-exclusion-filters",
+                           "filterType=WILDCARD,filter=latest", "--lifecycle-policy", policy,
+                           "--description", "apps")
+        self.delete_template_later("tmpl/apps")
+        template = created["repositoryCreationTemplate"]
+        self.assertEqual(created["registryId"], self.bed.account)
+        self.assertEqual((template["prefix"], template["appliedFor"], template["imageTagMutability"],
+                          template["imageTagMutabilityExclusionFilters"], template["lifecyclePolicy"]),
+                         ("tmpl/apps", ["CREATE_ON_PUSH", "REPLICATION"], "IMMUTABLE_WITH_EXCLUSION",
+                          [{"filterType": "WILDCARD", "filter": "latest"}], policy))
+        self.assertIn("createdAt", template)
+
+        self.aws("ecr", "create-repository-creation-template", "--prefix", "ROOT", "--applied-for",
+                 "PULL_THROUGH_CACHE")
+        self.delete_template_later("ROOT")
+        again = self.aws("ecr", "create-repository-creation-template", "--prefix", "ROOT", "--applied-for",
+                         "PULL_THROUGH_CACHE", ok=False)
+        self.assertNotEqual(again.returncode, 0)
+        self.assertIn("TemplateAlreadyExistsException", again.stderr)
+        bad = self.aws("ecr", "create-repository-creation-template", "--prefix", "Bad/Prefix", "--applied-for",
+                       "CREATE_ON_PUSH", ok=False)
+        self.assertIn("InvalidParameterException", bad.stderr)
+        bad_policy = self.aws("ecr", "create-repository-creation-template", "--prefix", "tmpl/bad",
+                              "--applied-for", "CREATE_ON_PUSH", "--lifecycle-policy", "{}", ok=False)
+        self.assertIn("InvalidParameterException", bad_policy.stderr)
+
+        # Every page, through the CLI's paginator (one template per page).
+        listed = self.aws("ecr", "describe-repository-creation-templates", "--page-size", "1")
+        self.assertEqual(sorted(t["prefix"] for t in listed["repositoryCreationTemplates"]), ["ROOT", "tmpl/apps"])
+        one = self.aws("ecr", "describe-repository-creation-templates", "--prefixes", "ROOT")
+        self.assertEqual([t["prefix"] for t in one["repositoryCreationTemplates"]], ["ROOT"])
+        self.assertNotIn("lifecyclePolicy", one["repositoryCreationTemplates"][0])
+
+        updated = self.aws("ecr", "update-repository-creation-template", "--prefix", "ROOT", "--applied-for",
+                           "CREATE_ON_PUSH", "--lifecycle-policy", policy)["repositoryCreationTemplate"]
+        self.assertEqual((updated["appliedFor"], updated["lifecyclePolicy"]), (["CREATE_ON_PUSH"], policy))
+        self.aws("ecr", "delete-repository-creation-template", "--prefix", "ROOT")
+        missing = self.aws("ecr", "update-repository-creation-template", "--prefix", "ROOT", ok=False)
+        self.assertIn("TemplateNotFoundException", missing.stderr)
+        self.assertNoBedErrors()
+
+    def test_a_push_under_a_create_on_push_template_creates_the_repository_with_its_settings(self):
+        policy = {"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
+                                                              "countUnit": "days", "countNumber": 3},
+                             "action": {"type": "expire"}}]}
+        self.bed.create_repository_creation_template("cop", lifecycle_policy=policy, mutability="IMMUTABLE")
+        self.delete_template_later("cop")
+        self.bed.create_repository_creation_template("cop/nested", applied_for=["PULL_THROUGH_CACHE"])
+        self.delete_template_later("cop/nested")
+        layout, info = _image(71)
+        self.push_ok(layout, "cop/nested/app", "1.0")
+        self.assertIn(("cop/nested/app", "cop"), self.bed.created_on_push,
+                      "a template not applied for CREATE_ON_PUSH is skipped: the longest CREATE_ON_PUSH prefix wins")
+        described = self.aws("ecr", "describe-repositories", "--repository-names", "cop/nested/app")
+        self.assertEqual(described["repositories"][0]["imageTagMutability"], "IMMUTABLE")
+        got = self.aws("ecr", "get-lifecycle-policy", "--repository-name", "cop/nested/app")
+        self.assertEqual(json.loads(got["lifecyclePolicyText"]), policy)
+        self.assertEqual(set(self.images_by_digest("cop/nested/app")), {info.manifest_digest})
+        # Outside every CREATE_ON_PUSH prefix ("copper" is not under "cop/"), still NAME_UNKNOWN.
+        proc = self.push(layout, "copper/app", "1.0")
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("does not exist in the registry with id", proc.stderr)
+        self.assertNoBedErrors()
+
+    def test_archived_images_are_listed_by_image_status_with_last_archived_at(self):
+        repo = "archive/app"
+        self.bed.create_repository(repo)
+        layout, info = _image(72)
+        self.push_ok(layout, repo, "1.0")
+        archived_at = time.time() - 5 * 86400
+        self.bed.archive_image(repo, info.manifest_digest, archived_at)
+        self.assertEqual(self.aws("ecr", "describe-images", "--repository-name", repo)["imageDetails"], [],
+                         "ACTIVE only by default")
+        details = self.aws("ecr", "describe-images", "--repository-name", repo, "--filter",
+                           "imageStatus=ARCHIVED")["imageDetails"]
+        self.assertEqual([(d["imageDigest"], d["imageStatus"]) for d in details],
+                         [(info.manifest_digest, "ARCHIVED")])
+        self.assertAlmostEqual(_epoch(details[0]["lastArchivedAt"]), archived_at, delta=1)
+        self.bed.restore_image(repo, info.manifest_digest)
+        details = self.aws("ecr", "describe-images", "--repository-name", repo, "--filter",
+                           "imageStatus=ANY")["imageDetails"]
+        self.assertEqual(details[0]["imageStatus"], "ACTIVE")
+        self.assertIn("lastActivatedAt", details[0])
+        self.assertNoBedErrors()
+
+
 if __name__ == "__main__":
     unittest.main()

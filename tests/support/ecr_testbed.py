@@ -11,6 +11,9 @@ data plane, and a thin layer for what moto lacks. Python stdlib plus moto and bo
         bed.describe_images("team/app")                   # what DescribeImages answers, all pages
         bed.requests(method="POST", path=r"/blobs/uploads/")   # the data plane's request log
         bed.api_calls(operation="PutImage")               # the control plane's request log
+        bed.create_repository_creation_template("apps", lifecycle_policy=None)   # CREATE_ON_PUSH (gap 11)
+        bed.created_on_push                               # [(repository, template prefix)] created by pushes
+        bed.archive_image("team/app", digest, when)       # ARCHIVED with lastArchivedAt (gap 12)
         bed.errors                                        # internal failures (must stay empty)
 
 What runs (``stop``/leaving the block ends all of it and removes every temporary file):
@@ -88,6 +91,24 @@ Gaps in moto 5.2 that this layer fills (reference: ../shared/reference/ecr-api.m
    to its mode and filters (under the repository lock; a DescribeRepositories racing a push to that
    repository can see MUTABLE for those milliseconds).
 
+11. Repository creation templates (moto 5.2 has none): Create/Describe/Delete/
+   UpdateRepositoryCreationTemplate are answered by the front from the bed's own store (see
+   ``_install_creation_templates``): ECR's field checks from the service model (prefix pattern or
+   ``ROOT``, appliedFor from REPLICATION/PULL_THROUGH_CACHE/CREATE_ON_PUSH, lifecycle policy text that
+   parses, at most 5 exclusion filters), TemplateAlreadyExistsException, TemplateNotFoundException,
+   pages of DescribeRepositoryCreationTemplates (maxResults 1-1000, nextToken), createdAt/updatedAt.
+   CREATE_ON_PUSH: a write (POST, PUT, PATCH) on the data plane to a repository that does not exist,
+   when a CREATE_ON_PUSH template applies (the longest prefix P with the name under "P/", else ROOT),
+   first creates the repository with the template's tag mutability, exclusion filters and lifecycle
+   policy (an assumption: ECR's documentation does not say at which request of a push it creates the
+   repository; reads of a missing repository stay 404 NAME_UNKNOWN). ``create_repository_creation_template``
+   writes one directly.
+12. Archived images (test hook, moto knows no storage classes): ``archive_image(repo, digest, when)``
+   marks an image ARCHIVED with ``lastArchivedAt`` = ``when`` (``restore_image`` marks it ACTIVE again
+   with ``lastActivatedAt``); DescribeImages then filters by ``imageStatus`` (ACTIVE by default,
+   ARCHIVED, ANY) and reports ``imageStatus``, ``lastArchivedAt`` and ``lastActivatedAt``. Nothing
+   else changes (the data plane still serves an archived image's manifest; ECR answers 404).
+
 The data plane (ECR's registry endpoint, §4), in front of the docker-registry:
 
 - HTTP Basic only: 401 with ``WWW-Authenticate: Basic realm="https://<acct>.dkr.ecr.<region>.
@@ -125,8 +146,11 @@ moto behaviours left as they are (tests must not rely on them):
 - A mirror moto refuses after the docker-registry accepted the manifest leaves the two apart; it
   answers 500 and is recorded in ``bed.errors`` (none is known to happen).
 - A PutImage sent to moto directly (``via="moto"``) gets none of the fixes above.
-- BatchGetImage ignores acceptedMediaTypes; ListImages/DescribeImages know no ARCHIVED images.
-- No throttling, no KMS, no scanning, no replication, no referrers (ListImageReferrers).
+- BatchGetImage ignores acceptedMediaTypes; ListImages knows no ARCHIVED images (DescribeImages only those
+  ``archive_image`` marks).
+- PutLifecyclePolicy (moto's schema) refuses archive rules (``storageClass``, ``sinceImageTransitioned``,
+  ``transition``) that ECR accepts: give such a policy to tagwarden with ``--policy``.
+- No throttling (unless ``throttle(operation, every)`` asks for it), no KMS, no scanning, no replication, no referrers (ListImageReferrers).
 - STS: moto accepts any web identity token and role.
 """
 
@@ -439,6 +463,10 @@ class _FrontHandler(_BaseHandler):
                     self._json_error(error.status, error.code, error.message, service)
                 bed._log_api(service, operation, error.status, error.code, None)
                 return
+        if bed._throttled(service, operation):
+            self._json_error(400, "ThrottlingException", "Rate exceeded", service)
+            bed._log_api(service, operation, 400, "ThrottlingException", access_key)
+            return
         handler = bed._front_ops.get((service, operation))
         if handler is not None:
             try:
@@ -542,6 +570,8 @@ class _DataHandler(_BaseHandler):
         if not match:
             return self._forward(self.command, self.path), None
         repo, kind, rest = match["name"], match["kind"], match["rest"]
+        if bed._repository(repo) is None and self.command in ("POST", "PUT", "PATCH"):
+            bed._create_on_push(repo)
         if bed._repository(repo) is None:
             return self._oci_error(404, "NAME_UNKNOWN", f"The repository with name '{repo}' does not exist in the "
                                                          f"registry with id '{bed.account}'"), "unknown repository"
@@ -782,6 +812,7 @@ class EcrTestbed:
             ("servicequotas", "GetServiceQuota"): self._op_get_service_quota,
             ("servicequotas", "GetAWSDefaultServiceQuota"): self._op_get_default_service_quota,
         }
+        self._install_creation_templates()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -1235,6 +1266,7 @@ class EcrTestbed:
                 if "pulled_at" in meta:
                     image["lastRecordedPullTime"] = round(meta["pulled_at"], 3)
                 image.setdefault("imageStatus", "ACTIVE")
+                self._apply_storage_class(image, meta)
         return images
 
     def _repo_lock(self, name):
@@ -1507,8 +1539,7 @@ class EcrTestbed:
         status = self._tag_status_filter(params)
         image_status = ((params.get("filter") or {}).get("imageStatus") or "ACTIVE").upper()
         images = [i for i in images if status == "ANY" or bool(i.get("imageTags")) == (status == "TAGGED")]
-        if image_status == "ARCHIVED":
-            images = []
+        images = self._filter_image_status(images, image_status)
         return 200, self._page(images, params, "imageDetails")
 
     def _op_list_images(self, params):
@@ -1671,6 +1702,235 @@ class EcrTestbed:
             raise _ApiError("NoSuchResourceException",
                             "The request failed because the specified service does not exist.")
         return 200, document
+
+
+    # -- repository creation templates (gap 11) -----------------------------------------------------
+
+    _TEMPLATE_PREFIX_RE = re.compile(r"^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$")
+    _APPLIED_FOR = ("REPLICATION", "PULL_THROUGH_CACHE", "CREATE_ON_PUSH")
+    _MUTABILITIES = ("MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
+
+    def _install_creation_templates(self):
+        self._templates = {}  # prefix -> the template as DescribeRepositoryCreationTemplates answers it
+        self._created_on_push = []  # (repository, template prefix)
+        self._throttle = {}  # (service, operation) -> [every, calls seen]
+        self._front_ops.update({
+            ("ecr", "CreateRepositoryCreationTemplate"): self._op_create_repository_creation_template,
+            ("ecr", "DescribeRepositoryCreationTemplates"): self._op_describe_repository_creation_templates,
+            ("ecr", "UpdateRepositoryCreationTemplate"): self._op_update_repository_creation_template,
+            ("ecr", "DeleteRepositoryCreationTemplate"): self._op_delete_repository_creation_template,
+        })
+
+    def create_repository_creation_template(self, prefix, applied_for=("CREATE_ON_PUSH",), lifecycle_policy=None,
+                                            mutability=None, exclusion_filters=None, description=None):
+        """Creates a repository creation template (as CreateRepositoryCreationTemplate); returns it."""
+        params = {"prefix": prefix, "appliedFor": list(applied_for)}
+        if lifecycle_policy is not None:
+            params["lifecyclePolicy"] = (lifecycle_policy if isinstance(lifecycle_policy, str)
+                                         else json.dumps(lifecycle_policy))
+        if mutability:
+            params["imageTagMutability"] = mutability
+        if exclusion_filters:
+            params["imageTagMutabilityExclusionFilters"] = [{"filterType": "WILDCARD", "filter": f}
+                                                            for f in exclusion_filters]
+        if description:
+            params["description"] = description
+        return self._op_create_repository_creation_template(params)[1]["repositoryCreationTemplate"]
+
+    def _check_template_fields(self, params, template):
+        """Applies the settable fields of ``params`` to ``template`` with the service model's checks."""
+        if "appliedFor" in params:
+            applied = params["appliedFor"]
+            if not isinstance(applied, list) or not applied or any(a not in self._APPLIED_FOR for a in applied):
+                raise _ApiError("InvalidParameterException",
+                                f"Invalid parameter at 'appliedFor': each value must be one of "
+                                f"{', '.join(self._APPLIED_FOR)}")
+            template["appliedFor"] = list(dict.fromkeys(applied))
+        if "description" in params:
+            if len(params["description"] or "") > 256:
+                raise _ApiError("ValidationException", "Invalid parameter at 'description': length must be <= 256")
+            template["description"] = params["description"]
+        if "imageTagMutability" in params:
+            if params["imageTagMutability"] not in self._MUTABILITIES:
+                raise _ApiError("ValidationException", f"Invalid parameter at 'imageTagMutability': "
+                                                       f"'{params['imageTagMutability']}'")
+            template["imageTagMutability"] = params["imageTagMutability"]
+        if "imageTagMutabilityExclusionFilters" in params:
+            filters = params["imageTagMutabilityExclusionFilters"] or []
+            if not 1 <= len(filters) <= 5 or any(
+                    f.get("filterType") != "WILDCARD" or not re.match(r"^[0-9a-zA-Z._*-]{1,128}$", f.get("filter", ""))
+                    for f in filters):
+                raise _ApiError("InvalidParameterException",
+                                "Invalid parameter at 'imageTagMutabilityExclusionFilters': 1 to 5 WILDCARD filters "
+                                "matching ^[0-9a-zA-Z._*-]{1,128}$")
+            template["imageTagMutabilityExclusionFilters"] = [{"filterType": "WILDCARD", "filter": f["filter"]}
+                                                              for f in filters]
+        if "lifecyclePolicy" in params:
+            text = params["lifecyclePolicy"] or ""
+            if len(text) > 30720:
+                raise _ApiError("InvalidParameterException", "Invalid parameter at 'lifecyclePolicy': length must "
+                                                             "be <= 30720")
+            if text:
+                try:
+                    ecr_lifecycle.parse_policy(text)
+                except ecr_lifecycle.PolicyError as error:
+                    raise _ApiError("InvalidParameterException", str(error))
+                template["lifecyclePolicy"] = text
+            else:
+                template.pop("lifecyclePolicy", None)
+        for key in ("repositoryPolicy", "customRoleArn", "resourceTags", "encryptionConfiguration"):
+            if key in params:
+                template[key] = params[key]
+        mode = template.get("imageTagMutability", "MUTABLE")
+        if mode.endswith("_WITH_EXCLUSION") and not template.get("imageTagMutabilityExclusionFilters"):
+            raise _ApiError("InvalidParameterException", f"imageTagMutabilityExclusionFilters are required with {mode}")
+
+    def _op_create_repository_creation_template(self, params):
+        prefix = params.get("prefix") or ""
+        if not self._TEMPLATE_PREFIX_RE.match(prefix) or len(prefix) > 256:
+            raise _ApiError("InvalidParameterException", f"Invalid parameter at 'prefix' failed to satisfy "
+                                                         f"constraint: 'Member must satisfy regular expression "
+                                                         f"pattern: {self._TEMPLATE_PREFIX_RE.pattern}'")
+        if "appliedFor" not in params:
+            raise _ApiError("ValidationException", "1 validation error detected: Value null at 'appliedFor' failed "
+                                                   "to satisfy constraint: Member must not be null")
+        now = round(time.time(), 3)
+        template = {"prefix": prefix, "imageTagMutability": "MUTABLE",
+                    "encryptionConfiguration": {"encryptionType": "AES256"}, "resourceTags": [],
+                    "createdAt": now, "updatedAt": now}
+        self._check_template_fields(params, template)
+        with self._lock:
+            if prefix in self._templates:
+                raise _ApiError("TemplateAlreadyExistsException",
+                                f"The repository creation template with prefix '{prefix}' already exists in the "
+                                f"registry with id '{self.account}'")
+            self._templates[prefix] = template
+        return 200, {"registryId": self.account, "repositoryCreationTemplate": dict(template)}
+
+    def _op_describe_repository_creation_templates(self, params):
+        with self._lock:
+            templates = [dict(t) for _prefix, t in sorted(self._templates.items())]
+        wanted = params.get("prefixes")
+        if wanted:
+            templates = [t for t in templates if t["prefix"] in wanted]
+        return 200, self._page(templates, params, "repositoryCreationTemplates", extra={"registryId": self.account})
+
+    def _template_or_not_found(self, prefix):
+        template = self._templates.get(prefix)
+        if template is None:
+            raise _ApiError("TemplateNotFoundException",
+                            f"The repository creation template with prefix '{prefix}' does not exist in the registry "
+                            f"with id '{self.account}'")
+        return template
+
+    def _op_update_repository_creation_template(self, params):
+        prefix = params.get("prefix") or ""
+        with self._lock:
+            template = dict(self._template_or_not_found(prefix))
+            self._check_template_fields(params, template)
+            template["updatedAt"] = round(time.time(), 3)
+            self._templates[prefix] = template
+        return 200, {"registryId": self.account, "repositoryCreationTemplate": dict(template)}
+
+    def _op_delete_repository_creation_template(self, params):
+        prefix = params.get("prefix") or ""
+        with self._lock:
+            template = self._template_or_not_found(prefix)
+            del self._templates[prefix]
+        return 200, {"registryId": self.account, "repositoryCreationTemplate": dict(template)}
+
+    def _create_on_push_template(self, name):
+        """The CREATE_ON_PUSH template for a new repository ``name``: longest prefix, else ROOT, else None."""
+        with self._lock:
+            templates = [t for t in self._templates.values() if "CREATE_ON_PUSH" in t.get("appliedFor", [])]
+        best = None
+        for t in templates:
+            prefix = t["prefix"].rstrip("/")
+            if t["prefix"] != "ROOT" and name.startswith(prefix + "/") and (
+                    best is None or len(prefix) > len(best["prefix"].rstrip("/"))):
+                best = t
+        return best or next((t for t in templates if t["prefix"] == "ROOT"), None)
+
+    def _create_on_push(self, name):
+        """A write to the missing repository ``name``: creates it from its CREATE_ON_PUSH template, if any."""
+        template = self._create_on_push_template(name)
+        if template is None:
+            return False
+        with self._repo_lock(name):
+            if self._repository(name) is not None:
+                return True
+            params = {"repositoryName": name, "imageTagMutability": template.get("imageTagMutability", "MUTABLE")}
+            if template.get("imageTagMutabilityExclusionFilters"):
+                params["imageTagMutabilityExclusionFilters"] = template["imageTagMutabilityExclusionFilters"]
+            try:
+                self._ecr("CreateRepository", **params)
+                if template.get("lifecyclePolicy"):
+                    self._ecr("PutLifecyclePolicy", repositoryName=name, lifecyclePolicyText=template["lifecyclePolicy"])
+            except _MotoError as error:
+                if error.code != "RepositoryAlreadyExistsException":
+                    self._record_error(f"create on push of {name} from template {template['prefix']}: {error}")
+                    return False
+        with self._lock:
+            self._created_on_push.append((name, template["prefix"]))
+        return True
+
+    @property
+    def created_on_push(self):
+        """[(repository, template prefix)] the data plane created on push, in order."""
+        with self._lock:
+            return list(self._created_on_push)
+
+    # -- throttling (a test hook) ----------------------------------------------------------------------
+
+    def throttle(self, operation, every=2, service="ecr"):
+        """Answers every ``every``-th call of ``operation`` with 400 ThrottlingException "Rate exceeded" (as
+        AWS throttles: botocore retries it); ``every=0`` stops."""
+        with self._lock:
+            if every:
+                self._throttle[(service, operation)] = [every, 0]
+            else:
+                self._throttle.pop((service, operation), None)
+
+    def _throttled(self, service, operation):
+        with self._lock:
+            entry = self._throttle.get((service, operation))
+            if entry is None:
+                return False
+            entry[1] += 1
+            return entry[1] % entry[0] == 0
+
+    # -- archived images (gap 12, a test hook) -------------------------------------------------------
+
+    def archive_image(self, name, digest, when=None):
+        """Marks an image ARCHIVED, moved to archive at ``when`` (datetime or epoch; default now)."""
+        with self._lock:
+            meta = self._meta.setdefault((name, digest), {})
+            meta["status"] = "ARCHIVED"
+            meta["archived_at"] = _epoch(when) if when is not None else time.time()
+
+    def restore_image(self, name, digest, when=None):
+        """Marks an archived image ACTIVE again, restored at ``when`` (lastActivatedAt)."""
+        with self._lock:
+            meta = self._meta.setdefault((name, digest), {})
+            meta["status"] = "ACTIVE"
+            meta["activated_at"] = _epoch(when) if when is not None else time.time()
+
+    @staticmethod
+    def _apply_storage_class(image, meta):
+        if "status" in meta:
+            image["imageStatus"] = meta["status"]
+        if "archived_at" in meta:
+            image["lastArchivedAt"] = round(meta["archived_at"], 3)
+        if "activated_at" in meta:
+            image["lastActivatedAt"] = round(meta["activated_at"], 3)
+
+    @staticmethod
+    def _filter_image_status(images, image_status):
+        if image_status not in ("ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"):
+            raise _ApiError("InvalidParameterException", f"Invalid parameter at 'filter.imageStatus': '{image_status}'")
+        if image_status == "ANY":
+            return images
+        return [i for i in images if i.get("imageStatus", "ACTIVE") == image_status]
 
 
 if __name__ == "__main__":

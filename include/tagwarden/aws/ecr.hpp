@@ -150,6 +150,31 @@ struct LifecyclePreview {
     std::int64_t expiring_total = 0;
 };
 
+// A repository creation template (DescribeRepositoryCreationTemplates): the settings ECR gives a repository it
+// creates itself (pull through cache, replication, and a push to a repository that does not exist).
+struct EcrCreationTemplate {
+    std::string prefix;                     // "team/app" (ECR assumes a trailing '/'), or "ROOT"
+    std::string description;
+    std::vector<std::string> applied_for;   // CREATE_ON_PUSH, PULL_THROUGH_CACHE, REPLICATION
+    std::optional<std::string> lifecycle_policy; // nullopt when the template sets none (also for "")
+    TagMutability tag_mutability = TagMutability::mutable_tags;  // MUTABLE when omitted (ECR's default)
+    std::vector<TagMutabilityExclusionFilter> exclusion_filters;
+
+    [[nodiscard]] bool applies_for(std::string_view scenario) const;
+    // The repository a template with these settings creates, for EcrRepository::tag_is_immutable().
+    [[nodiscard]] EcrRepository as_repository(const std::string& name) const;
+};
+
+inline constexpr std::string_view k_create_on_push = "CREATE_ON_PUSH";
+
+// The template ECR applies to a new repository `name` created for `scenario`: among the templates applied
+// for that scenario, the one with the longest prefix P such that `name` starts with "P/" (ECR assumes a '/'
+// after every prefix: "prod" covers "prod/app", not "production/app"), else the ROOT template ("all
+// repositories ... that don't have an associated creation template"), else none. Longest-prefix-wins is our
+// reading of the documentation (it names no order); a template not applied for `scenario` is skipped.
+const EcrCreationTemplate* find_creation_template(const std::vector<EcrCreationTemplate>& templates,
+                                                  std::string_view name, std::string_view scenario);
+
 struct DescribeImagesOptions {
     std::vector<EcrImageId> image_ids; // empty: every image (all pages)
     std::string tag_status;            // TAGGED, UNTAGGED, ANY; empty: the service default
@@ -162,6 +187,7 @@ Result<EcrRepository> parse_repository(const nlohmann::json& j);
 Result<EcrImageDetail> parse_image_detail(const nlohmann::json& j);
 Result<EcrAuthorization> parse_authorization_data(const nlohmann::json& j);
 Result<LifecyclePreviewResult> parse_preview_result(const nlohmann::json& j);
+Result<EcrCreationTemplate> parse_creation_template(const nlohmann::json& j);
 
 class EcrClient {
   public:
@@ -173,6 +199,9 @@ class EcrClient {
     // All repositories (every page) or the named ones.
     Result<std::vector<EcrRepository>> describe_repositories(const std::vector<std::string>& names = {});
     Result<EcrRepository> describe_repository(const std::string& name);
+    // DescribeRepositoryCreationTemplates: every template (every page), or those of `prefixes`.
+    Result<std::vector<EcrCreationTemplate>> describe_repository_creation_templates(
+        const std::vector<std::string>& prefixes = {});
     // Every page (nextToken) unless image ids are given.
     Result<std::vector<EcrImageDetail>> describe_images(const std::string& repository,
                                                         const DescribeImagesOptions& options = {});

@@ -47,4 +47,10 @@ Result<TimedCredentials> assume_role_with_web_identity(http::Transport& transpor
                                                        const AssumeRoleParams& params,
                                                        const std::string& web_identity_token);
 
+// STS GetCallerIdentity (needs no IAM permission): the 12-digit account of `credentials`, SigV4-signed for
+// `region`. Retried as AssumeRole.
+Result<std::string> get_caller_account(http::Transport& transport, const std::string& endpoint,
+                                       std::string_view region, const Credentials& credentials,
+                                       Clock::time_point now);
+
 } // namespace tagwarden::aws

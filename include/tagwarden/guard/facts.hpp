@@ -50,6 +50,15 @@ Result<std::function<bool(const std::string&)>> tag_immutability(const Reference
 Finding compare_with_preview(aws::EcrClient& ecr, const Reference& dest, const RepositoryFacts& facts,
                              policy::TimePoint now);
 
+// ECR: the CREATE_ON_PUSH repository creation template that will create `dest` when something is pushed to
+// it (aws::find_creation_template over DescribeRepositoryCreationTemplates); nullopt when none applies.
+Result<std::optional<aws::EcrCreationTemplate>> create_on_push_template(const Reference& dest, const AwsServices& aws);
+
+// The facts of an ECR repository that does not exist yet and that `creation_template` will create on push:
+// its lifecycle policy, no image, the quota from Service Quotas.
+RepositoryFacts template_facts(const Reference& dest, const aws::EcrCreationTemplate& creation_template,
+                               const AwsServices& aws);
+
 // One digest per line of `path` (anything after it on the line is ignored): --protect FILE.
 Result<std::vector<std::string>> read_protect_file(const std::string& path);
 

@@ -2,11 +2,13 @@
 
 #include <tagwarden/core/error.hpp>
 #include <tagwarden/policy/image_record.hpp>
+#include <tagwarden/policy/lifecycle_policy.hpp>
 #include <tagwarden/policy/time.hpp>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,6 +22,9 @@ struct RepositoryFacts {
     bool is_ecr = false;
     std::optional<std::string> policy_text;  // the lifecycle policy JSON; nullopt when there is none
     std::string policy_source;               // "ECR GetLifecyclePolicy", "tagwarden.yaml", ...
+    // ECR: the repository does not exist yet, and this CREATE_ON_PUSH repository creation template (its
+    // prefix) will create it on push: the policy and tag mutability are the template's, the image count 0.
+    std::optional<std::string> creation_template;
     std::optional<std::int64_t> quota;       // images per repository; nullopt when unknown
     std::string quota_source;                // "Service Quotas (applied)", "--quota", ...
     std::int64_t image_count = 0;            // every image, tagged or not, index children included
@@ -73,5 +78,18 @@ GuardReport evaluate_guards(const RepositoryFacts& facts, const Intent& intent, 
                             policy::TimePoint now);
 
 nlohmann::json to_json(const GuardReport& report);
+
+// The survival simulation, shared by the survival guard and `tagwarden audit`.
+// The images that must outlive the lifecycle policy, digest -> why: the last `keep_releases` images (by push
+// time) carrying a tag of each protected environment, and every protected digest.
+std::map<std::string, std::string> images_to_keep(const std::vector<policy::ImageRecord>& images,
+                                                  const GuardSettings& settings);
+// What `policy` expires or archives among `must_keep`, simulated over `images` now and, when nothing fails
+// now, at the end of the protection window: one sentence per image and instant, naming the rule, the image
+// and why it must be kept.
+std::vector<std::string> survival_problems(const policy::LifecyclePolicy& policy,
+                                           const std::vector<policy::ImageRecord>& images,
+                                           const std::map<std::string, std::string>& must_keep,
+                                           const GuardSettings& settings, policy::TimePoint now);
 
 } // namespace tagwarden::guard

@@ -109,6 +109,9 @@ public:
     Result<bool> can_delete_manifests(const std::string& repo);
     // Every tag of the repository, following Link pagination. An unknown repository has no tags.
     Result<std::vector<std::string>> list_tags(const std::string& repo);
+    // Every repository of the registry (GET /v2/_catalog, token scope registry:catalog:*), following Link
+    // pagination. Registries that do not serve the catalog answer 401/403/404 (an Error).
+    Result<std::vector<std::string>> list_repositories();
 
 private:
     struct CachedToken {
