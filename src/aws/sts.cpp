@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <functional>
 
 namespace tagwarden::aws {
 
@@ -130,31 +131,41 @@ Error sts_error(int http_status, std::string_view body, std::string_view operati
     return e;
 }
 
+namespace {
+
+// The request maker send_sts calls for each attempt: a POST of `body` to STS signed with `credentials`.
+std::function<Result<http::Request>()> signed_sts_request(const std::string& endpoint, std::string body,
+                                                          const Credentials& credentials, std::string_view region,
+                                                          Clock::time_point now, std::string operation) {
+    return [url = endpoint + "/", body = std::move(body), &credentials,
+            signing_region = region.empty() ? std::string("us-east-1") : std::string(region), now,
+            operation = std::move(operation)]() -> Result<http::Request> {
+        http::Request request;
+        request.method = "POST";
+        request.url = url;
+        request.headers.add("Content-Type", std::string(k_sts.content_type));
+        SigningRequest to_sign{"POST", url, {{"Content-Type", std::string(k_sts.content_type)}}, sha256_hex(body)};
+        auto signed_headers = sign(to_sign, credentials, signing_region, "sts", now);
+        if (!signed_headers)
+            return std::unexpected(signed_headers.error().with_context("STS " + operation));
+        for (const auto& [name, value] : signed_headers->headers_to_add)
+            request.headers.add(name, value);
+        request.body = std::make_shared<http::StringBody>(body);
+        return request;
+    };
+}
+
+} // namespace
+
 Result<TimedCredentials> assume_role(http::Transport& transport, const std::string& endpoint,
                                      std::string_view region, const Credentials& source,
                                      const AssumeRoleParams& params, Clock::time_point now) {
     auto fields = common_fields("AssumeRole", params);
     if (!params.external_id.empty())
         fields.emplace_back("ExternalId", params.external_id);
-    const std::string body = form_encode(fields);
-    const std::string url = endpoint + "/";
-    std::string signing_region = region.empty() ? "us-east-1" : std::string(region);
-    auto make = [&]() -> Result<http::Request> {
-        http::Request request;
-        request.method = "POST";
-        request.url = url;
-        request.headers.add("Content-Type", std::string(k_sts.content_type));
-        SigningRequest to_sign{
-            "POST", url, {{"Content-Type", std::string(k_sts.content_type)}}, sha256_hex(body)};
-        auto signed_headers = sign(to_sign, source, signing_region, "sts", now);
-        if (!signed_headers)
-            return std::unexpected(signed_headers.error().with_context("STS AssumeRole"));
-        for (const auto& [name, value] : signed_headers->headers_to_add)
-            request.headers.add(name, value);
-        request.body = std::make_shared<http::StringBody>(body);
-        return request;
-    };
-    auto response = send_sts(transport, make, "AssumeRole");
+    auto response = send_sts(transport, signed_sts_request(endpoint, form_encode(fields), source, region, now,
+                                                           "AssumeRole"),
+                             "AssumeRole");
     if (!response)
         return std::unexpected(response.error().with_context("assuming role " + params.role_arn));
     return parse_sts_credentials(response->body, "role " + params.role_arn);
@@ -186,24 +197,8 @@ Result<std::string> get_caller_account(http::Transport& transport, const std::st
                                        std::string_view region, const Credentials& credentials,
                                        Clock::time_point now) {
     const std::string body = form_encode({{"Action", "GetCallerIdentity"}, {"Version", std::string(k_version)}});
-    const std::string url = endpoint + "/";
-    std::string signing_region = region.empty() ? "us-east-1" : std::string(region);
-    auto make = [&]() -> Result<http::Request> {
-        http::Request request;
-        request.method = "POST";
-        request.url = url;
-        request.headers.add("Content-Type", std::string(k_sts.content_type));
-        SigningRequest to_sign{
-            "POST", url, {{"Content-Type", std::string(k_sts.content_type)}}, sha256_hex(body)};
-        auto signed_headers = sign(to_sign, credentials, signing_region, "sts", now);
-        if (!signed_headers)
-            return std::unexpected(signed_headers.error().with_context("STS GetCallerIdentity"));
-        for (const auto& [name, value] : signed_headers->headers_to_add)
-            request.headers.add(name, value);
-        request.body = std::make_shared<http::StringBody>(body);
-        return request;
-    };
-    auto response = send_sts(transport, make, "GetCallerIdentity");
+    auto response = send_sts(transport, signed_sts_request(endpoint, body, credentials, region, now, "GetCallerIdentity"),
+                             "GetCallerIdentity");
     if (!response)
         return std::unexpected(response.error());
     auto account = xml_text(response->body, {"GetCallerIdentityResult", "Account"});

@@ -463,7 +463,7 @@ class _FrontHandler(_BaseHandler):
                     self._json_error(error.status, error.code, error.message, service)
                 bed._log_api(service, operation, error.status, error.code, None)
                 return
-        if bed._throttled(service, operation):
+        if bed._throttled(service, operation, body):
             self._json_error(400, "ThrottlingException", "Rate exceeded", service)
             bed._log_api(service, operation, 400, "ThrottlingException", access_key)
             return
@@ -1884,20 +1884,30 @@ class EcrTestbed:
 
     def throttle(self, operation, every=2, service="ecr"):
         """Answers every ``every``-th call of ``operation`` with 400 ThrottlingException "Rate exceeded" (as
-        AWS throttles: botocore retries it); ``every=0`` stops."""
+        AWS throttles: botocore retries it); ``every=0`` stops. A request whose previous send was throttled
+        (the same body: a client's retry) is not throttled again, so a retry always gets through: with
+        concurrent callers sharing one counter, a shared counter alone could throttle one request five times
+        running and exhaust any client's retries."""
         with self._lock:
             if every:
-                self._throttle[(service, operation)] = [every, 0]
+                self._throttle[(service, operation)] = [every, 0, set()]
             else:
                 self._throttle.pop((service, operation), None)
 
-    def _throttled(self, service, operation):
+    def _throttled(self, service, operation, body=b""):
         with self._lock:
             entry = self._throttle.get((service, operation))
             if entry is None:
                 return False
+            key = hashlib.sha256(body or b"").hexdigest()
+            if key in entry[2]:  # a retry of a throttled request
+                entry[2].discard(key)
+                return False
             entry[1] += 1
-            return entry[1] % entry[0] == 0
+            if entry[1] % entry[0] == 0:
+                entry[2].add(key)
+                return True
+            return False
 
     # -- archived images (gap 12, a test hook) -------------------------------------------------------
 
