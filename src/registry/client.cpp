@@ -938,81 +938,55 @@ Result<bool> Client::can_delete_manifests(const std::string& repo) {
 }
 
 Result<std::vector<std::string>> Client::list_tags(const std::string& repo) {
-    std::vector<std::string> tags;
-    // Registries cap the page size (ECR: 1000); follow Link headers rather than counting.
-    std::string url = repo_url(repo, "/tags/list?n=1000");
-    std::set<std::string> seen{url};
-    for (int page = 0; page < 10000; ++page) {
-        http::Request req;
-        req.method = "GET";
-        req.url = url;
-        auto r = send(req, repo);
-        if (!r)
-            return std::unexpected(r.error());
-        if (r->status == 404 && page == 0)
-            return tags;  // NAME_UNKNOWN: a repository that does not exist yet has no tags
-        if (r->status != 200)
-            return std::unexpected(status_error(*r, "listing tags of " + repo));
-        try {
-            auto doc = json::parse(r->body);
-            if (doc.contains("tags") && doc["tags"].is_array())
-                for (const auto& t : doc["tags"])
-                    if (t.is_string())
-                        tags.push_back(t.get<std::string>());
-        } catch (const json::exception&) {
-            return fail(ErrorKind::registry, "tag list of " + repo + " is not valid JSON");
-        }
-        auto link = r->headers.get("Link");
-        auto next = link ? parse_link_next(*link) : std::string{};
-        if (next.empty())
-            return tags;
-        auto resolved = http::resolve_url(url, next);
-        if (!resolved)
-            return std::unexpected(resolved.error());
-        // A Link back to a page already read would loop forever.
-        if (!seen.insert(*resolved).second)
-            return fail(ErrorKind::registry, "the tag list of " + repo + " loops: its Link header points back to " +
-                                                 http::redact_url(*resolved) + ", a page already read (a registry bug)");
-        url = *resolved;
-    }
-    return fail(ErrorKind::registry, "tag list of " + repo + " did not end after 10000 pages");
+    // Registries cap the page size (ECR: 1000); follow Link headers rather than counting. NAME_UNKNOWN: a
+    // repository that does not exist yet has no tags.
+    return read_paged_list(repo_url(repo, "/tags/list?n=1000"), "tags", "the tag list of " + repo, repo, {}, true);
 }
 
 Result<std::vector<std::string>> Client::list_repositories() {
-    std::vector<std::string> names;
-    std::string url = base_url() + "/v2/_catalog?n=1000";
+    return read_paged_list(base_url() + "/v2/_catalog?n=1000", "repositories", "the catalog of " + m_registry, "",
+                           {"registry:catalog:*"}, false);
+}
+
+Result<std::vector<std::string>> Client::read_paged_list(std::string url, const std::string& field,
+                                                         const std::string& what, const std::string& repo,
+                                                         const std::vector<std::string>& extra_scopes,
+                                                         bool empty_if_missing) {
+    std::vector<std::string> items;
     std::set<std::string> seen{url};
     for (int page = 0; page < 10000; ++page) {
         http::Request req;
         req.method = "GET";
         req.url = url;
-        auto r = send(req, "", {"registry:catalog:*"});
+        auto r = send(req, repo, extra_scopes);
         if (!r)
             return std::unexpected(r.error());
+        if (r->status == 404 && page == 0 && empty_if_missing)
+            return items;
         if (r->status != 200)
-            return std::unexpected(status_error(*r, "listing the repositories of " + m_registry + " (/v2/_catalog)"));
+            return std::unexpected(status_error(*r, "reading " + what));
         try {
             auto doc = json::parse(r->body);
-            if (doc.contains("repositories") && doc["repositories"].is_array())
-                for (const auto& name : doc["repositories"])
-                    if (name.is_string())
-                        names.push_back(name.get<std::string>());
+            if (doc.contains(field) && doc[field].is_array())
+                for (const auto& item : doc[field])
+                    if (item.is_string())
+                        items.push_back(item.get<std::string>());
         } catch (const json::exception&) {
-            return fail(ErrorKind::registry, "the catalog of " + m_registry + " is not valid JSON");
+            return fail(ErrorKind::registry, what + " is not valid JSON");
         }
         auto link = r->headers.get("Link");
         auto next = link ? parse_link_next(*link) : std::string{};
         if (next.empty())
-            return names;
+            return items;
         auto resolved = http::resolve_url(url, next);
         if (!resolved)
             return std::unexpected(resolved.error());
         if (!seen.insert(*resolved).second)
-            return fail(ErrorKind::registry, "the catalog of " + m_registry + " loops: its Link header points back to " +
+            return fail(ErrorKind::registry, what + " loops: its Link header points back to " +
                                                  http::redact_url(*resolved) + ", a page already read (a registry bug)");
         url = *resolved;
     }
-    return fail(ErrorKind::registry, "the catalog of " + m_registry + " did not end after 10000 pages");
+    return fail(ErrorKind::registry, what + " did not end after 10000 pages");
 }
 
 } // namespace tagwarden::registry

@@ -121,6 +121,14 @@ private:
 
     Result<http::Response> send(http::Request request, const std::string& repo,
                                 const std::vector<std::string>& extra_scopes = {});
+    // Every string of the array `field` across a Link-paginated list starting at `url` (the tag list, the
+    // catalog), sent with `repo`'s and `extra_scopes`' token; `what` names it in errors ("the tag list of
+    // app"). A 404 on the first page is an empty list when `empty_if_missing`. A Link back to a page already
+    // read is an error, not a loop.
+    Result<std::vector<std::string>> read_paged_list(std::string url, const std::string& field, const std::string& what,
+                                                     const std::string& repo,
+                                                     const std::vector<std::string>& extra_scopes,
+                                                     bool empty_if_missing);
     Result<std::string> authorization(const std::string& scope_key, const std::vector<std::string>& scopes,
                                       bool refresh);
     Result<std::string> fetch_token(const Challenge& challenge, const std::vector<std::string>& scopes);
