@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <cctype>
 #include <regex>
 #include <thread>
@@ -90,6 +91,23 @@ const json& array_member(const json& j, const char* key) {
 
 std::string next_token(const json& j) {
     return str(j, "nextToken");
+}
+
+// Calls `operation` with `input`, then, when `paged`, again with each nextToken the answers carry, handing
+// every answer to `on_page`. (Requests for explicit ids or names are not paged.)
+Status for_each_page(AwsJsonClient& client, const char* operation, json input, bool paged,
+                     const std::function<Status(const json&)>& on_page) {
+    std::string token;
+    do {
+        if (!token.empty())
+            input["nextToken"] = token;
+        auto page = client.call(operation, input);
+        if (!page)
+            return std::unexpected(page.error());
+        TW_TRY(on_page(*page));
+        token = paged ? next_token(*page) : std::string();
+    } while (!token.empty());
+    return {};
 }
 
 } // namespace
@@ -405,27 +423,20 @@ Result<EcrAuthorization> EcrClient::get_authorization_token() {
 
 Result<std::vector<EcrRepository>> EcrClient::describe_repositories(const std::vector<std::string>& names) {
     std::vector<EcrRepository> out;
-    std::string token;
-    do {
-        json input = base("");
-        if (!names.empty()) {
-            input["repositoryNames"] = names;
-        } else {
-            input["maxResults"] = 1000;
-            if (!token.empty())
-                input["nextToken"] = token;
-        }
-        auto page = m_client->call("DescribeRepositories", input);
-        if (!page)
-            return std::unexpected(page.error());
-        for (const auto& r : array_member(*page, "repositories")) {
+    json input = base("");
+    if (!names.empty())
+        input["repositoryNames"] = names;
+    else
+        input["maxResults"] = 1000;
+    TW_TRY(for_each_page(*m_client, "DescribeRepositories", std::move(input), names.empty(), [&](const json& page) -> Status {
+        for (const auto& r : array_member(page, "repositories")) {
             auto repo = parse_repository(r);
             if (!repo)
                 return std::unexpected(repo.error());
             out.push_back(std::move(*repo));
         }
-        token = names.empty() ? next_token(*page) : std::string();
-    } while (!token.empty());
+        return {};
+    }));
     return out;
 }
 
@@ -442,81 +453,65 @@ Result<EcrRepository> EcrClient::describe_repository(const std::string& name) {
 Result<std::vector<EcrCreationTemplate>>
 EcrClient::describe_repository_creation_templates(const std::vector<std::string>& prefixes) {
     std::vector<EcrCreationTemplate> out;
-    std::string token;
-    do {
-        // The operation takes no registryId: it describes the caller's own registry.
-        json input = json::object();
-        if (!prefixes.empty())
-            input["prefixes"] = prefixes;
-        input["maxResults"] = 1000;
-        if (!token.empty())
-            input["nextToken"] = token;
-        auto page = m_client->call("DescribeRepositoryCreationTemplates", input);
-        if (!page)
-            return std::unexpected(page.error());
-        for (const auto& t : array_member(*page, "repositoryCreationTemplates")) {
-            auto parsed = parse_creation_template(t);
-            if (!parsed)
-                return std::unexpected(parsed.error());
-            out.push_back(std::move(*parsed));
-        }
-        token = next_token(*page);
-    } while (!token.empty());
+    // The operation takes no registryId: it describes the caller's own registry.
+    json input = json::object();
+    if (!prefixes.empty())
+        input["prefixes"] = prefixes;
+    input["maxResults"] = 1000;
+    TW_TRY(for_each_page(*m_client, "DescribeRepositoryCreationTemplates", std::move(input), true,
+                         [&](const json& page) -> Status {
+                             for (const auto& t : array_member(page, "repositoryCreationTemplates")) {
+                                 auto parsed = parse_creation_template(t);
+                                 if (!parsed)
+                                     return std::unexpected(parsed.error());
+                                 out.push_back(std::move(*parsed));
+                             }
+                             return {};
+                         }));
     return out;
 }
 
 Result<std::vector<EcrImageDetail>> EcrClient::describe_images(const std::string& repository,
                                                                const DescribeImagesOptions& options) {
     std::vector<EcrImageDetail> out;
-    std::string token;
-    do {
-        json input = base(repository);
-        if (!options.image_ids.empty()) {
-            input["imageIds"] = image_ids_json(options.image_ids);
-        } else {
-            input["maxResults"] = std::clamp(options.page_size, 1, 1000);
-            if (!token.empty())
-                input["nextToken"] = token;
-        }
-        json filter = json::object();
-        if (!options.tag_status.empty())
-            filter["tagStatus"] = options.tag_status;
-        if (!options.image_status.empty())
-            filter["imageStatus"] = options.image_status;
-        if (!filter.empty())
-            input["filter"] = filter;
-        auto page = m_client->call("DescribeImages", input);
-        if (!page)
-            return std::unexpected(page.error());
-        for (const auto& d : array_member(*page, "imageDetails")) {
-            auto detail = parse_image_detail(d);
-            if (!detail)
-                return std::unexpected(detail.error().with_context("ECR DescribeImages " + repository));
-            out.push_back(std::move(*detail));
-        }
-        token = options.image_ids.empty() ? next_token(*page) : std::string();
-    } while (!token.empty());
+    json input = base(repository);
+    if (!options.image_ids.empty())
+        input["imageIds"] = image_ids_json(options.image_ids);
+    else
+        input["maxResults"] = std::clamp(options.page_size, 1, 1000);
+    json filter = json::object();
+    if (!options.tag_status.empty())
+        filter["tagStatus"] = options.tag_status;
+    if (!options.image_status.empty())
+        filter["imageStatus"] = options.image_status;
+    if (!filter.empty())
+        input["filter"] = filter;
+    TW_TRY(for_each_page(*m_client, "DescribeImages", std::move(input), options.image_ids.empty(),
+                         [&](const json& page) -> Status {
+                             for (const auto& d : array_member(page, "imageDetails")) {
+                                 auto detail = parse_image_detail(d);
+                                 if (!detail)
+                                     return std::unexpected(
+                                         detail.error().with_context("ECR DescribeImages " + repository));
+                                 out.push_back(std::move(*detail));
+                             }
+                             return {};
+                         }));
     return out;
 }
 
 Result<std::vector<EcrImageId>> EcrClient::list_images(const std::string& repository,
                                                        const std::string& tag_status) {
     std::vector<EcrImageId> out;
-    std::string token;
-    do {
-        json input = base(repository);
-        input["maxResults"] = 1000;
-        if (!token.empty())
-            input["nextToken"] = token;
-        if (!tag_status.empty())
-            input["filter"] = {{"tagStatus", tag_status}};
-        auto page = m_client->call("ListImages", input);
-        if (!page)
-            return std::unexpected(page.error());
-        for (const auto& id : array_member(*page, "imageIds"))
+    json input = base(repository);
+    input["maxResults"] = 1000;
+    if (!tag_status.empty())
+        input["filter"] = {{"tagStatus", tag_status}};
+    TW_TRY(for_each_page(*m_client, "ListImages", std::move(input), true, [&](const json& page) -> Status {
+        for (const auto& id : array_member(page, "imageIds"))
             out.push_back(parse_image_id(id));
-        token = next_token(*page);
-    } while (!token.empty());
+        return {};
+    }));
     return out;
 }
 
@@ -637,33 +632,27 @@ Result<std::string> EcrClient::start_lifecycle_policy_preview(const std::string&
 Result<LifecyclePreview> EcrClient::get_lifecycle_policy_preview(const std::string& repository,
                                                                  const std::vector<EcrImageId>& ids) {
     LifecyclePreview preview;
-    std::string token;
-    do {
-        json input = base(repository);
-        if (!ids.empty()) {
-            input["imageIds"] = image_ids_json(ids);
-        } else {
-            input["maxResults"] = 100;
-            if (!token.empty())
-                input["nextToken"] = token;
-        }
-        auto page = m_client->call("GetLifecyclePolicyPreview", input);
-        if (!page)
-            return std::unexpected(page.error());
-        preview.status = str(*page, "status");
-        preview.policy_text = str(*page, "lifecyclePolicyText");
-        for (const auto& r : array_member(*page, "previewResults")) {
-            auto result = parse_preview_result(r);
-            if (!result)
-                return std::unexpected(result.error());
-            preview.results.push_back(std::move(*result));
-        }
-        if (auto summary = page->find("summary"); summary != page->end() && summary->is_object())
-            if (auto n = summary->find("expiringImageTotalCount");
-                n != summary->end() && n->is_number_integer())
-                preview.expiring_total = n->get<std::int64_t>();
-        token = ids.empty() ? next_token(*page) : std::string();
-    } while (!token.empty());
+    json input = base(repository);
+    if (!ids.empty())
+        input["imageIds"] = image_ids_json(ids);
+    else
+        input["maxResults"] = 100;
+    TW_TRY(for_each_page(*m_client, "GetLifecyclePolicyPreview", std::move(input), ids.empty(),
+                         [&](const json& page) -> Status {
+                             preview.status = str(page, "status");
+                             preview.policy_text = str(page, "lifecyclePolicyText");
+                             for (const auto& r : array_member(page, "previewResults")) {
+                                 auto result = parse_preview_result(r);
+                                 if (!result)
+                                     return std::unexpected(result.error());
+                                 preview.results.push_back(std::move(*result));
+                             }
+                             if (auto summary = page.find("summary"); summary != page.end() && summary->is_object())
+                                 if (auto n = summary->find("expiringImageTotalCount");
+                                     n != summary->end() && n->is_number_integer())
+                                     preview.expiring_total = n->get<std::int64_t>();
+                             return {};
+                         }));
     return preview;
 }
 
