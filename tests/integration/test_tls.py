@@ -1,10 +1,16 @@
 """tagwarden against a docker-registry serving HTTPS with a certificate from a CA the tests generate."""
 
+import shutil
+import ssl
+import tempfile
 import unittest
 
 import interop
+import make_image
+import registry as registry_module
 import tw
 from fixtures import RegistryTestCase, setUpModule  # noqa: F401
+from tls_forwarder import RelativeUrlRegistry, TlsForwarder
 
 
 class PushTls(RegistryTestCase):
@@ -71,6 +77,79 @@ class PushTls(RegistryTestCase):
         self.assert_exit(proc, tw.EXIT_USAGE)
         self.assert_stderr_mentions(proc, "no-such-ca.crt")
         self.assert_no_manifest(repo, proc)
+
+
+class TlsSessionSharing(unittest.TestCase):
+    """The pooled curl handles share TLS sessions (CURLSH with CURL_LOCK_DATA_SSL_SESSION): a worker's new
+    connection resumes the session an earlier connection negotiated instead of a full handshake.
+
+    docker-registry's own TLS does not say whether a handshake resumed, so tagwarden talks to a TLS forwarder
+    (tests/support/tls_forwarder.py) that records ``session_reused`` per connection, in front of a plain
+    registry that answers with relative Locations. Each pooled handle keeps its own connection, so a push
+    with --jobs 4 opens several connections: without the shared cache each of them is a full handshake.
+    """
+
+    JOBS = 4
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.class_tmp = tempfile.mkdtemp(prefix=f"tw-{cls.__name__}-")
+        cls.addClassCleanup(shutil.rmtree, cls.class_tmp, True)
+        cls.ca_file, cls.cert_file, cls.key_file = registry_module.make_tls_material(f"{cls.class_tmp}/tls")
+        cls.registry = RelativeUrlRegistry()
+        cls.registry.start()
+        cls.addClassCleanup(cls.registry.stop)
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="t-", dir=self.class_tmp)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def push_through_forwarder(self, maximum_version=None):
+        """Pushes a 7-blob image with --jobs 4 through a fresh forwarder; returns its connections."""
+        forwarder = TlsForwarder(self.registry.host, cert_file=self.cert_file, key_file=self.key_file,
+                                 ca_file=self.ca_file, maximum_version=maximum_version)
+        forwarder.start()
+        self.addCleanup(forwarder.stop)
+        layout = f"{self.tmp}/img"
+        image = make_image.make_image(layout, layers=6, layer_size=256 * 1024, seed=self.id())
+        repo = f"tls-sessions/{self._testMethodName.lower().replace('_', '-')}"
+        target = f"{forwarder.host}/{repo}"
+        proc = tw.run_tagwarden("push", f"oci:{layout}", f"{target}:1.0.0", "--jobs", str(self.JOBS),
+                                "--ca-file", self.ca_file)
+        tw.assert_exit(self, proc, 0)
+        self.assertEqual(tw.stdout_digest_line(self, proc, target), image.manifest_digest)
+        self.assertEqual(self.registry.tags(repo), {"1.0.0": image.manifest_digest})
+        forwarder.wait_idle()
+        return forwarder.handshakes(), forwarder.connections(), proc
+
+    def assert_later_connections_resumed(self, handshakes, connections, proc, version):
+        where = f"\nconnections: {connections}" + tw.describe(proc)
+        self.assertTrue(all(c.handshake_ok for c in connections), "a TLS handshake failed" + where)
+        self.assertTrue(all(c.version == version for c in handshakes), f"expected {version} only" + where)
+        # The first handshake has nothing to resume.
+        self.assertFalse(handshakes[0].session_reused, "the first connection cannot resume a session" + where)
+        # A connection can only resume once the client holds a session: with TLS 1.3 the tickets arrive after
+        # the handshake and are read with the first response. Every ClientHello parsed after a client had read
+        # a response on some connection (it sent more bytes on it afterwards) must offer the cached session.
+        # (In practice that is every connection after the first: tagwarden pings the registry alone first.)
+        read_back = [c.reread_at for c in handshakes if c.reread_at is not None]
+        self.assertTrue(read_back, "no connection carried two requests: cannot tell when the ticket arrived" + where)
+        session_known = min(read_back)
+        later = [c for c in handshakes if c.hello_at is not None and c.hello_at > session_known]
+        self.assertGreaterEqual(len(later), 2, "the push opened too few connections to show sharing" + where)
+        full = [c for c in later if not c.session_reused]
+        self.assertEqual(full, [], "connections opened after a session was known did a full handshake: the "
+                                   "pooled handles do not share TLS sessions" + where)
+
+    def test_pooled_handles_resume_one_tls13_session(self):
+        handshakes, connections, proc = self.push_through_forwarder()
+        self.assert_later_connections_resumed(handshakes, connections, proc, "TLSv1.3")
+
+    def test_pooled_handles_resume_one_tls12_session(self):
+        handshakes, connections, proc = self.push_through_forwarder(maximum_version=ssl.TLSVersion.TLSv1_2)
+        self.assert_later_connections_resumed(handshakes, connections, proc, "TLSv1.2")
 
 
 class PushTlsWithHtpasswd(RegistryTestCase):
