@@ -124,7 +124,7 @@ class TlsSessionSharing(unittest.TestCase):
         forwarder.wait_idle()
         return forwarder.handshakes(), forwarder.connections(), proc
 
-    def assert_later_connections_resumed(self, handshakes, connections, proc, version):
+    def assert_later_connections_resumed(self, handshakes, connections, proc, version, single_use_tickets=False):
         where = f"\nconnections: {connections}" + tw.describe(proc)
         self.assertTrue(all(c.handshake_ok for c in connections), "a TLS handshake failed" + where)
         self.assertTrue(all(c.version == version for c in handshakes), f"expected {version} only" + where)
@@ -139,13 +139,25 @@ class TlsSessionSharing(unittest.TestCase):
         session_known = min(read_back)
         later = [c for c in handshakes if c.hello_at is not None and c.hello_at > session_known]
         self.assertGreaterEqual(len(later), 2, "the push opened too few connections to show sharing" + where)
-        full = [c for c in later if not c.session_reused]
+        resumed = [c for c in later if c.session_reused]
+        self.assertTrue(resumed, "no connection resumed a TLS session: the pooled handles do not share them" + where)
+        full = [c for c in later if not c.session_reused and not (single_use_tickets and self.spent(c, resumed))]
         self.assertEqual(full, [], "connections opened after a session was known did a full handshake: the "
                                    "pooled handles do not share TLS sessions" + where)
 
+    @staticmethod
+    def spent(conn, resumed):
+        """True when ``conn``'s ClientHello came while another connection was resuming with the cached TLS 1.3
+        session and had not read its replacement ticket yet. OpenSSL uses a TLS 1.3 session for one resumption
+        only (then SSL_SESSION_is_resumable() is 0), and libcurl 7.88 keeps one session per host, replaced when
+        the resuming connection reads its new ticket (~2 ms later here): a connection opened in between finds
+        the spent session and offers none. Seen in about 1 push in 20, with the sharing working."""
+        return any(r is not conn and r.hello_at is not None and r.hello_at < conn.hello_at and
+                   (r.reread_at is None or conn.hello_at < r.reread_at) for r in resumed)
+
     def test_pooled_handles_resume_one_tls13_session(self):
         handshakes, connections, proc = self.push_through_forwarder()
-        self.assert_later_connections_resumed(handshakes, connections, proc, "TLSv1.3")
+        self.assert_later_connections_resumed(handshakes, connections, proc, "TLSv1.3", single_use_tickets=True)
 
     def test_pooled_handles_resume_one_tls12_session(self):
         handshakes, connections, proc = self.push_through_forwarder(maximum_version=ssl.TLSVersion.TLSv1_2)

@@ -38,7 +38,7 @@ _CHUNK = 64 * 1024
 
 class TlsConnection:
     __slots__ = ("index", "accepted_at", "hello_at", "handshake_at", "reply_at", "reread_at", "version",
-                 "session_reused", "error", "bytes_in", "bytes_out", "closed_at")
+                 "session_offered", "session_reused", "error", "bytes_in", "bytes_out", "closed_at")
 
     def __init__(self, index):
         self.index = index
@@ -48,6 +48,7 @@ class TlsConnection:
         self.reply_at = None
         self.reread_at = None
         self.version = None
+        self.session_offered = None  # the ClientHello carried a session (TLS 1.3 PSK, TLS 1.2 ticket); None: unread
         self.session_reused = None
         self.error = None  # the handshake's failure, if it failed
         self.bytes_in = 0
@@ -61,7 +62,9 @@ class TlsConnection:
     def __repr__(self):
         if not self.handshake_ok:
             return f"TlsConnection(#{self.index} handshake failed: {self.error})"
-        kind = "resumed" if self.session_reused else "full"
+        kind = ("resumed" if self.session_reused else
+                "full (a session was offered, the server refused it)" if self.session_offered else
+                "full (no session offered)" if self.session_offered is False else "full")
         return f"TlsConnection(#{self.index} {self.version} {kind}, in {self.bytes_in} B, out {self.bytes_out} B)"
 
 
@@ -210,6 +213,7 @@ class TlsForwarder:
         try:
             # The TLS transport takes the socket before a byte is read from it (a plain stream upgraded
             # with start_tls() could already have buffered the ClientHello and then wait forever).
+            conn.session_offered = _offers_session(await self._peek_client_hello(sock))
             reader = asyncio.StreamReader(limit=_CHUNK)
             protocol = asyncio.StreamReaderProtocol(reader)
             try:
@@ -245,6 +249,25 @@ class TlsForwarder:
                     except Exception:  # noqa: BLE001
                         pass
 
+    async def _peek_client_hello(self, sock, timeout=5.0):
+        """The first TLS record the client sent (its ClientHello), read with MSG_PEEK: it stays in the socket
+        for the handshake. Empty when it did not arrive whole within ``timeout``."""
+        sock.setblocking(False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data = sock.recv(_CHUNK, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            except OSError:
+                return b""
+            if data == b"":
+                return b""  # closed
+            if data and len(data) >= 5 and len(data) >= 5 + int.from_bytes(data[3:5], "big"):
+                return data[:5 + int.from_bytes(data[3:5], "big")]
+            await asyncio.sleep(0.002)
+        return b""
+
     @staticmethod
     async def _pump(reader, writer, conn, from_client):
         try:
@@ -265,6 +288,34 @@ class TlsForwarder:
                 await writer.drain()
         except (OSError, ConnectionError, ssl.SSLError):
             return
+
+
+_EXT_SESSION_TICKET = 35
+_EXT_PRE_SHARED_KEY = 41
+
+
+def _offers_session(record):
+    """True when a ClientHello record offers a session to resume: a TLS 1.3 pre_shared_key extension or a
+    non-empty TLS 1.2 session ticket. (The legacy session id is no sign: TLS 1.3 clients send a random one.)
+    None when ``record`` is not a whole ClientHello."""
+    try:
+        if len(record) < 9 or record[0] != 22 or record[5] != 1:
+            return None
+        at = 9 + 2 + 32  # record header, handshake header, client_version, random
+        at += 1 + record[at]  # session id
+        at += 2 + int.from_bytes(record[at:at + 2], "big")  # cipher suites
+        at += 1 + record[at]  # compression methods
+        end = at + 2 + int.from_bytes(record[at:at + 2], "big")
+        at += 2
+        while at + 4 <= end:
+            kind = int.from_bytes(record[at:at + 2], "big")
+            size = int.from_bytes(record[at + 2:at + 4], "big")
+            if kind == _EXT_PRE_SHARED_KEY or (kind == _EXT_SESSION_TICKET and size > 0):
+                return True
+            at += 4 + size
+        return False
+    except IndexError:
+        return None
 
 
 class RelativeUrlRegistry(Registry):
