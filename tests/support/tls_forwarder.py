@@ -22,6 +22,9 @@ Timings recorded per connection (time.monotonic(), this process):
 - ``reply_at``: the first upstream bytes (a response) were written to the client;
 - ``reread_at``: the first client bytes that arrived after a response had been written to it: the client
   had read that response (HTTP/1.1, no pipelining), and with it every TLS 1.3 session ticket sent before it.
+
+``session_offered`` says whether the ClientHello (peeked before the handshake) carried a session at all
+(a TLS 1.3 pre_shared_key or a TLS 1.2 session ticket): a full handshake without one is the client's doing.
 """
 
 import asyncio
@@ -242,6 +245,8 @@ class TlsForwarder:
             pass
         finally:
             conn.closed_at = time.monotonic()
+            if writer is None:
+                sock.close()  # cancelled (stop()) before the TLS transport took the socket
             for w in (upstream_writer, writer):
                 if w is not None:
                     try:
