@@ -17,11 +17,16 @@ void add_guard_options(CLI::App* command, GuardArgs& args) {
     command->add_flag("--confirm-with-preview", args.confirm_with_preview,
                       "ECR: also run ECR's own lifecycle policy preview and report where it disagrees with the "
                       "local simulation");
+    command->add_flag("--guards-first", args.guards_first,
+                      "Judge every guard before the first byte is uploaded (reads the images twice: before the "
+                      "upload and under the tag locks); by default the checks that need every image run beside "
+                      "the upload, under the tag locks");
 }
 
 Result<guard::GuardSettings> guard_settings(const GuardArgs& args, const config::Config& cfg) {
     guard::GuardSettings settings;
     settings.allow_no_policy = args.allow_no_policy || cfg.allow_no_lifecycle_policy;
+    settings.guards_first = args.guards_first || cfg.guards_first;
     settings.quota_threshold = cfg.quota_threshold;
     if (!args.quota_threshold.empty()) {
         const auto& text = args.quota_threshold;

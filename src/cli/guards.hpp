@@ -16,6 +16,7 @@ struct GuardArgs {
     std::string quota;  // empty: not given
     std::string protect_file;
     bool confirm_with_preview = false;
+    bool guards_first = false;
 };
 
 void add_guard_options(CLI::App* command, GuardArgs& args);

@@ -162,7 +162,7 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
     static const std::set<std::string> k_known = {
         "tag_template",    "environments",  "protected_environments", "lock",          "lock_ttl",
         "lock_timeout",    "state_dir",     "quota_threshold",        "quota",         "keep_releases",
-        "protection_window", "repositories", "allow_no_lifecycle_policy"};
+        "protection_window", "repositories", "allow_no_lifecycle_policy", "guards_first"};
     try {
         for (const auto& item : root) {
             auto key = item.first.as<std::string>();
@@ -233,6 +233,8 @@ Result<Config> parse_config(const std::string& text, const std::string& origin) 
         }
         if (auto n = root["allow_no_lifecycle_policy"])
             c.allow_no_lifecycle_policy = n.as<bool>();
+        if (auto n = root["guards_first"])
+            c.guards_first = n.as<bool>();
         if (auto n = root["repositories"]) {
             if (!n.IsMap())
                 return fail(ErrorKind::invalid_input,
@@ -332,6 +334,8 @@ Result<Config> load_config(const std::string& given) {
         c.state_dir = v;
     if (auto v = env_or_empty("TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY"); !v.empty())
         c.allow_no_lifecycle_policy = v == "1" || v == "true" || v == "yes";
+    if (auto v = env_or_empty("TAGWARDEN_GUARDS_FIRST"); !v.empty())
+        c.guards_first = v == "1" || v == "true" || v == "yes";
     if (auto v = env_or_empty("TAGWARDEN_QUOTA_THRESHOLD"); !v.empty()) {
         double value = 0;
         auto [end, parsed] = std::from_chars(v.data(), v.data() + v.size(), value);

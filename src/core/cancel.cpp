@@ -16,6 +16,7 @@ std::atomic<std::chrono::steady_clock::rep> g_deadline{std::chrono::steady_clock
 std::string g_deadline_description;  // written once before any thread reads it
 std::atomic<bool> g_installed{false};
 thread_local bool t_shielded = false;
+thread_local const std::atomic<bool>* t_stop_flag = nullptr;
 
 void write_stderr(const char* text) {
     auto ignored = ::write(STDERR_FILENO, text, std::strlen(text));
@@ -77,7 +78,7 @@ void reset_for_tests() {
 
 bool shielded() { return t_shielded; }
 
-bool should_stop() { return !t_shielded && requested(); }
+bool should_stop() { return !t_shielded && ((t_stop_flag && t_stop_flag->load()) || requested()); }
 
 Error cancelled_error(const std::string& what) {
     int s = signal_number();
@@ -90,6 +91,10 @@ Error cancelled_error(const std::string& what) {
     Error e(ErrorKind::cancelled, (what.empty() ? std::string() : what + ": ") + "cancelled by " + name);
     return e;
 }
+
+StopScope::StopScope(const std::atomic<bool>& flag) : m_previous(t_stop_flag) { t_stop_flag = &flag; }
+StopScope::~StopScope() { t_stop_flag = m_previous; }
+const std::atomic<bool>* stop_flag() { return t_stop_flag; }
 
 Shield::Shield() : m_previous(t_shielded) { t_shielded = true; }
 Shield::~Shield() { t_shielded = m_previous; }

@@ -17,10 +17,14 @@ Status parallel_for(std::size_t count, int jobs, const std::function<Status(std:
     std::optional<Error> first_error;
 
     bool shielded = cancel::shielded();
+    const auto* stop_flag = cancel::stop_flag();
     auto worker = [&] {
         std::optional<cancel::Shield> shield;
         if (shielded)
             shield.emplace();
+        std::optional<cancel::StopScope> scope;
+        if (stop_flag)
+            scope.emplace(*stop_flag);
         while (!stop) {
             if (cancel::should_stop()) {
                 std::lock_guard lock(mutex);

@@ -95,7 +95,7 @@ Result<std::vector<policy::ImageRecord>> inspect_ecr_images(aws::EcrClient& ecr,
     return out;
 }
 
-Result<RepositoryFacts> inspect_ecr(const AwsServices& aws_services, const Reference& dest) {
+Result<RepositoryFacts> inspect_ecr(const AwsServices& aws_services, const Reference& dest, ImageRead when) {
     auto& ecr = *aws_services.ecr;
     RepositoryFacts facts;
     facts.repository = dest.name();
@@ -108,7 +108,7 @@ Result<RepositoryFacts> inspect_ecr(const AwsServices& aws_services, const Refer
     (void)parallel_for(3, 3, [&](std::size_t i) -> Status {
         if (i == 0)
             policy = ecr.get_lifecycle_policy(dest.repository);
-        else if (i == 1)
+        else if (i == 1 && when == ImageRead::now)
             images = inspect_ecr_images(ecr, dest, facts.image_status_refused);
         else if (aws_services.quotas) {
             auto registry = aws::parse_ecr_host(dest.registry);
@@ -125,12 +125,16 @@ Result<RepositoryFacts> inspect_ecr(const AwsServices& aws_services, const Refer
         facts.policy_text = (*policy)->text;
         facts.policy_source = "ECR GetLifecyclePolicy";
     }
-    if (!images)
-        return std::unexpected(images.error());
-    facts.images = std::move(*images);
-    facts.images_known = true;
-    facts.image_count = static_cast<std::int64_t>(facts.images.size());
     facts.count_source = "DescribeImages";
+    if (when == ImageRead::later) {
+        facts.images_pending = true;
+    } else {
+        if (!images)
+            return std::unexpected(images.error());
+        facts.images = std::move(*images);
+        facts.images_known = true;
+        facts.image_count = static_cast<std::int64_t>(facts.images.size());
+    }
     if (quota) {
         const auto& q = *quota;
         facts.quota = static_cast<std::int64_t>(q.value);
@@ -140,8 +144,8 @@ Result<RepositoryFacts> inspect_ecr(const AwsServices& aws_services, const Refer
     return facts;
 }
 
-Result<RepositoryFacts> inspect_generic(registry::Client& client, const Reference& dest,
-                                               const config::Config& cfg, bool quota_given) {
+Result<RepositoryFacts> inspect_generic(registry::Client& client, const Reference& dest, const config::Config& cfg,
+                                        bool quota_given, ImageRead when) {
     RepositoryFacts facts;
     facts.repository = dest.name();
     if (auto it = cfg.repositories.find(dest.name()); it != cfg.repositories.end()) {
@@ -161,11 +165,15 @@ Result<RepositoryFacts> inspect_generic(registry::Client& client, const Referenc
         facts.count_source = "not counted: no quota";
         return facts;
     }
+    facts.count_source = "distinct manifests of the tag list";
+    if (when == ImageRead::later) {
+        facts.images_pending = true;
+        return facts;
+    }
     auto count = count_tagged_images(client, dest);
     if (!count)
         return std::unexpected(count.error());
     facts.image_count = *count;
-    facts.count_source = "distinct manifests of the tag list";
     return facts;
 }
 
@@ -301,10 +309,10 @@ Result<aws::EcrCreationTemplate> template_or(const Error& missing, const Referen
 } // namespace
 
 Result<RepositoryFacts> gather_facts(const Reference& dest, registry::Client& client, const AwsServices& aws,
-                                     const config::Config& cfg, bool quota_given) {
+                                     const config::Config& cfg, bool quota_given, ImageRead images) {
     if (!aws.is_ecr())
-        return inspect_generic(client, dest, cfg, quota_given);
-    auto facts = inspect_ecr(aws, dest);
+        return inspect_generic(client, dest, cfg, quota_given, images);
+    auto facts = inspect_ecr(aws, dest, images);
     if (facts || !repository_not_found(facts.error()))
         return facts;
     auto t = template_or(facts.error(), dest, aws);
@@ -317,11 +325,13 @@ Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices&
     if (!aws.is_ecr())
         return fail(ErrorKind::invalid_input, dest.registry + " is not an Amazon ECR registry "
                                                               "(ACCOUNT.dkr.ecr.REGION.amazonaws.com): --repo reads ECR");
-    return inspect_ecr(aws, dest);
+    return inspect_ecr(aws, dest, ImageRead::now);
 }
 
-Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
-                      bool quota_given) {
+Status read_images(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
+                   bool quota_given) {
+    const char* how = facts.images_pending ? "read under the tag locks" : "read again under the tag locks";
+    facts.images_pending = false;
     if (aws.is_ecr() && facts.creation_template) {
         // Created on push by a CREATE_ON_PUSH template: the uploads have created it by now, or it is still empty.
         auto exists = aws.ecr->describe_repository(dest.repository);
@@ -336,9 +346,10 @@ Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::C
         if (!again)
             return std::unexpected(again.error());
         facts.images = std::move(*again);
+        facts.images_known = true;
         facts.image_count = static_cast<std::int64_t>(facts.images.size());
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-        log::info("images of " + dest.name() + " read again under the tag locks: " + std::to_string(facts.image_count) +
+        log::info("images of " + dest.name() + " " + how + ": " + std::to_string(facts.image_count) +
                   " image(s), " + std::to_string(std::max<std::int64_t>(1, (facts.image_count + 999) / 1000)) +
                   " DescribeImages page(s) in " + std::to_string(ms.count()) + " ms");
         return {};

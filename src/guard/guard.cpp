@@ -250,6 +250,12 @@ Error GuardReport::error() const {
     return Error(ErrorKind::guard_refused, message);
 }
 
+GuardReport evaluate_policy_guard(const RepositoryFacts& facts, const GuardSettings& settings) {
+    GuardReport report;
+    check_policy_present(facts, settings, report);
+    return report;
+}
+
 GuardReport evaluate_guards(const RepositoryFacts& facts, const Intent& intent, const GuardSettings& settings,
                             policy::TimePoint now) {
     GuardReport report;

@@ -299,7 +299,7 @@ private:
             log::debug(request.method + " " + redact_url(request.url) + " aborted: " + t.callback_error->message);
             return fail(*t.callback_error);
         }
-        if (code == CURLE_ABORTED_BY_CALLBACK && cancel::requested()) {
+        if (code == CURLE_ABORTED_BY_CALLBACK && cancel::should_stop()) {
             curl_easy_cleanup(h);
             return std::unexpected(cancel::cancelled_error(request.method + " " + redact_url(request.url)));
         }

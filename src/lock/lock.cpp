@@ -220,7 +220,8 @@ LockSet::LockSet(LockBackend& backend, LockOwner owner, std::chrono::seconds ttl
 
 LockSet::~LockSet() { (void)release(); }
 
-Status LockSet::acquire(std::vector<std::string> keys, std::chrono::seconds timeout) {
+Status LockSet::acquire(std::vector<std::string> keys, std::chrono::seconds timeout,
+                        const std::function<bool()>& clock_paused) {
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     auto started = std::chrono::steady_clock::now();
@@ -246,6 +247,8 @@ Status LockSet::acquire(std::vector<std::string> keys, std::chrono::seconds time
                 log::debug("lock acquired: " + key + " via " + m_backend.describe());
                 break;
             }
+            if (clock_paused && lease.error().kind == ErrorKind::lock_unavailable && clock_paused())
+                deadline = std::chrono::steady_clock::now() + timeout;
             if (lease.error().kind != ErrorKind::lock_unavailable || std::chrono::steady_clock::now() >= deadline) {
                 auto e = lease.error();
                 (void)release();

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 
 namespace tagwarden::push {
@@ -450,12 +451,77 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
     if (!tag_plan)
         return std::unexpected(tag_plan.error());
 
-    // 2. Blobs, in parallel: skip what the registry has, upload the rest. Nothing is tagged yet, so a
-    // cancellation here has nothing to undo.
-    {
-        PhaseTimer timer(report.timings.upload);
-        TW_TRY(transfer_blobs(plan, source, client, repo, options, report));
+    // 2. Blobs, in parallel: skip what the registry has, upload the rest. Beside them, on their own
+    // thread: the tag locks (taken now; the lock timeout runs only once the upload has ended), the tag
+    // states again, now authoritative, and the caller's reads (the guarded write's image count and the
+    // guards that need it). Whichever fails first stops the other: a refusal stops the upload, a failed
+    // upload stops the wait for the locks. Nothing is tagged yet, so either has nothing to undo.
+    using Clock = std::chrono::steady_clock;
+    bool lock_tags = options.locks && !plan.tags.empty() && !options.dry_run;
+    std::atomic<bool> stop_upload{false}, stop_beside{false}, upload_ended{false};
+    std::atomic<int> first_failure{0};  // 1: the upload, 2: the work beside it
+    Status uploaded, beside;
+    auto upload_start = Clock::now(), upload_end = upload_start;
+    auto lock_start = upload_start, lock_end = upload_start, beside_end = upload_start;
+    (void)parallel_for(2, 2, [&](std::size_t part) -> Status {
+        if (part == 0) {
+            cancel::StopScope scope(stop_upload);
+            upload_start = Clock::now();
+            uploaded = transfer_blobs(plan, source, client, repo, options, report);
+            upload_end = Clock::now();
+            upload_ended = true;
+            int none = 0;
+            if (!uploaded && first_failure.compare_exchange_strong(none, 1))
+                stop_beside = true;
+            return {};
+        }
+        cancel::StopScope scope(stop_beside);
+        beside = [&]() -> Status {
+            lock_start = lock_end = Clock::now();
+            if (lock_tags) {
+                std::vector<std::string> keys;
+                for (const auto& t : plan.tags)
+                    keys.push_back(lock::tag_lock_key(client.registry(), repo, t));
+                auto acquired = options.locks->acquire(keys, options.lock_timeout, [&] { return !upload_ended.load(); });
+                lock_end = Clock::now();
+                TW_TRY(acquired);
+                tag_plan = plan_tags(client, repo, plan, options, report.repository);
+                if (!tag_plan)
+                    return std::unexpected(tag_plan.error());
+            }
+            if (options.beside_upload)
+                TW_TRY(options.beside_upload());
+            return {};
+        }();
+        beside_end = Clock::now();
+        int none = 0;
+        if (!beside && first_failure.compare_exchange_strong(none, 2))
+            stop_upload = true;
+        return {};
+    });
+    // The phases never overlap in the report: the upload is counted whole, the lock wait and the reads
+    // beside it only for the time they outlasted it.
+    auto outlasting = [&](Clock::time_point from, Clock::time_point to) {
+        auto start = std::max(from, upload_end);
+        return to > start ? to - start : Clock::duration{};
+    };
+    report.timings.upload += upload_end - upload_start;
+    report.timings.lock_wait += outlasting(lock_start, lock_end);
+    report.timings.guards += outlasting(lock_end, beside_end);
+    if (first_failure == 2) {
+        auto e = beside.error();
+        bool transferring = !options.dry_run && !options.blobs_present;
+        if (transferring && e.kind != ErrorKind::cancelled) {
+            auto finished = std::to_string(report.blobs.uploaded) + " blob(s) (" +
+                            human_bytes(report.blobs.uploaded_bytes) + ")";
+            e.message += uploaded ? " (" + finished + " uploaded stay in the registry, referenced by no manifest)"
+                                  : " (the upload was stopped; " + finished + " finished before that and stay in the "
+                                    "registry, referenced by no manifest)";
+        }
+        return std::unexpected(e);
     }
+    TW_TRY(uploaded);
+    TW_TRY(beside);
     if (cancel::should_stop())
         return std::unexpected(cancel::cancelled_error("before any manifest was written (nothing to undo)"));
 
@@ -465,28 +531,6 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
                                    t.current});
         return report;
     }
-
-    // 3. Locks before any manifest is written; then the tag states again, now authoritative, and the
-    // caller's own re-reads (the guards' cheap facts).
-    if (options.locks && !plan.tags.empty()) {
-        std::vector<std::string> keys;
-        for (const auto& t : plan.tags)
-            keys.push_back(lock::tag_lock_key(client.registry(), repo, t));
-        {
-            PhaseTimer timer(report.timings.lock_wait);
-            TW_TRY(options.locks->acquire(keys, options.lock_timeout));
-        }
-        PhaseTimer timer(report.timings.guards);
-        tag_plan = plan_tags(client, repo, plan, options, report.repository);
-        if (!tag_plan)
-            return std::unexpected(tag_plan.error());
-    }
-    if (options.under_locks) {
-        PhaseTimer timer(report.timings.guards);
-        TW_TRY(options.under_locks());
-    }
-    if (cancel::should_stop())
-        return std::unexpected(cancel::cancelled_error("before any manifest was written (nothing to undo)"));
 
     // 4. Manifests and tags, journaled, undone on failure; the verification inside is timed on its own.
     Writer writer(plan, client, repo, options, report);

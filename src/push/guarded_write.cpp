@@ -3,6 +3,7 @@
 #include <tagwarden/core/strings.hpp>
 #include <tagwarden/push/guarded_write.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <set>
 
@@ -70,8 +71,14 @@ guard::Finding lock_finding(const GuardedWrite& request, const PushPlan& plan,
                 "tagwarden.yaml); or accept a per-machine lock with an explicit --lock file:///DIR"};
 }
 
-void log_findings(const guard::GuardReport& report) {
+// Logs the verdicts of `report` that `logged` (an earlier report of the same write) did not already log.
+void log_findings(const guard::GuardReport& report, const guard::GuardReport& logged) {
     for (const auto& f : report.findings) {
+        bool seen = std::any_of(logged.findings.begin(), logged.findings.end(), [&](const guard::Finding& g) {
+            return g.check == f.check && g.status == f.status && g.message == f.message;
+        });
+        if (seen)
+            continue;
         if (f.status == "passed" || f.status == "skipped")
             log::info("guard " + f.check + (f.status == "skipped" ? " skipped: " : ": ") + f.message);
         else if (f.status != "refused")
@@ -94,19 +101,23 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
                                          registry::Client& client, const guard::AwsServices& aws,
                                          const config::Config& cfg) {
     const auto& dest = request.destination;
+    const bool quota_given = request.settings.quota.has_value();
     GuardedWriteReport out;
     PhaseTimings::Duration guards_time{};
     std::optional<PhaseTimer> guards_timer(std::in_place, guards_time);
 
-    // 1. Facts and guards: read-only, finished before any upload. The repository's facts and its tag
-    // mutability are independent reads: concurrently. Beside them, on ECR, the registry password the
-    // tag preflight will need (GetAuthorizationToken, cached in the ECR client the registry's keychain
-    // shares: fetched now instead of after the guards, still once; a failure is reported where it is used).
+    // 1. Before any upload: the repository's facts but its images (lifecycle policy, quota, whether it
+    // exists or which CREATE_ON_PUSH template will create it), its tag mutability, and on ECR the registry
+    // password the tag preflight will need (GetAuthorizationToken, cached in the ECR client the registry's
+    // keychain shares: fetched now instead of after the guards, still once; a failure is reported where it
+    // is used). Independent reads: concurrently. The images (every DescribeImages page; elsewhere a HEAD per
+    // tag) are read once, beside the upload, under the tag locks (2.) — or here too with guards_first.
+    const auto images = request.settings.guards_first ? guard::ImageRead::now : guard::ImageRead::later;
     Result<guard::RepositoryFacts> facts;
     Result<std::function<bool(const std::string&)>> immutable;
     (void)parallel_for(3, 3, [&](std::size_t i) -> Status {
         if (i == 0)
-            facts = guard::gather_facts(dest, client, aws, cfg, request.settings.quota.has_value());
+            facts = guard::gather_facts(dest, client, aws, cfg, quota_given, images);
         else if (i == 1)
             immutable = guard::tag_immutability(dest, aws);
         else if (aws.is_ecr() && request.registry_uses_ecr_token)
@@ -117,40 +128,64 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
         return std::unexpected(facts.error());
     if (!immutable)
         return std::unexpected(immutable.error());
-    auto intent = make_intent(plan, *facts, client, dest.repository);
-    if (!intent)
-        return std::unexpected(intent.error());
-    auto now = policy_now();
-    out.guards = guard::evaluate_guards(*facts, *intent, request.settings, now);
-    out.guards.findings.push_back(lock_finding(request, plan, *immutable));
-    if (request.confirm_with_preview) {
-        if (!aws.is_ecr() || !facts->policy_text)
-            out.guards.findings.push_back(
-                {"preview", "skipped", "--confirm-with-preview needs an ECR repository with a lifecycle policy"});
-        else
-            out.guards.findings.push_back(guard::compare_with_preview(*aws.ecr, dest, *facts, now));
+    const bool pending = facts->images_pending;
+
+    // Every guard whose facts are in: all of them, or (images pending) the policy and the lock.
+    // ECR's own preview (--confirm-with-preview) is asked once, where the images are first read.
+    auto judge = [&](bool with_preview) -> Result<guard::GuardReport> {
+        auto intent = make_intent(plan, *facts, client, dest.repository);
+        if (!intent)
+            return std::unexpected(intent.error());
+        auto now = policy_now();
+        auto report = guard::evaluate_guards(*facts, *intent, request.settings, now);
+        report.findings.push_back(lock_finding(request, plan, *immutable));
+        if (request.confirm_with_preview && with_preview) {
+            if (!aws.is_ecr() || !facts->policy_text)
+                report.findings.push_back(
+                    {"preview", "skipped", "--confirm-with-preview needs an ECR repository with a lifecycle policy"});
+            else
+                report.findings.push_back(guard::compare_with_preview(*aws.ecr, dest, *facts, now));
+        }
+        return report;
+    };
+    if (pending) {
+        out.guards = guard::evaluate_policy_guard(*facts, request.settings);
+        out.guards.findings.push_back(lock_finding(request, plan, *immutable));
+    } else {
+        auto judged = judge(true);
+        if (!judged)
+            return std::unexpected(judged.error());
+        out.guards = std::move(*judged);
     }
-    log_findings(out.guards);
+    log_findings(out.guards, {});
     if (request.on_guards)
         request.on_guards(out.guards);
     if (out.guards.refused())
         return std::unexpected(out.guards.error());
     guards_timer.reset();
 
-    // 2. The write, with the cheap facts read again under the tag locks before the first manifest write:
-    // another push may have filled the repository since the guards ran.
+    // 2. The write. Beside the upload, under the tag locks, before the first manifest write: the images,
+    // read once (or again, when they were read before the upload), and the guards judged on them. A
+    // refusal stops the upload and writes no manifest and no tag.
     PushOptions options = request.options;
     options.registry_immutable = *immutable;
-    options.under_locks = [&]() -> Status {
-        TW_TRY(guard::refresh_counts(*facts, dest, client, aws, request.settings.quota.has_value()));
-        auto again = make_intent(plan, *facts, client, dest.repository);
-        if (!again)
-            return std::unexpected(again.error());
-        auto report = guard::evaluate_guards(*facts, *again, request.settings, policy_now());
-        if (report.refused()) {
-            auto e = report.error();
-            e.message += " (read again under the tag locks, right before the first manifest write; nothing was "
-                         "written)";
+    options.beside_upload = [&]() -> Status {
+        TW_TRY(guard::read_images(*facts, dest, client, aws, quota_given));
+        auto judged = judge(pending);
+        if (!judged)
+            return std::unexpected(judged.error());
+        if (pending) {
+            log_findings(*judged, out.guards);
+            out.guards = *judged;
+            if (request.on_guards)
+                request.on_guards(out.guards);
+        }
+        if (judged->refused()) {
+            auto e = judged->error();
+            e.message += pending ? " (judged on the images read under the tag locks while the blobs uploaded; no "
+                                   "manifest or tag was written)"
+                                 : " (read again under the tag locks while the blobs uploaded; no manifest or tag "
+                                   "was written)";
             return std::unexpected(e);
         }
         log::debug("guards hold under the tag locks: " + std::to_string(facts->image_count) + " image(s)");

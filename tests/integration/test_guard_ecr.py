@@ -1,8 +1,10 @@
 """The guards of push and promote against the ECR test bed (tests/support/ecr_testbed.py).
 
 tagwarden reads the facts from ECR itself — GetLifecyclePolicy, DescribeImages (every image,
-tagged or not), Service Quotas L-03A36CE1 — through the AWS credential chain, and refuses (exit 3)
-before anything is uploaded:
+tagged or not), Service Quotas L-03A36CE1 — through the AWS credential chain, and refuses (exit 3):
+the lifecycle-policy guard before anything is uploaded; the quota and survival guards, which need
+every image, under the tag locks while the blobs upload (a refusal stops the upload and writes no
+manifest and no tag), or before anything is uploaded with --guards-first:
 
 - LifecyclePolicyGuard: a repository without a lifecycle policy; --allow-no-lifecycle-policy.
 - QuotaGuard: at 90% of the image quota (Service Quotas or --quota), the documented default when
@@ -128,7 +130,7 @@ class QuotaGuard(Case):
         mark, puts = self.mark(), self.put_image_calls()
         proc = self.push(layout, self.target(repo, "1.0.0"))
         self.assert_quota_refusal(proc, made, repo)
-        self.assert_nothing_written(mark, puts, proc)
+        self.assert_no_image_written(mark, puts, proc)
         self.assertNotIn(info.manifest_digest, self.images(repo))
         self.assertIn("GetServiceQuota", [c.operation for c in self.bed.api_calls(service="servicequotas")])
 
@@ -137,10 +139,28 @@ class QuotaGuard(Case):
         made = self.fill_nine(repo)  # Service Quotas says 100,000: only --quota makes this full
         layout, _info = self.image()
         mark, puts = self.mark(), self.put_image_calls()
-        proc = self.push(layout, self.target(repo, "1.0.0"), "--quota", "10")
+        proc = self.push(layout, self.target(repo, "1.0.0"), "--quota", "10", "--guards-first")
         self.assert_quota_refusal(proc, made, repo)
         self.assertIn("--quota", error_text(proc), "the refusal says where the quota came from" + tw.describe(proc))
-        self.assert_nothing_written(mark, puts, proc)
+        self.assert_nothing_written(mark, puts, proc)  # --guards-first: not a byte before the verdict
+
+    def test_a_refusal_beside_the_upload_stops_it(self):
+        # 9 of 10: the quota guard refuses on the images read under the tag locks while a 96 MiB layer
+        # uploads. Reading nine images takes a few milliseconds; the layer far longer: it never arrives.
+        repo = self.create("guard/quota-stop")
+        self.fill_nine(repo)
+        layout = os.path.join(self.tmp, "big")
+        info = make_image.make_image(layout, layers=1, layer_size=96 << 20, seed=f"{self.id()}-big",
+                                     incompressible=True)
+        mark, puts = self.mark(), self.put_image_calls()
+        proc = self.push(layout, self.target(repo, "1.0.0"), "--quota", "10")
+        self.assert_refused(proc, f"{self.bed.registry_host}/{repo}", "the upload was stopped")
+        self.assert_no_image_written(mark, puts, proc)
+        layer = info.layer_digests[0]
+        finished = [r for r in self.bed.requests(since=mark)
+                    if r.method == "PUT" and "/blobs/uploads/" in r.path and layer in r.uri and r.status == 201]
+        self.assertEqual(finished, [], "the big layer's upload must be stopped, not finished" + tw.describe(proc))
+        self.assertNotIn(info.manifest_digest, self.images(repo))
 
     def test_room_under_the_threshold_pushes_and_the_aws_cli_sees_the_digest(self):
         repo = self.create("guard/quota-room")
@@ -189,7 +209,7 @@ class QuotaGuard(Case):
         proc = self.push(layout, self.target(repo, "1.0.0"), "--quota", "10")
         self.assert_refused(proc, f"{self.bed.registry_host}/{repo}")
         self.assertRegex(error_text(proc), r"\b10\b", "the refusal gives the quota" + tw.describe(proc))
-        self.assert_nothing_written(mark, puts, proc)
+        self.assert_no_image_written(mark, puts, proc)  # not a child manifest either
         self.assertEqual(self.images(repo), before)
         self.assertNotIn(index.index_digest, self.images(repo))
 
@@ -381,7 +401,7 @@ class SurvivalGuard(Case):
                             history["1.1.0-prod"].split(":", 1)[1][:12])
         self.assertIn("rollback", proc.stderr.lower(), "the refusal says why they matter: rollback targets")
         self.assertNotIn("1.1.0-dev", proc.stderr, "the expiring dev image is not protected and not a reason")
-        self.assert_nothing_written(mark, puts, proc)
+        self.assert_no_image_written(mark, puts, proc)
         self.assertNotIn(info.manifest_digest, self.images(repo))
 
     def test_fixed_age_policy_passes_and_still_expires_old_dev_images(self):
@@ -418,9 +438,10 @@ class SurvivalGuard(Case):
         with open(protect, "w") as f:
             f.write(f"{running}\n")
         mark, puts = self.mark(), self.put_image_calls()
-        proc = self.push(layout, self.target(repo), "--version", "1.1.0", "--env", "dev", "--protect", protect)
+        proc = self.push(layout, self.target(repo), "--version", "1.1.0", "--env", "dev", "--protect", protect,
+                         env={**self.env(), "TAGWARDEN_GUARDS_FIRST": "true"})
         self.assert_refused(proc, running.split(":", 1)[1][:12], "--protect")
-        self.assert_nothing_written(mark, puts, proc)
+        self.assert_nothing_written(mark, puts, proc)  # TAGWARDEN_GUARDS_FIRST: every guard before any upload
         self.assertEqual(self.images(repo), {running: ["1.0.0-dev"]})
 
 

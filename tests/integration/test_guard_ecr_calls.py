@@ -3,8 +3,10 @@
 A guarded push or promotion reads each fact once: GetAuthorizationToken (the data plane's password),
 DescribeRepositories (tag mutability), GetLifecyclePolicy, Service Quotas L-03A36CE1 (GetServiceQuota,
 GetAWSDefaultServiceQuota only when that fails) and DescribeImages (every page at maxResults 1000: one
-fact). The one documented exception is the re-read under the tag locks (issue 9): DescribeImages again,
-every page, and nothing else. The repository holds 1,200 images (two pages), seeded by ecr_seed.
+fact), read once, under the tag locks, beside the upload. With --guards-first the images are read before
+the upload too, so DescribeImages (every page, and nothing else) is read twice: the documented cost of
+judging every guard before the first byte. The repository holds 1,200 images (two pages), seeded by
+ecr_seed.
 
 --output json reports the wall time of each phase in "timings" (guards, lockWait, upload, manifests,
 verify), which never add up to more than durationSeconds. Times are never asserted.
@@ -49,14 +51,14 @@ class Case(GuardEcrCase):
         calls = self.bed.api_calls()[before:]
         return proc, collections.Counter(c.operation for c in calls), calls
 
-    def assert_one_call_per_fact(self, proc, counts, quota_calls=None):
+    def assert_one_call_per_fact(self, proc, counts, quota_calls=None, image_reads=1):
         expected = {
             "GetAuthorizationToken": 1,
             "DescribeRepositories": 1,
             "GetLifecyclePolicy": 1,
             "GetServiceQuota": 1,
-            # the fact (every page), then the documented re-read under the tag locks (every page)
-            "DescribeImages": PAGES + PAGES,
+            # every page, once (under the tag locks, beside the upload); twice with --guards-first
+            "DescribeImages": PAGES * image_reads,
         }
         expected.update(quota_calls or {})
         self.assertEqual(dict(counts), expected, "control-plane calls of one guarded write, by operation" +
@@ -94,8 +96,8 @@ class GuardedPushCalls(Case):
         self.assert_timings(report, proc)
         self.assertGreater(report["timings"]["upload"], 0, "two blobs were uploaded" + tw.describe(proc))
         self.assertIn(f"holds {held} of", self.guards(proc)["quota"][1], "every image counted, both pages")
-        self.assertIn(f"read again under the tag locks: {held} image(s), {PAGES} DescribeImages page(s)",
-                      proc.stderr, "the re-read says what it costs" + tw.describe(proc))
+        self.assertIn(f"read under the tag locks: {held} image(s), {PAGES} DescribeImages page(s)",
+                      proc.stderr, "the read says what it costs" + tw.describe(proc))
         self.mark()
         requests = self.bed.requests(since=mark)
         puts = [r for r in requests if r.method == "PUT" and "/manifests/" in r.path]
@@ -115,6 +117,25 @@ class GuardedPushCalls(Case):
         self.assertEqual([c.status for c in calls if c.service == "servicequotas"], [400, 400])
         self.assertIn("documented_default", self.guards(proc)["quota"][1])
 
+    def test_guards_first_reads_the_images_before_the_upload_and_again_under_the_locks(self):
+        layout, _info = self.image()
+        held = self.bed.image_count(BIG)
+        mark = self.mark()
+        proc, counts, calls = self.calls_during(
+            lambda: self.push(layout, self.target(BIG), "--version", "1.0.4", "--env", "dev", "--guards-first",
+                              "--output", "json"))
+        tw.assert_exit(self, proc, 0)
+        self.assert_one_call_per_fact(proc, counts, image_reads=2)
+        self.assertIn(f"read again under the tag locks: {held} image(s), {PAGES} DescribeImages page(s)",
+                      proc.stderr, tw.describe(proc))
+        # Every guard before the first byte: the first read's pages all came before the first upload.
+        self.mark()
+        first_post = min(r.time for r in self.bed.requests(since=mark)
+                         if r.method == "POST" and r.path.endswith("/blobs/uploads/"))
+        pages = sorted(c.time for c in calls if c.operation == "DescribeImages")
+        self.assertLess(pages[PAGES - 1], first_post, "the first read ends before the upload starts" + tw.describe(proc))
+        self.assert_timings(tw.parse_json(self, proc), proc)
+
     def test_a_refused_image_status_filter_is_not_sent_again_under_the_locks(self):
         layout, _info = self.image()
         self.bed.refuse_image_status_filter()
@@ -124,7 +145,7 @@ class GuardedPushCalls(Case):
         tw.assert_exit(self, proc, 0)
         refused = [c for c in calls if c.operation == "DescribeImages" and c.status != 200]
         self.assertEqual(len(refused), 1, "the refused filter is learned once per run" + tw.describe(proc))
-        self.assertEqual(counts["DescribeImages"], 1 + PAGES + PAGES, tw.describe(proc))
+        self.assertEqual(counts["DescribeImages"], 1 + PAGES, tw.describe(proc))
         self.assertEqual(proc.stderr.count("refused the imageStatus filter"), 1, "said once" + tw.describe(proc))
 
     def test_promotion_into_the_big_repository_reads_each_fact_once(self):
@@ -146,7 +167,7 @@ class GuardedPushCalls(Case):
             lambda: self.push(layout, self.target(BIG), "--version", "1.0.3", "--env", "dev", "--dry-run",
                               "--output", "json"))
         tw.assert_exit(self, proc, 0)
-        # No lock, no re-read: the facts once.
+        # No lock: the images once, beside the existence checks.
         self.assertEqual(counts["DescribeImages"], PAGES, tw.describe(proc))
         report = tw.parse_json(self, proc)
         self.assert_timings(report, proc)

@@ -6,7 +6,8 @@ inline mapping) and the image count from the tag list:
 
 - no entry for the repository -> refused, exit 3, naming tagwarden.yaml, before any upload;
 - a declared policy (file or inline) and a quota with room -> the push passes and reports the guards;
-- at 90% of the declared quota (counted from the tag list) -> exit 3 with the count and the quota;
+- at 90% of the declared quota (counted from the tag list, under the tag locks beside the upload) -> exit 3
+  with the count and the quota, no manifest and no tag written; with ``guards_first: true`` before any upload;
 - an invalid declared policy -> exit 3 with the validation message;
 - TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY=true, ``allow_no_lifecycle_policy: true`` and
   --allow-no-lifecycle-policy override the missing policy, with a warning.
@@ -234,6 +235,20 @@ class GenericGuard(RegistryTestCase):
         self.assertRegex(error_text(proc), r"\b9\b", "the refusal gives the count" + tw.describe(proc))
         self.assertRegex(error_text(proc), r"\b10\b", "and the quota" + tw.describe(proc))
         self.assertIn("tag list", error_text(proc), "and where the count comes from")
+        self.assertIn("no manifest or tag was written", error_text(proc), tw.describe(proc))
+        self.assertEqual(self.registry.manifest_puts(repo, since=mark), 0,
+                         "a refused push must not write a manifest" + tw.describe(proc))
+        self.assertNotIn(info.manifest_digest, self.registry.manifest_digests(repo))
+
+    def test_guards_first_in_the_configuration_refuses_before_any_upload(self):
+        repo = self.repo()
+        self.seed_images(repo, 9)
+        self.declare(repo, quota=10, extra="guards_first: true")
+        layout, info = self.image()
+        mark = self.mark()
+        proc = self.push(layout, self.target(repo, "1.0.0"))
+        tw.assert_exit(self, proc, tw.EXIT_GUARD)
+        self.assertRegex(error_text(proc), r"\b9 of 10\b", tw.describe(proc))
         self.assert_nothing_written(repo, mark, proc)
         self.assertNotIn(info.manifest_digest, self.registry.manifest_digests(repo))
 

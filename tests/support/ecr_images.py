@@ -282,6 +282,16 @@ class GuardEcrCase(unittest.TestCase):
         self.assertEqual(writes, [], "a refused push must not upload a blob or write a manifest" + tw.describe(proc))
         self.assertEqual(self.put_image_calls(), put_images_before, "no PutImage either" + tw.describe(proc))
 
+    def assert_no_image_written(self, mark, put_images_before, proc):
+        """No manifest written or deleted since ``mark``, no PutImage: what a refusal by a guard judged
+        beside the upload leaves (blobs it uploaded before the refusal are referenced by nothing)."""
+        self.mark()  # let the log settle
+        writes = [(r.method, r.path, r.status) for r in self.bed.requests(since=mark)
+                  if "/manifests/" in r.path and r.method in ("PUT", "DELETE")]
+        self.assertEqual(writes, [], "a refused push must not write a manifest or a tag" + tw.describe(proc))
+        self.assertEqual(self.put_image_calls(), put_images_before, "no PutImage either" + tw.describe(proc))
+        self.assertIn("no manifest or tag was written", proc.stderr, "the refusal says so" + tw.describe(proc))
+
     def assert_refused(self, proc, *needles):
         """Exit 3, one error line (README: "Errors are one line on stderr"), mentioning each needle."""
         tw.assert_exit(self, proc, tw.EXIT_GUARD)

@@ -33,6 +33,7 @@ struct Config {
     int keep_releases = 10;                   // last K releases of each protected environment kept alive
     std::chrono::hours protection_window{24 * 30};
     bool allow_no_lifecycle_policy = false;   // TAGWARDEN_ALLOW_NO_LIFECYCLE_POLICY=true; loud when used
+    bool guards_first = false;                // every guard before any upload (TAGWARDEN_GUARDS_FIRST=true)
     // Registries that are not ECR: each repository's lifecycle policy (JSON text) and quota.
     struct Repository {
         std::optional<std::string> lifecycle_policy;

@@ -2,6 +2,7 @@
 
 #include <tagwarden/core/error.hpp>
 
+#include <atomic>
 #include <chrono>
 
 // Cancellation of the whole process by SIGINT/SIGTERM (CI cancels a job that way: GitHub Actions sends
@@ -31,8 +32,8 @@ void request(int signal);
 // Forgets a cancellation and the deadline (tests only).
 void reset_for_tests();
 
-// True when the calling thread should stop now: cancellation was requested and the thread is not
-// inside a Shield.
+// True when the calling thread should stop now: cancellation was requested (or the thread's StopScope
+// flag is set) and the thread is not inside a Shield.
 [[nodiscard]] bool should_stop();
 
 // Whether the calling thread is inside a Shield (parallel_for hands it on to its workers).
@@ -53,6 +54,25 @@ public:
 private:
     bool m_previous;
 };
+
+// While alive, the calling thread also stops (should_stop() is true, so transfers end at their next
+// progress callback and waits end) once `flag` is set: one part of an operation stops another running
+// beside it (a guard refusal stops the blob uploads) without cancelling the process. parallel_for hands
+// it on to its workers, like a Shield. The error the stopped work returns is cancelled_error(); the
+// caller that set the flag knows why and reports its own error instead.
+class StopScope {
+public:
+    explicit StopScope(const std::atomic<bool>& flag);
+    ~StopScope();
+    StopScope(const StopScope&) = delete;
+    StopScope& operator=(const StopScope&) = delete;
+
+private:
+    const std::atomic<bool>* m_previous;
+};
+
+// The flag of the calling thread's innermost StopScope, or null (parallel_for hands it on).
+[[nodiscard]] const std::atomic<bool>* stop_flag();
 
 // Sleeps for `duration` unless the thread should stop first. Returns false when it stopped early.
 bool sleep_for(std::chrono::milliseconds duration);

@@ -26,22 +26,30 @@ struct AwsServices {
     [[nodiscard]] bool is_ecr() const { return ecr != nullptr; }
 };
 
+// Whether gather_facts() reads the images now or leaves them to read_images().
+enum class ImageRead { now, later };
+
 // What the guards read of a repository: ECR GetLifecyclePolicy, DescribeImages (every image, tagged or
 // not, every page at maxResults 1000) and Service Quotas (once per account and region per run: the
 // quota_cache), read concurrently, each once; elsewhere the policy and quota declared in tagwarden.yaml and the distinct
 // manifests of the tag list (a HEAD per tag, so only when a quota is declared or `quota_given`).
+// With ImageRead::later the images (DescribeImages; the tag list and its HEADs) are not read: the facts
+// say images_pending, and read_images() reads them. A repository that does not exist yet (CREATE_ON_PUSH)
+// has no image to read either way.
 Result<RepositoryFacts> gather_facts(const Reference& dest, registry::Client& client, const AwsServices& aws,
-                                     const config::Config& cfg, bool quota_given);
+                                     const config::Config& cfg, bool quota_given, ImageRead images = ImageRead::now);
 
 // The facts of an ECR repository (its policy, every image, the quota). Error{invalid_input} when `aws`
 // holds no ECR client (the registry is not ECR).
 Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices& aws);
 
-// The cheap facts again (image count and, on ECR, the images), keeping the policy and quota already read.
-// Used under the tag locks, right before the first manifest write. On ECR it is the one fact a guarded
-// write reads twice: DescribeImages again, every page (ceil(images / 1000) calls), and nothing else.
-Status refresh_counts(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
-                      bool quota_given);
+// The images of the repository (and their count), keeping the policy and quota already read: their one
+// read when gather_facts() left them pending, else read again. The guarded write runs it under the tag
+// locks, beside the upload, before the first manifest write. On ECR: DescribeImages, every page
+// (ceil(images / 1000) calls), and nothing else; elsewhere the tag list and a HEAD per tag, only when a
+// quota is known.
+Status read_images(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
+                   bool quota_given);
 
 // For an ECR repository, the tag immutability it enforces (IMMUTABLE, *_WITH_EXCLUSION); null otherwise.
 Result<std::function<bool(const std::string&)>> tag_immutability(const Reference& dest, const AwsServices& aws);

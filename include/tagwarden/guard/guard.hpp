@@ -33,6 +33,9 @@ struct RepositoryFacts {
     // survival simulation is skipped, and says so).
     std::vector<policy::ImageRecord> images;
     bool images_known = false;
+    // The images (and the count) are still to be read: gather_facts(ImageRead::later) left them for
+    // read_images(), which the guarded write runs beside the upload, under the tag locks.
+    bool images_pending = false;
     // DescribeImages refused the imageStatus filter (older endpoints, emulators): the re-read under the
     // locks lists without it at once instead of sending the refused request again.
     bool image_status_refused = false;
@@ -55,6 +58,10 @@ struct GuardSettings {
     int keep_releases = 10;                  // the last K images of each protected environment
     std::chrono::hours protection_window{24 * 30};
     std::vector<std::string> protected_digests;  // --protect FILE (e.g. what ECS runs)
+    // Judge every guard before the first byte is uploaded (--guards-first), reading the images twice (before
+    // the upload, and again under the tag locks), instead of judging the checks that need the images on the
+    // one read beside the upload, under the locks.
+    bool guards_first = false;
 };
 
 struct Finding {
@@ -74,6 +81,9 @@ struct GuardReport {
 // images are known — a simulation of the policy over the repository as it will be after the push, now and
 // at the end of the protection window, that must keep the pushed image, the last K images of every
 // protected environment, and every protected digest.
+// The lifecycle-policy check alone: what can be judged before the images are read.
+GuardReport evaluate_policy_guard(const RepositoryFacts& facts, const GuardSettings& settings);
+
 GuardReport evaluate_guards(const RepositoryFacts& facts, const Intent& intent, const GuardSettings& settings,
                             policy::TimePoint now);
 

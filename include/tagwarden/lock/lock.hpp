@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -162,8 +163,11 @@ public:
     LockSet& operator=(const LockSet&) = delete;
 
     // Acquires every key, retrying with jittered backoff until `timeout`. On failure releases what it
-    // took and returns Error{lock_unavailable} naming the key and its holder.
-    Status acquire(std::vector<std::string> keys, std::chrono::seconds timeout);
+    // took and returns Error{lock_unavailable} naming the key and its holder. While `clock_paused`
+    // returns true the timeout does not run (the caller still has other work in flight, e.g. uploads):
+    // the wait is only ever cut short by the time spent waiting after that work ended.
+    Status acquire(std::vector<std::string> keys, std::chrono::seconds timeout,
+                   const std::function<bool()>& clock_paused = {});
     // Fencing: ok only when every lease is still held (checked with the backend, not from memory).
     Status check();
     // Fencing for a write that may take up to `needed`: ok only when every lease is still held (as

@@ -40,15 +40,18 @@ struct PushOptions {
     // The registry's own tag immutability (ECR IMMUTABLE and *_WITH_EXCLUSION modes): such a tag on another
     // digest is a conflict even with allow_overwrite. Null when the registry has no such setting.
     std::function<bool(const std::string& tag)> registry_immutable;
-    // Runs under the locks, after the tags were read again and before the first manifest write: the
-    // guarded write re-reads the guards' cheap facts here. An error stops the run with nothing written.
-    std::function<Status()> under_locks;
+    // Runs while the blobs upload, on its own thread: under the tag locks when `locks` is set (taken as the
+    // upload starts; lock_timeout runs only once the upload has ended), after the tags were read again,
+    // and before the first manifest write. The guarded write reads the images here and judges the guards
+    // that need them. An error stops the upload (blobs that finished stay, referenced by nothing) and the
+    // run, with no manifest written.
+    std::function<Status()> beside_upload;
 };
 
 // Pushes `plan` to `repo`. Order: tag preflight (a tag on another digest is refused with
 // Error{tag_conflict} before anything is uploaded; a failed lookup is an error, never "absent"), blobs
-// in parallel (HEAD, upload missing), locks and a second tag check under them, options.under_locks, the
-// journal, child manifests by digest, the root manifest under its first tag (so it is never left
+// in parallel (HEAD, upload missing) and beside them the locks, a second tag check under them and
+// options.beside_upload; then the journal, child manifests by digest, the root manifest under its first tag (so it is never left
 // untagged), the other tags — each tag read again right before its write (a tag moved meanwhile by a
 // writer that does not use the locks is a conflict) — then verify_image(). The tags are written all or
 // none: on a failure, a lost lock or a cancellation, undo_writes() takes back what this run wrote.

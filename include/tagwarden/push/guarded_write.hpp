@@ -14,11 +14,13 @@
 
 namespace tagwarden::push {
 
-// A push or promotion as one library call: facts -> guards -> locks -> the cheap facts again under the
-// locks -> blobs, manifests, tags (each re-read and fenced) -> verification -> undo on any failure.
+// A push or promotion as one library call: facts but the images -> the guards they decide -> blobs, and
+// beside them the locks, the images read under them and the guards that need them -> manifests, tags
+// (each re-read and fenced) -> verification -> undo on any failure. With settings.guards_first every guard
+// is judged before the upload, and the images are read again under the locks.
 struct GuardedWrite {
     Reference destination;  // registry and repository written to (its tag is ignored: see plan.tags)
-    PushOptions options;    // registry_immutable and under_locks are set by guarded_write()
+    PushOptions options;    // registry_immutable and beside_upload are set by guarded_write()
     guard::GuardSettings settings;
     bool confirm_with_preview = false;
     // Whether a lock backend was chosen (--lock, TAGWARDEN_LOCK, tagwarden.yaml). Without one the
@@ -30,8 +32,9 @@ struct GuardedWrite {
     // The registry client authenticates with the ECR client's GetAuthorizationToken (not --password-stdin):
     // the token is then fetched while the guards read, not after them.
     bool registry_uses_ecr_token = false;
-    // Called once with the guards' verdicts, refused or not, before anything is written (reports of a
-    // refusal need them: the refusal itself is an Error).
+    // Called with the guards' verdicts, refused or not (reports of a refusal need them: the refusal itself
+    // is an Error): before anything is uploaded with those judged then, and again with every verdict once
+    // the images were read beside the upload (before any manifest is written).
     std::function<void(const guard::GuardReport&)> on_guards;
 };
 
@@ -44,8 +47,10 @@ struct GuardedWriteReport {
 bool running_in_ci();
 
 // Runs the guarded write of `plan` (read from `source`) into request.destination through `client`
-// (pinged). Guard refusals are Error{guard_refused} (exit 3) with every refused check in the message, and
-// write nothing; other errors as execute_push().
+// (pinged). Guard refusals are Error{guard_refused} (exit 3) with every refused check in the message. They
+// write no manifest and no tag; the lifecycle-policy and lock guards (and every guard with guards_first, or
+// for a repository that does not exist yet) refuse before any upload, the others stop the upload (blobs
+// that finished stay, referenced by nothing). Other errors as execute_push().
 Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const PushPlan& plan, image::ImageSource& source,
                                          registry::Client& client, const guard::AwsServices& aws,
                                          const config::Config& cfg);
