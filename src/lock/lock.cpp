@@ -240,7 +240,13 @@ Status LockSet::acquire(std::vector<std::string> keys, std::chrono::seconds time
                 (void)release();
                 return std::unexpected(cancel::cancelled_error("waiting for lock " + key));
             }
-            auto lease = m_backend.try_acquire(key, m_owner, m_ttl);
+            // One attempt is a short exchange (etcd: lease grant, then the key; DynamoDB: one conditional
+            // put) that a cancellation must not tear: a key written by the backend whose answer was cut off
+            // would be held until its TTL with no lease here to release it. The loop checks again after it.
+            auto lease = [&] {
+                cancel::Shield whole_attempt;
+                return m_backend.try_acquire(key, m_owner, m_ttl);
+            }();
             if (lease) {
                 std::lock_guard guard(m_mutex);
                 m_leases.push_back(std::move(*lease));

@@ -508,22 +508,34 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
     report.timings.upload += upload_end - upload_start;
     report.timings.lock_wait += outlasting(lock_start, lock_end);
     report.timings.guards += outlasting(lock_end, beside_end);
+    // A cancelled run (signal, --timeout) says so, whichever side noticed first and however its error reads.
+    if (cancel::should_stop())
+        return std::unexpected(cancel::cancelled_error("before any manifest was written (nothing to undo)"));
     if (first_failure == 2) {
         auto e = beside.error();
         bool transferring = !options.dry_run && !options.blobs_present;
         if (transferring && e.kind != ErrorKind::cancelled) {
             auto finished = std::to_string(report.blobs.uploaded) + " blob(s) (" +
                             human_bytes(report.blobs.uploaded_bytes) + ")";
-            e.message += uploaded ? " (" + finished + " uploaded stay in the registry, referenced by no manifest)"
-                                  : " (the upload was stopped; " + finished + " finished before that and stay in the "
-                                    "registry, referenced by no manifest)";
+            if (uploaded)
+                e.message += " (the " + finished + " uploaded stay in the registry, referenced by no manifest)";
+            else if (report.blobs.uploaded == 0)
+                e.message += " (the upload was stopped before any blob finished)";
+            else
+                e.message += " (the upload was stopped; " + finished + " finished before that and stay in the "
+                             "registry, referenced by no manifest)";
         }
         return std::unexpected(e);
     }
     TW_TRY(uploaded);
     TW_TRY(beside);
-    if (cancel::should_stop())
-        return std::unexpected(cancel::cancelled_error("before any manifest was written (nothing to undo)"));
+    if (options.after_upload && !options.dry_run) {
+        PhaseTimer timer(report.timings.guards);
+        auto checked = options.after_upload();
+        if (cancel::should_stop())
+            return std::unexpected(cancel::cancelled_error("before any manifest was written (nothing to undo)"));
+        TW_TRY(checked);
+    }
 
     if (options.dry_run) {
         for (const auto& t : *tag_plan)

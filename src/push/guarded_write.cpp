@@ -4,6 +4,7 @@
 #include <tagwarden/push/guarded_write.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <set>
 
@@ -165,16 +166,22 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
     guards_timer.reset();
 
     // 2. The write. Beside the upload, under the tag locks, before the first manifest write: the images,
-    // read once (or again, when they were read before the upload), and the guards judged on them. A
-    // refusal stops the upload and writes no manifest and no tag.
-    PushOptions options = request.options;
-    options.registry_immutable = *immutable;
-    options.beside_upload = [&]() -> Status {
+    // read once (or again, when they were read before the upload), and the guards judged on them; a
+    // refusal stops the upload and writes no manifest and no tag. When the upload outlasts that read, the
+    // verdict grows old while other pipelines may push: once the read is older than four times what it
+    // took, the images are read again right before the first manifest write, which then costs at most a
+    // quarter of the upload (issue 9: the count is read under the locks right before the write).
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point read_started{};
+    Clock::duration read_took{};
+    auto read_and_judge = [&](bool first) -> Status {
+        read_started = Clock::now();
         TW_TRY(guard::read_images(*facts, dest, client, aws, quota_given));
-        auto judged = judge(pending);
+        read_took = Clock::now() - read_started;
+        auto judged = judge(first && pending);
         if (!judged)
             return std::unexpected(judged.error());
-        if (pending) {
+        if (first && pending) {
             log_findings(*judged, out.guards);
             out.guards = *judged;
             if (request.on_guards)
@@ -182,14 +189,30 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
         }
         if (judged->refused()) {
             auto e = judged->error();
-            e.message += pending ? " (judged on the images read under the tag locks while the blobs uploaded; no "
-                                   "manifest or tag was written)"
-                                 : " (read again under the tag locks while the blobs uploaded; no manifest or tag "
-                                   "was written)";
+            e.message += first ? (pending ? " (judged on the images read under the tag locks while the blobs uploaded; "
+                                            "no manifest or tag was written)"
+                                          : " (read again under the tag locks while the blobs uploaded; no manifest "
+                                            "or tag was written)")
+                               : " (read again under the tag locks after the upload, right before the first manifest "
+                                 "write; no manifest or tag was written)";
             return std::unexpected(e);
         }
         log::debug("guards hold under the tag locks: " + std::to_string(facts->image_count) + " image(s)");
         return {};
+    };
+    PushOptions options = request.options;
+    options.registry_immutable = *immutable;
+    options.beside_upload = [&]() -> Status { return read_and_judge(true); };
+    options.after_upload = [&]() -> Status {
+        auto age = Clock::now() - read_started;
+        if (age <= 4 * read_took)
+            return {};
+        auto ms = [](Clock::duration d) {
+            return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+        };
+        log::info("the images were read " + ms(age) + " ago, more than four times the " + ms(read_took) +
+                  " the read took: reading them again before the first manifest write");
+        return read_and_judge(false);
     };
     auto pushed = execute_push(plan, source, client, dest.repository, options);
     if (!pushed)

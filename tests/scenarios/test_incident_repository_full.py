@@ -7,7 +7,7 @@ reports it and as the data plane enforces it), the way a team lives through it w
 1. the first push to the repository without a policy is refused, and the message gives the command
    that adds one; the team runs exactly that command (the real aws CLI) and the push goes through;
 2. weeks of CI builds later (untagged leftovers, back-dated), the repository holds 9 of 10 images:
-   the next push is refused before anything is uploaded, naming the count, the quota and the oldest
+   the next push is refused before any manifest or tag is written, naming the count, the quota and the oldest
    images - the ones the policy is about to expire;
 3. ECR's lifecycle run (the bed's preview, then BatchDeleteImage of what it expires) makes room and
    the push succeeds;
@@ -79,7 +79,7 @@ class RepositoryFull(GuardEcrCase):
         mark, puts = self.mark(), self.put_image_calls()
         proc = self.push(next_layout, self.target(repo), "--version", "1.1.0", "--env", "prod")
         tw.assert_exit(self, proc, tw.EXIT_GUARD)
-        self.assert_nothing_written(mark, puts, proc)
+        self.assert_no_image_written(mark, puts, proc)
         self.assertRegex(error_text(proc), r"\b9\b")
         self.assertRegex(error_text(proc), rf"\b{QUOTA}\b")
         self.assertIn(leftovers[0].split(":", 1)[1][:12], proc.stderr, "the oldest image is listed")

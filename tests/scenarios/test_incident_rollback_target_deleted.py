@@ -8,8 +8,8 @@ Replayed against the ECR test bed, whose lifecycle preview stands in for ECR's l
 1. the repository holds prod releases 1.0.0 (20 days old) and 1.1.0 (10 days old) and a dev build;
    ECR's preview of the team's policy expires both releases: the harm is real;
 2. tagwarden refuses the next release (1.2.0-prod) because the policy expires the previous prod
-   releases, its rollback targets (the last ``keep_releases`` of tagwarden.yaml), naming them; nothing
-   is written;
+   releases, its rollback targets (the last ``keep_releases`` of tagwarden.yaml), naming them; no
+   manifest and no tag is written;
 3. with the fixed policy (a prod count rule first, the age rule for dev builds only) the release goes
    through and ECR's preview keeps every prod release while it still expires the old dev build;
 4. ``--protect`` (the digests ECS runs) is honoured on top: with a policy that keeps only 2 prod
@@ -71,7 +71,7 @@ class RollbackTargetDeleted(GuardEcrCase):
         mark, puts = self.mark(), self.put_image_calls()
         proc = self.push(layout, self.target(repo), "--version", "1.2.0", "--env", "prod", cwd=cwd)
         tw.assert_exit(self, proc, tw.EXIT_GUARD)
-        self.assert_nothing_written(mark, puts, proc)
+        self.assert_no_image_written(mark, puts, proc)
         for tag in ("1.0.0-prod", "1.1.0-prod"):
             self.assertIn(tag, proc.stderr)
             self.assertIn(releases[tag].split(":", 1)[1][:12], proc.stderr)

@@ -46,12 +46,16 @@ struct PushOptions {
     // that need them. An error stops the upload (blobs that finished stay, referenced by nothing) and the
     // run, with no manifest written.
     std::function<Status()> beside_upload;
+    // Runs once the upload and beside_upload both ended, under the locks, right before the first manifest
+    // write (not in a dry run): the guarded write reads the images again here when its read beside the
+    // upload has grown old. An error stops the run with no manifest written.
+    std::function<Status()> after_upload;
 };
 
 // Pushes `plan` to `repo`. Order: tag preflight (a tag on another digest is refused with
 // Error{tag_conflict} before anything is uploaded; a failed lookup is an error, never "absent"), blobs
 // in parallel (HEAD, upload missing) and beside them the locks, a second tag check under them and
-// options.beside_upload; then the journal, child manifests by digest, the root manifest under its first tag (so it is never left
+// options.beside_upload; options.after_upload; then the journal, child manifests by digest, the root manifest under its first tag (so it is never left
 // untagged), the other tags — each tag read again right before its write (a tag moved meanwhile by a
 // writer that does not use the locks is a conflict) — then verify_image(). The tags are written all or
 // none: on a failure, a lost lock or a cancellation, undo_writes() takes back what this run wrote.

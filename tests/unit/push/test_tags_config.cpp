@@ -56,6 +56,12 @@ lock_timeout: 90s
     CHECK(c->lock_ttl == std::chrono::seconds(60));
     CHECK(c->lock_timeout == std::chrono::seconds(90));
 
+    CHECK_FALSE(c->guards_first);
+    auto first = config::parse_config("guards_first: true\n", "t.yaml");
+    REQUIRE(first);
+    CHECK(first->guards_first);
+    CHECK_FALSE(config::parse_config("guards_first: sometimes\n", "t.yaml"));
+
     auto typo = config::parse_config("lock_tmeout: 5s\n", "t.yaml");
     REQUIRE_FALSE(typo);
     CHECK_THAT(typo.error().message, Catch::Contains("unknown setting 'lock_tmeout'"));
