@@ -5,7 +5,9 @@ costs nothing"), on the ECR test bed (tests/support/ecr_testbed.py: moto + SigV4
 Starts the bed, fills one repository with BENCH_IMAGES images (default 5,000; tests/support/ecr_seed.py,
 timed), then pushes BENCH_ROUNDS times (default 5) per bed mode an image whose one layer changed (a fresh
 incompressible BENCH_LAYER_MIB MiB layer, default 50, and its config) under a new tag, with
-`--output json`, alternating the bed modes (BENCH_BED_MODES, default "cached moto"):
+`--output json`, alternating the push variants (BENCH_VARIANTS, default "default guards-first": the images
+read once beside the upload, under the tag locks; or with --guards-first, every guard before the upload
+and the images read again under the locks) and the bed modes (BENCH_BED_MODES, default "cached moto"):
 
 - cached: the bed keeps moto's image list between moto's writes (EcrTestbed listing_cache), listed
   once before each push (the previous push's PutImage emptied it), so a DescribeImages page costs what
@@ -17,7 +19,8 @@ For each mode it prints:
 - the median wall time of each phase from the report's "timings" (guards, lockWait, upload, manifests,
   verify) and of the whole run (durationSeconds), with min and max;
 - the overhead ratio (guards + lockWait + verify) / upload, against the target of 25 %;
-- the re-read of the images under the tag locks (part of "guards"), from tagwarden's own log line;
+- the read of the images under the tag locks, beside the upload (part of "guards" only where it outlasts
+  the upload), from tagwarden's own log line;
 - the control-plane calls of one push by operation (bed.api_calls) and the data-plane requests by kind;
 - where the bed spends the guards' time: a DescribeImages page through the front at maxResults 1000 and
   a GetLifecyclePolicy, timed from Python (median of 5); and once moto's own full DescribeImages.
@@ -62,7 +65,8 @@ MODES = {
               "serving 1000 entries costs, as on ECR",
     "moto": "the bed as the tests run it: every DescribeImages page lists the whole repository in moto",
 }
-REREAD_RE = re.compile(r"read again under the tag locks: (\d+) image\(s\), (\d+) DescribeImages page\(s\) in (\d+) ms")
+REREAD_RE = re.compile(r"read (?:again )?under the tag locks: (\d+) image\(s\), (\d+) DescribeImages page\(s\) in (\d+) ms")
+VARIANTS = {"default": [], "guards-first": ["--guards-first"]}
 
 
 def env_int(name, default):
@@ -120,7 +124,11 @@ def main():
         if mode not in MODES:
             sys.exit(f"bench_guarded_ecr: BENCH_BED_MODES takes {' '.join(MODES)}, not {mode!r}")
     work = tempfile.mkdtemp(prefix="tw-bench-guarded-")
-    runs = {mode: [] for mode in modes}
+    variants = os.environ.get("BENCH_VARIANTS", "default guards-first").split()
+    for variant in variants:
+        if variant not in VARIANTS:
+            sys.exit(f"bench_guarded_ecr: BENCH_VARIANTS takes {' '.join(VARIANTS)}, not {variant!r}")
+    runs = {(mode, variant): [] for mode in modes for variant in variants}
     bed_times = {}
     try:
         with EcrTestbed() as bed:
@@ -142,7 +150,7 @@ def main():
             os.makedirs(env["DOCKER_CONFIG"], exist_ok=True)
             push = 0
             for i in range(rounds):
-                for mode in modes:  # alternating, so drift of the machine spreads over both
+                for mode, variant in runs:  # alternating, so drift of the machine spreads over all
                     bed.listing_cache = mode == "cached"
                     if bed.listing_cache:
                         bed._moto_images(REPO)  # the previous push's PutImage emptied the cache: list once now
@@ -153,7 +161,8 @@ def main():
                     mark = bed.mark()
                     proc = subprocess.run([binary, "push", f"oci:{layout}", f"{bed.registry_host}/{REPO}",
                                            "--version", f"9.{push}.0", "--env", "dev", "--plain-http",
-                                           "--lock", f"file://{work}/locks", "--output", "json"],
+                                           "--lock", f"file://{work}/locks", "--output", "json",
+                                           *VARIANTS[variant]],
                                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True, env=env, cwd=work, timeout=600)
                     push += 1
@@ -164,7 +173,7 @@ def main():
                     if "timings" not in report:  # a build before issue 13: the whole run only
                         report["timings"] = {p: float("nan") for p in PHASES}
                     reread = REREAD_RE.search(proc.stderr)
-                    runs[mode].append({
+                    runs[(mode, variant)].append({
                         "timings": report["timings"],
                         "duration": report["durationSeconds"],
                         "reread_ms": int(reread.group(3)) if reread else None,
@@ -174,7 +183,7 @@ def main():
                     })
                     shutil.rmtree(layout, ignore_errors=True)
                     t = report["timings"]
-                    print(f"round {i + 1}/{rounds}, bed {mode}: " +
+                    print(f"round {i + 1}/{rounds}, bed {mode}, {variant}: " +
                           ", ".join(f"{p} {t[p] * 1000:.0f} ms" for p in PHASES) +
                           f", total {report['durationSeconds'] * 1000:.0f} ms", flush=True)
 
@@ -199,11 +208,12 @@ def main():
     print(f"moto's own DescribeImages of all {held} images: {moto_all * 1000:.0f} ms (it serializes every image)")
     print(f"seeding {images} images: {seeding:.1f} s")
     results = {}
-    for mode in modes:
-        r = summarize(runs[mode])
-        results[mode] = r
+    for (mode, variant), mode_runs in runs.items():
+        r = summarize(mode_runs)
+        results[f"{mode}/{variant}"] = r
         print()
-        print(f"bed mode '{mode}': {MODES[mode]}")
+        print(f"bed mode '{mode}': {MODES[mode]}; variant '{variant}'"
+              f"{' (' + ' '.join(VARIANTS[variant]) + ')' if VARIANTS[variant] else ''}")
         print(f"  one DescribeImages page of 1000 through the front {bed_times[mode]['page'] * 1000:.0f} ms, "
               f"GetLifecyclePolicy {bed_times[mode]['policy'] * 1000:.0f} ms (from Python, median of 5)")
         print(f"  {'phase':<10} {'median ms':>10} {'min':>8} {'max':>8}")
@@ -212,7 +222,7 @@ def main():
         print(f"  {'total':<10} {r['total']:>10.0f}")
         print(f"  overhead (guards + lockWait + verify) / upload: {r['overhead'] * 100:.0f} % (target < 25 %)")
         if r["reread"] is not None:
-            print(f"  of the guards: the images read again under the tag locks, median {r['reread']:.0f} ms")
+            print(f"  the images read under the tag locks (beside the upload), median {r['reread']:.0f} ms")
         print(f"  control-plane calls per push{'' if r['same_calls'] else ' (last push; they varied)'}: " +
               ", ".join(f"{op} {n}" for op, n in sorted(r["calls"].items())))
         print("  data-plane requests per push (last): " + ", ".join(f"{k} {n}" for k, n in sorted(r["requests"].items())))
@@ -220,12 +230,12 @@ def main():
         with open(os.environ["BENCH_JSON"], "w") as f:
             json.dump({"images": images, "rounds": rounds, "layerMiB": layer_mib, "seedingSeconds": round(seeding, 2),
                        "motoDescribeAllMs": round(moto_all * 1000, 1),
-                       "modes": {mode: {"medianMs": {**{p: round(r["median"][p], 1) for p in PHASES},
+                       "modes": {key: {"medianMs": {**{p: round(r["median"][p], 1) for p in PHASES},
                                                      "total": round(r["total"], 1)},
                                         "overheadRatio": round(r["overhead"], 4), "rereadMedianMs": r["reread"],
                                         "callsPerPush": dict(r["calls"]), "requestsPerPush": dict(r["requests"]),
-                                        "describeImagesPageMs": round(bed_times[mode]["page"] * 1000, 1)}
-                                 for mode, r in results.items()}}, f, indent=2)
+                                        "describeImagesPageMs": round(bed_times[key.split("/")[0]]["page"] * 1000, 1)}
+                                 for key, r in results.items()}}, f, indent=2)
     return 0
 
 
