@@ -9,6 +9,7 @@ machines would be; what they share is the registry and the lock backend.
 import json
 import os
 import signal
+import time
 import unittest
 
 import tw
@@ -68,6 +69,34 @@ class CiSafety(ProxiedRegistryCase):
         self.assertIn(f"registry.test:{port}/{repo}:1.0-dev", second.stderr, tw.describe(second))
         hold.release()
         self.assert_exit(self.finish(first, 60), 0)
+        self.assertEqual(self.registry.tags(repo), {"1.0-dev": image.digest})
+
+    def test_the_lock_timeout_runs_only_once_the_upload_has_ended(self):
+        # The tag locks are taken beside the upload; --lock-timeout must keep meaning "how long to wait
+        # for a held lock", not "how long the upload may take". The first run holds 1.0-dev (its tag PUT
+        # is parked); the second, with --lock-timeout 2s, is parked in its upload phase for longer than
+        # that while the lock is held; then the first finishes and the second's upload ends: it takes the
+        # free lock and finds the tag already on its image (unchanged), instead of timing out.
+        layout, image = self.image("a")
+        repo = self.repo()
+        tag_hold = self.proxy.hold("PUT", tag_put_path(repo, "1.0-dev"), timeout=60)
+        first = self.spawn_push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
+                                "--lock", self.lock_url)
+        if not tag_hold.reached.wait(30):
+            self.fail("the first push never reached its tag" + tw.describe(self.finish(first, 5)))
+        blob_hold = self.proxy.hold("HEAD", rf"^/v2/{repo}/blobs/sha256:[0-9a-f]{{64}}$", timeout=60)
+        second = self.spawn_push(f"oci:{layout}", self.target(repo), "--version", "1.0", "--env", "dev",
+                                 "--lock", self.lock_url, "--lock-timeout", "2s", "--output", "json")
+        if not blob_hold.reached.wait(30):
+            self.fail("the second push never checked a blob" + tw.describe(self.finish(second, 5)))
+        time.sleep(3.5)  # longer than --lock-timeout, with the lock held by the first run all along
+        self.assertIsNone(second.poll(), "the second push gave up on the lock while it was still uploading")
+        tag_hold.release()
+        self.assert_exit(self.finish(first, 60), 0)
+        blob_hold.release()
+        result = self.finish(second, 60)
+        self.assert_exit(result, 0)
+        self.assertEqual(tw.parse_json(self, result)["tags"], [{"tag": "1.0-dev", "status": "unchanged"}])
         self.assertEqual(self.registry.tags(repo), {"1.0-dev": image.digest})
 
     # -- fencing covers every retry -----------------------------------------------------------------
