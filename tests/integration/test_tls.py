@@ -1,8 +1,6 @@
 """tagwarden against a docker-registry serving HTTPS with a certificate from a CA the tests generate."""
 
-import shutil
 import ssl
-import tempfile
 import unittest
 
 import interop
@@ -79,7 +77,7 @@ class PushTls(RegistryTestCase):
         self.assert_no_manifest(repo, proc)
 
 
-class TlsSessionSharing(unittest.TestCase):
+class TlsSessionSharing(RegistryTestCase):
     """The pooled curl handles share TLS sessions (CURLSH with CURL_LOCK_DATA_SSL_SESSION): a worker's new
     connection resumes the session an earlier connection negotiated instead of a full handshake.
 
@@ -92,19 +90,9 @@ class TlsSessionSharing(unittest.TestCase):
     JOBS = 4
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.class_tmp = tempfile.mkdtemp(prefix=f"tw-{cls.__name__}-")
-        cls.addClassCleanup(shutil.rmtree, cls.class_tmp, True)
+    def make_registry(cls):
         cls.ca_file, cls.cert_file, cls.key_file = registry_module.make_tls_material(f"{cls.class_tmp}/tls")
-        cls.registry = RelativeUrlRegistry()
-        cls.registry.start()
-        cls.addClassCleanup(cls.registry.stop)
-
-    def setUp(self):
-        super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="t-", dir=self.class_tmp)
-        self.addCleanup(shutil.rmtree, self.tmp, True)
+        return RelativeUrlRegistry()
 
     def push_through_forwarder(self, maximum_version=None):
         """Pushes a 7-blob image with --jobs 4 through a fresh forwarder; returns its connections."""

@@ -38,9 +38,14 @@ class RegistryTestCase(unittest.TestCase):
         super().setUpClass()
         cls.class_tmp = tempfile.mkdtemp(prefix=f"tw-{cls.__name__}-")
         cls.addClassCleanup(shutil.rmtree, cls.class_tmp, True)
-        cls.registry = Registry(cls.registry_mode, password=cls.registry_password)
+        cls.registry = cls.make_registry()
         cls.registry.start()
         cls.addClassCleanup(cls.registry.stop)
+
+    @classmethod
+    def make_registry(cls):
+        """The class's registry, not started yet (``cls.class_tmp`` exists by then)."""
+        return Registry(cls.registry_mode, password=cls.registry_password)
 
     def setUp(self):
         super().setUp()
