@@ -544,7 +544,7 @@ Result<PushReport> execute_push(const PushPlan& plan, image::ImageSource& source
         return report;
     }
 
-    // 4. Manifests and tags, journaled, undone on failure; the verification inside is timed on its own.
+    // 3. Manifests and tags, journaled, undone on failure; the verification inside is timed on its own.
     Writer writer(plan, client, repo, options, report);
     auto verify_before = report.timings.verify;
     auto writing = std::chrono::steady_clock::now();

@@ -55,13 +55,14 @@ struct VerifyReport {
 };
 
 // Wall time of each phase of one guarded write, measured where the phase runs (guarded_write(),
-// execute_push()). The phases never overlap, so their sum is at most the run's duration.
+// execute_push()). The phases never overlap, so their sum is at most the run's duration: the work beside
+// the upload (locks, reads under them) counts only for the time it outlasted the upload.
 struct PhaseTimings {
     using Duration = std::chrono::steady_clock::duration;
-    // The facts and guards before any upload, the tag preflight, and under the locks the tags and the
-    // guards' cheap facts read again (the one repeated read: DescribeImages on ECR).
+    // The facts and guards before any upload, the tag preflight, the tags and images read under the locks
+    // beside the upload (as far as they outlasted it), and a read of the images again after it.
     Duration guards{};
-    Duration lock_wait{};  // acquiring the tag locks, waiting for another holder included
+    Duration lock_wait{};  // acquiring the tag locks, as far as it outlasted the upload
     Duration upload{};     // blobs: existence checks, mounts, uploads
     Duration manifests{};  // the journal, child manifests, the root manifest and its tags
     Duration verify{};     // verify_image() and resolving every written reference after the writes
