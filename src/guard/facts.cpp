@@ -328,15 +328,15 @@ Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices&
     return inspect_ecr(aws, dest, ImageRead::now);
 }
 
-Status read_images(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
-                   bool quota_given) {
+Result<bool> read_images(RepositoryFacts& facts, const Reference& dest, registry::Client& client,
+                         const AwsServices& aws, bool quota_given) {
     const char* how = facts.images_pending ? "read under the tag locks" : "read again under the tag locks";
     facts.images_pending = false;
     if (aws.is_ecr() && facts.creation_template) {
         // Created on push by a CREATE_ON_PUSH template: the uploads have created it by now, or it is still empty.
         auto exists = aws.ecr->describe_repository(dest.repository);
         if (!exists && repository_not_found(exists.error()))
-            return {};
+            return false;
         if (!exists)
             return std::unexpected(exists.error().with_context("reading " + dest.name() + " again under the tag locks"));
     }
@@ -352,15 +352,15 @@ Status read_images(RepositoryFacts& facts, const Reference& dest, registry::Clie
         log::info("images of " + dest.name() + " " + how + ": " + std::to_string(facts.image_count) +
                   " image(s), " + std::to_string(std::max<std::int64_t>(1, (facts.image_count + 999) / 1000)) +
                   " DescribeImages page(s) in " + std::to_string(ms.count()) + " ms");
-        return {};
+        return true;
     }
     if (!facts.quota && !quota_given)
-        return {};
+        return false;
     auto count = count_tagged_images(client, dest);
     if (!count)
         return std::unexpected(count.error());
     facts.image_count = *count;
-    return {};
+    return true;
 }
 
 Result<std::function<bool(const std::string&)>> tag_immutability(const Reference& dest, const AwsServices& aws) {

@@ -174,9 +174,13 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
     using Clock = std::chrono::steady_clock;
     Clock::time_point read_started{};
     Clock::duration read_took{};
+    bool read_anything = false;
     auto read_and_judge = [&](bool first) -> Status {
         read_started = Clock::now();
-        TW_TRY(guard::read_images(*facts, dest, client, aws, quota_given));
+        auto read = guard::read_images(*facts, dest, client, aws, quota_given);
+        if (!read)
+            return std::unexpected(read.error());
+        read_anything = *read;
         read_took = Clock::now() - read_started;
         auto judged = judge(first && pending);
         if (!judged)
@@ -204,14 +208,19 @@ Result<GuardedWriteReport> guarded_write(const GuardedWrite& request, const Push
     options.registry_immutable = *immutable;
     options.beside_upload = [&]() -> Status { return read_and_judge(true); };
     options.after_upload = [&]() -> Status {
+        // Nothing to read: no quota to count against (off ECR). A CREATE_ON_PUSH repository the upload had
+        // not created yet when it was read: read now, as it exists.
+        if (!read_anything && !facts->creation_template)
+            return {};
         auto age = Clock::now() - read_started;
-        if (age <= 4 * read_took)
+        if (read_anything && age <= 4 * read_took)
             return {};
         auto ms = [](Clock::duration d) {
             return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
         };
-        log::info("the images were read " + ms(age) + " ago, more than four times the " + ms(read_took) +
-                  " the read took: reading them again before the first manifest write");
+        if (read_anything)
+            log::info("the images were read " + ms(age) + " ago, more than four times the " + ms(read_took) +
+                      " the read took: reading them again before the first manifest write");
         return read_and_judge(false);
     };
     auto pushed = execute_push(plan, source, client, dest.repository, options);

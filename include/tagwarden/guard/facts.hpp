@@ -47,9 +47,10 @@ Result<RepositoryFacts> read_ecr_facts(const Reference& dest, const AwsServices&
 // read when gather_facts() left them pending, else read again. The guarded write runs it under the tag
 // locks, beside the upload, before the first manifest write. On ECR: DescribeImages, every page
 // (ceil(images / 1000) calls), and nothing else; elsewhere the tag list and a HEAD per tag, only when a
-// quota is known.
-Status read_images(RepositoryFacts& facts, const Reference& dest, registry::Client& client, const AwsServices& aws,
-                   bool quota_given);
+// quota is known. True when it read them; false when there was nothing to read (no quota to count against,
+// off ECR; a CREATE_ON_PUSH repository the upload has not created yet).
+Result<bool> read_images(RepositoryFacts& facts, const Reference& dest, registry::Client& client,
+                         const AwsServices& aws, bool quota_given);
 
 // For an ECR repository, the tag immutability it enforces (IMMUTABLE, *_WITH_EXCLUSION); null otherwise.
 Result<std::function<bool(const std::string&)>> tag_immutability(const Reference& dest, const AwsServices& aws);
