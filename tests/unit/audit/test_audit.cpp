@@ -355,12 +355,7 @@ TEST_CASE("DescribeRepositoryCreationTemplates: every page, the fields ECR sends
             "imageTagMutabilityExclusionFilters":[{"filterType":"WILDCARD","filter":"latest"}],
             "lifecyclePolicy":"{\"rules\":[]}","description":"d"}]})");
     });
-    aws::AwsClientConfig config;
-    config.region = "us-east-1";
-    config.endpoint = "http://127.0.0.1:9";
-    config.credentials = std::make_shared<aws::StaticCredentialSource>(aws::Credentials{"AKIAECR", "secret", ""});
-    config.transport = transport;
-    aws::EcrClient ecr(std::make_shared<aws::AwsJsonClient>(aws::k_ecr, std::move(config)), "123456789012");
+    aws::EcrClient ecr(test::ecr_api_with(transport), "123456789012");
     auto templates = ecr.describe_repository_creation_templates();
     REQUIRE(templates);
     REQUIRE(templates->size() == 2);
@@ -442,12 +437,7 @@ TEST_CASE("DescribeRepositories follows nextToken", "[unit][audit][ecr]") {
         return response(200, R"({"repositories":[{"repositoryName":"b","imageTagMutability":"IMMUTABLE_WITH_EXCLUSION",
             "imageTagMutabilityExclusionFilters":[{"filterType":"WILDCARD","filter":"latest"}]}]})");
     });
-    aws::AwsClientConfig config;
-    config.region = "us-east-1";
-    config.endpoint = "http://127.0.0.1:9";
-    config.credentials = std::make_shared<aws::StaticCredentialSource>(aws::Credentials{"AKIAECR", "secret", ""});
-    config.transport = transport;
-    aws::EcrClient ecr(std::make_shared<aws::AwsJsonClient>(aws::k_ecr, std::move(config)), "123456789012");
+    aws::EcrClient ecr(test::ecr_api_with(transport), "123456789012");
     auto repos = ecr.describe_repositories();
     REQUIRE(repos);
     REQUIRE(repos->size() == 2);

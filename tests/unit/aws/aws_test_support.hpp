@@ -6,9 +6,13 @@
 
 #include "sigv4_test_support.hpp"
 
+#include <tagwarden/aws/aws_client.hpp>
+#include <tagwarden/aws/config.hpp>
+#include <tagwarden/aws/credential_chain.hpp>
 #include <tagwarden/http/transport.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -135,5 +139,16 @@ class TempDir {
   private:
     std::filesystem::path m_path;
 };
+
+// An ECR control-plane client (us-east-1, static test credentials, 1 ms retry backoff) over `transport`.
+inline std::shared_ptr<aws::AwsJsonClient> ecr_api_with(std::shared_ptr<http::Transport> transport) {
+    aws::AwsClientConfig config;
+    config.region = "us-east-1";
+    config.endpoint = "http://127.0.0.1:9";
+    config.credentials = std::make_shared<aws::StaticCredentialSource>(aws::Credentials{"AKIAECR", "ecrTestSecret01", ""});
+    config.transport = std::move(transport);
+    config.retry.base_delay = std::chrono::milliseconds(1);
+    return std::make_shared<aws::AwsJsonClient>(aws::k_ecr, std::move(config));
+}
 
 } // namespace tagwarden::test

@@ -17,17 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-std::shared_ptr<AwsJsonClient> api_with(std::shared_ptr<http::Transport> transport) {
-    AwsClientConfig config;
-    config.region = "us-east-1";
-    config.endpoint = "http://127.0.0.1:9";
-    config.credentials =
-        std::make_shared<StaticCredentialSource>(Credentials{"AKIAECR", "ecrTestSecret01", ""});
-    config.transport = std::move(transport);
-    config.retry.base_delay = std::chrono::milliseconds(1);
-    return std::make_shared<AwsJsonClient>(k_ecr, std::move(config));
-}
-
 std::string target_of(const SentRequest& r) {
     auto t = r.headers.get("X-Amz-Target").value_or("");
     return t.substr(t.find('.') + 1);
@@ -155,7 +144,7 @@ TEST_CASE("GetAuthorizationToken: decoded, registered as secret, cached until ex
                                 {"proxyEndpoint", "https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}}}}}
                             .dump());
     });
-    EcrClient ecr(api_with(transport), "123456789012");
+    EcrClient ecr(ecr_api_with(transport), "123456789012");
     auto a = ecr.get_authorization_token();
     REQUIRE(a);
     CHECK(a->username == "AWS");
@@ -172,7 +161,7 @@ TEST_CASE("GetAuthorizationToken: decoded, registered as secret, cached until ex
                         R"({"authorizationData":[{"authorizationToken":"QVdTOjEyMzQ1Njc4OTAxMi1hdXRoLXRva2Vu",
                                  "expiresAt":1420070400.0,"proxyEndpoint":"https://x"}]})");
     });
-    EcrClient moto_like(api_with(stale));
+    EcrClient moto_like(ecr_api_with(stale));
     REQUIRE(moto_like.get_authorization_token());
     REQUIRE(moto_like.get_authorization_token());
     CHECK(calls == 3);
@@ -199,7 +188,7 @@ TEST_CASE("DescribeImages and ListImages follow nextToken", "[unit][aws][ecr]") 
         return response(
             200, R"({"imageIds":[{"imageDigest":"sha256:1","imageTag":"b"},{"imageDigest":"sha256:2"}]})");
     });
-    EcrClient ecr(api_with(transport));
+    EcrClient ecr(ecr_api_with(transport));
     DescribeImagesOptions options;
     options.tag_status = "ANY";
     auto images = ecr.describe_images("team/app", options);
@@ -219,7 +208,7 @@ TEST_CASE("DescribeImages and ListImages follow nextToken", "[unit][aws][ecr]") 
         CHECK(in["imageIds"] == json::array({{{"imageTag", "1.0"}}}));
         return response(200, R"({"imageDetails":[],"nextToken":"ignored"})");
     });
-    EcrClient ecr2(api_with(by_id));
+    EcrClient ecr2(ecr_api_with(by_id));
     DescribeImagesOptions selected;
     selected.image_ids = {{"", "1.0"}};
     REQUIRE(ecr2.describe_images("team/app", selected));
@@ -236,7 +225,7 @@ TEST_CASE("GetLifecyclePolicy: an absent policy is nullopt, not an error", "[uni
         return response(200, R"({"registryId":"123456789012","repositoryName":"team/app",
                                  "lifecyclePolicyText":"{\"rules\":[]}","lastEvaluatedAt":1795308679})");
     });
-    EcrClient ecr(api_with(transport));
+    EcrClient ecr(ecr_api_with(transport));
     auto none = ecr.get_lifecycle_policy("team/app");
     REQUIRE(none);
     CHECK_FALSE(*none);
@@ -250,7 +239,7 @@ TEST_CASE("GetLifecyclePolicy: an absent policy is nullopt, not an error", "[uni
     auto missing_repo = std::make_shared<FakeTransport>([](const SentRequest&) -> Result<http::Response> {
         return response(400, R"({"__type":"RepositoryNotFoundException","message":"no repo"})");
     });
-    EcrClient ecr2(api_with(missing_repo));
+    EcrClient ecr2(ecr_api_with(missing_repo));
     auto err = ecr2.get_lifecycle_policy("team/app");
     REQUIRE_FALSE(err);
     CHECK(err.error().kind == ErrorKind::not_found);
@@ -276,7 +265,7 @@ TEST_CASE("lifecycle preview: start, pages, polling until not IN_PROGRESS", "[un
                 {"imageDigest":"sha256:2","action":{"type":"TRANSITION","targetStorageClass":"ARCHIVE"},
                  "appliedRulePriority":3}]})");
     });
-    EcrClient ecr(api_with(transport));
+    EcrClient ecr(ecr_api_with(transport));
     auto status = ecr.start_lifecycle_policy_preview("team/app", "{\"rules\":[]}");
     REQUIRE(status);
     CHECK(*status == "IN_PROGRESS");
@@ -315,7 +304,7 @@ TEST_CASE("PutImage: created, unchanged (same manifest), immutable tag, quota", 
                 R"({"__type":"LimitExceededException","message":"maximum allowed number of images which is '10000'"})");
         return response(400, R"({"__type":"ImageAlreadyExistsException","message":"already pushed"})");
     });
-    EcrClient ecr(api_with(transport));
+    EcrClient ecr(ecr_api_with(transport));
     auto put = [&] {
         return ecr.put_image("team/app", manifest, "application/vnd.oci.image.manifest.v1+json", "1.0");
     };
@@ -356,7 +345,7 @@ TEST_CASE("BatchGetImage and BatchDeleteImage report per-image failures", "[unit
                 "imageManifestMediaType":"application/vnd.oci.image.manifest.v1+json"}],
                 "failures":[{"imageId":{"imageTag":"nope"},"failureCode":"ImageNotFound","failureReason":"x"}]})");
     });
-    EcrClient ecr(api_with(transport));
+    EcrClient ecr(ecr_api_with(transport));
     auto got = ecr.batch_get_image("team/app", {{"", "a"}, {"", "nope"}},
                                    {"application/vnd.oci.image.manifest.v1+json"});
     REQUIRE(got);
