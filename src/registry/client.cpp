@@ -229,7 +229,7 @@ std::vector<std::string> Client::scopes_for(const std::string& repo, const std::
     return scopes;
 }
 
-Result<std::string> Client::fetch_token(const Challenge& challenge, const std::vector<std::string>& scopes) {
+Result<Client::CachedToken> Client::fetch_token(const Challenge& challenge, const std::vector<std::string>& scopes) {
     auto realm = challenge.param("realm");
     if (realm.empty() || !http::Url::parse(realm))
         return fail(ErrorKind::auth, "registry " + m_registry + " sent a Bearer challenge without a usable realm");
@@ -293,16 +293,11 @@ Result<std::string> Client::fetch_token(const Challenge& challenge, const std::v
         int_field(doc, "expires_in", k_default_token_lifetime.count()).value_or(k_default_token_lifetime.count()));
     if (lifetime < k_default_token_lifetime)
         lifetime = k_default_token_lifetime;
-    CachedToken cached{"Bearer " + token, std::chrono::steady_clock::now() + lifetime - k_token_expiry_margin};
-    std::string key;
-    for (const auto& s : scopes)
-        key += s + " ";
-    m_tokens[key] = cached;
-    return cached.header;
+    return CachedToken{"Bearer " + token, std::chrono::steady_clock::now() + lifetime - k_token_expiry_margin};
 }
 
 Result<std::string> Client::authorization(const std::string& scope_key, const std::vector<std::string>& scopes,
-                                          bool refresh) {
+                                          std::optional<CachedToken>* fresh) {
     std::lock_guard lock(m_mutex);
     if (!m_challenge)
         return std::string{};
@@ -323,12 +318,24 @@ Result<std::string> Client::authorization(const std::string& scope_key, const st
     if (m_challenge->scheme != "bearer")
         return fail(ErrorKind::auth, "registry " + m_registry + " asks for unsupported authentication scheme '" +
                                          m_challenge->scheme + "'");
-    if (!refresh) {
+    if (!fresh) {
         auto it = m_tokens.find(scope_key);
         if (it != m_tokens.end() && it->second.expires > std::chrono::steady_clock::now())
             return it->second.header;
     }
-    return fetch_token(*m_challenge, scopes);
+    auto token = fetch_token(*m_challenge, scopes);
+    if (!token)
+        return std::unexpected(token.error());
+    if (fresh)
+        *fresh = *token;  // the retry's own: the caller shares it once it has served the retry
+    else
+        m_tokens[scope_key] = *token;
+    return token->header;
+}
+
+void Client::remember_token(const std::string& scope_key, const CachedToken& token) {
+    std::lock_guard lock(m_mutex);
+    m_tokens[scope_key] = token;
 }
 
 Result<http::Response> Client::send(http::Request request, const std::string& repo,
@@ -346,7 +353,7 @@ Result<http::Response> Client::send(http::Request request, const std::string& re
     std::string key;
     for (const auto& s : scopes)
         key += s + " ";
-    auto auth = authorization(key, scopes, false);
+    auto auth = authorization(key, scopes, nullptr);
     if (!auth)
         return std::unexpected(auth.error());
     if (!auth->empty())
@@ -385,7 +392,11 @@ Result<http::Response> Client::send(http::Request request, const std::string& re
         }
     }
     bool had_auth = !auth->empty();
-    auth = authorization(key, scopes, true);
+    // The retry fetches a token of its own and sends with it before any other worker can: a token shared at
+    // once could be spent (or, on registries that count uses, used up) by concurrent requests before the
+    // retry goes out, and the retry's 401 would then read as rejected credentials.
+    std::optional<CachedToken> fresh;
+    auth = authorization(key, scopes, &fresh);
     if (!auth)
         return std::unexpected(auth.error());
     if (auth->empty()) {
@@ -414,6 +425,8 @@ Result<http::Response> Client::send(http::Request request, const std::string& re
                      " were rejected: check them, or log in again)";
         return std::unexpected(e);
     }
+    if (r && fresh)
+        remember_token(key, *fresh);
     return r;
 }
 

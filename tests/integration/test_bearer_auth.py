@@ -13,8 +13,8 @@ PASSWORD = "b3arer-S3cret-pass"
 
 
 class BearerAuth(RegistryTestCase):
-    def run_push(self, front, tag, *args, password=PASSWORD, repo="team/app"):
-        layout, _ = self.image()
+    def run_push(self, front, tag, *args, password=PASSWORD, repo="team/app", layers=2):
+        layout, _ = self.image(layers=layers)
         return tw.run_tagwarden("push", f"oci:{layout}", f"{front.host}/{repo}:{tag}", "--output", "json",
                                 "--username", "ci", "--password-stdin", *args, stdin=password + "\n",
                                 env={"TAGWARDEN_STATE_DIR": self.tmp, "TAGWARDEN_LOCK": f"file://{self.tmp}/locks"})
@@ -43,6 +43,18 @@ class BearerAuth(RegistryTestCase):
             proc = self.run_push(front, "1.2")
             tw.assert_exit(self, proc, 0)
             self.assertGreater(len([1 for _, ok in front.token_requests if ok]), 2)
+
+    def test_refresh_under_parallel_uploads(self):
+        # Every token serves one request, and four workers upload at once: each 401 is answered by a token
+        # the retry uses before any other worker can spend it. (A token shared as soon as it was fetched could
+        # be used up by another worker first, and the retry's second 401 read as rejected credentials: CI
+        # saw that once under ASan with three uses per token.)
+        with TokenAuthFront(self.registry.host, "ci", PASSWORD, uses_per_token=1) as front:
+            for n in range(3):
+                proc = self.run_push(front, f"1.5-{n}", "--jobs", "4", layers=8)
+                tw.assert_exit(self, proc, 0)
+                self.assertTrue(json.loads(proc.stdout)["verified"])
+            self.assertTrue(all(ok for _, ok in front.token_requests))
 
     def test_wrong_password_is_an_auth_failure(self):
         with TokenAuthFront(self.registry.host, "ci", PASSWORD) as front:

@@ -22,7 +22,7 @@ import time
 
 import deps
 from registry import free_port
-from procs import stop_process_group
+from procs import die_with_parent, stop_process_group
 
 ETCD_BIN = "/usr/bin/etcd"
 
@@ -118,7 +118,8 @@ class Etcd:
         # The environment must not configure etcd behind our back (ETCD_* variables are flags).
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log_handle,
-                                        stderr=subprocess.STDOUT, start_new_session=True, env=env)
+                                        stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                                        preexec_fn=die_with_parent)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

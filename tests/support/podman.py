@@ -16,7 +16,6 @@ cgroups. The service and every `podman(...)` command use the same flags, so they
 A missing podman is a failure (deps.MissingComponent), never a skip.
 """
 
-import ctypes
 import http.client
 import os
 import shutil
@@ -27,19 +26,12 @@ import tempfile
 import time
 
 import deps
-from procs import stop_process_group
+from procs import die_with_parent, stop_process_group
 
 # sockaddr_un.sun_path is 108 bytes, the terminating NUL included.
 _MAX_SOCKET_PATH = 107
 # podman refuses a runroot longer than 50 characters (it holds sockets of its own).
 _MAX_RUNROOT = 50
-
-
-def _die_with_parent():
-    """In the child before exec: SIGTERM when the test process dies (a test runner killed by a timeout
-    never reaches __exit__), so no service outlives its test. Linux ties this to the forking thread."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class PodmanError(RuntimeError):
@@ -122,7 +114,7 @@ class PodmanService:
             self._process = subprocess.Popen(
                 [self._podman, *self._global_flags(), "system", "service", "--time=0", self.docker_host],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self._env(),
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + self._start_timeout
         last_error = None
         while time.monotonic() < deadline:

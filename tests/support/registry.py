@@ -27,7 +27,7 @@ import tempfile
 import time
 
 import deps
-from procs import stop_process_group
+from procs import die_with_parent, stop_process_group
 
 MODES = ("plain", "tls", "htpasswd", "htpasswd+tls")
 
@@ -231,7 +231,7 @@ class Registry:
         self._log_handle = open(self.log_file, "wb")
         self.process = subprocess.Popen([REGISTRY_BIN, "serve", config_file], stdin=subprocess.DEVNULL,
                                         stdout=self._log_handle, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

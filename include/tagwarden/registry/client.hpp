@@ -129,9 +129,12 @@ private:
                                                      const std::string& repo,
                                                      const std::vector<std::string>& extra_scopes,
                                                      bool empty_if_missing);
+    // The Authorization header for `scopes`: a cached token, or (Bearer) a new one. With `fresh`, always a
+    // new token, handed back in *fresh and not cached: the caller remembers it after using it once.
     Result<std::string> authorization(const std::string& scope_key, const std::vector<std::string>& scopes,
-                                      bool refresh);
-    Result<std::string> fetch_token(const Challenge& challenge, const std::vector<std::string>& scopes);
+                                      std::optional<CachedToken>* fresh);
+    Result<CachedToken> fetch_token(const Challenge& challenge, const std::vector<std::string>& scopes);
+    void remember_token(const std::string& scope_key, const CachedToken& token);
     std::vector<std::string> scopes_for(const std::string& repo, const std::vector<std::string>& extra) const;
     Error status_error(const http::Response& response, const std::string& what) const;
     // Error{auth} for a 401 that came from a host other than the registry's.
