@@ -32,6 +32,7 @@ struct PushArgs {
     bool dry_run = false;
     std::string source_tag;
     std::string compress = "gzip";
+    int compress_level = 0;
     LockArgs lock;
     GuardArgs guard;
     ConnectionOptions connection;
@@ -148,6 +149,12 @@ int run_push(const PushArgs& args) {
         return report_error(settings.error());
     if (args.resume)
         return run_resume(args, *cfg);
+    // Checked before any source is read, whatever it is (a registry source ignores both).
+    auto compression = source::parse_compression(args.compress);
+    if (!compression)
+        return report_error(compression.error());
+    if (auto level = source::check_compression_level(*compression, args.compress_level); !level)
+        return report_error(level.error());
     if (args.positionals.size() != 2)
         return report_error(Error(ErrorKind::invalid_input, "push needs SOURCE and TARGET: tagwarden push oci:DIR REGISTRY/REPO --tag T"));
     const auto& source_spec = args.positionals[0];
@@ -209,10 +216,8 @@ int run_push(const PushArgs& args) {
     } else {
         source::SourceOptions source_options;
         source_options.source_tag = args.source_tag;
-        auto compression = source::parse_compression(args.compress);
-        if (!compression)
-            return report_error(compression.error());
         source_options.compression = *compression;
+        source_options.compression_level = args.compress_level;
         source_options.jobs = args.connection.jobs;
         auto opened = source::open_source(source_spec, source_options);
         if (!opened)
@@ -252,6 +257,8 @@ int run_push(const PushArgs& args) {
     j["guards"] = guard::to_json(result->guards);
     auto summary = source::summarize_source(*source, source_spec);
     j["source"] = {{"transport", summary.transport}, {"compression", summary.compression}};
+    if (summary.compression_level)
+        j["source"]["compressionLevel"] = summary.compression_level;
     complete_report(j);
     if (args.output == "json") {
         std::cout << j.dump(2) << std::endl;
@@ -300,6 +307,9 @@ CommandRun setup_push_command(CLI::App& app, const GlobalOptions&) {
                     "Docker manifest, as docker push writes), zstd or none (OCI manifests); compressed layers are "
                     "pushed as they are")
         ->check(CLI::IsMember({"gzip", "zstd", "none"}));
+    cmd->add_option("--compress-level", args->compress_level,
+                    "Level for --compress: gzip 1 (fastest) to 9 (smallest), default 6; zstd 1 to 19, default 3. "
+                    "The same archive at the same level always gives the same layer digests");
     add_lock_options(cmd, args->lock);
     add_guard_options(cmd, args->guard);
     add_connection_options(cmd, args->connection);

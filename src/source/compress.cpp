@@ -14,9 +14,6 @@ namespace tagwarden::source {
 namespace {
 
 constexpr std::size_t k_out_chunk = 128 * 1024;
-// Fixed so that a rerun of the same archive gives the same bytes (and the re-push is "unchanged").
-constexpr int k_gzip_level = 6;
-constexpr int k_zstd_level = 3;
 constexpr std::size_t k_gzip_slice = 256 * 1024;
 // Bits per byte above which a slice is stored: random bytes measure 7.99+, already compressed files
 // 7.95+, executables and text well under 7.
@@ -24,12 +21,13 @@ constexpr double k_stored_entropy = 7.9;
 
 // Input is cut into fixed slices (whatever the callers' write sizes, so the output depends on the bytes
 // alone). A slice whose byte entropy says deflate cannot shrink it (random data, already compressed
-// files) is stored (level 0) instead of searched at level 6: zlib's level 6 runs at a few tens of MB/s
+// files) is stored (level 0) instead of searched at the chosen level: zlib's level 6 runs at a few tens of MB/s
 // on such data and gains nothing. The choice is a function of the slice, so the output stays deterministic.
 class GzipCompressor final : public Compressor {
 public:
-    explicit GzipCompressor(ByteSink sink) : m_sink(std::move(sink)), m_out(k_out_chunk), m_slice(k_gzip_slice) {
-        m_ok = deflateInit2(&m_stream, k_gzip_level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    GzipCompressor(ByteSink sink, int level)
+        : m_sink(std::move(sink)), m_out(k_out_chunk), m_slice(k_gzip_slice), m_chosen(level), m_level(level) {
+        m_ok = deflateInit2(&m_stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
         if (m_ok) {
             m_header.time = 0;
             m_header.os = 255;
@@ -104,7 +102,7 @@ private:
 
     Status compress_slice(int flush) {
         if (m_filled > 0)
-            TW_TRY(set_level(incompressible(m_slice.data(), m_filled) ? 0 : k_gzip_level));
+            TW_TRY(set_level(incompressible(m_slice.data(), m_filled) ? 0 : m_chosen));
         m_stream.next_in = reinterpret_cast<Bytef*>(m_slice.data());
         m_stream.avail_in = static_cast<uInt>(m_filled);
         while (true) {
@@ -126,7 +124,8 @@ private:
     std::vector<char> m_out;
     std::vector<char> m_slice;
     std::size_t m_filled = 0;
-    int m_level = k_gzip_level;
+    int m_chosen;  // the level compressible slices get
+    int m_level;   // the level the stream is at now
     z_stream m_stream{};
     gz_header m_header{};
     bool m_ok = false;
@@ -134,8 +133,8 @@ private:
 
 class ZstdCompressor final : public Compressor {
 public:
-    explicit ZstdCompressor(ByteSink sink) : m_sink(std::move(sink)), m_out(k_out_chunk), m_ctx(ZSTD_createCCtx()) {
-        m_ok = m_ctx && !ZSTD_isError(ZSTD_CCtx_setParameter(m_ctx, ZSTD_c_compressionLevel, k_zstd_level)) &&
+    ZstdCompressor(ByteSink sink, int level) : m_sink(std::move(sink)), m_out(k_out_chunk), m_ctx(ZSTD_createCCtx()) {
+        m_ok = m_ctx && !ZSTD_isError(ZSTD_CCtx_setParameter(m_ctx, ZSTD_c_compressionLevel, level)) &&
                !ZSTD_isError(ZSTD_CCtx_setParameter(m_ctx, ZSTD_c_checksumFlag, 1));
     }
     ~ZstdCompressor() override { ZSTD_freeCCtx(m_ctx); }
@@ -203,12 +202,48 @@ std::string_view to_string(Compression compression) {
     return "none";
 }
 
-std::unique_ptr<Compressor> make_compressor(Compression compression, ByteSink sink) {
+Status check_compression_level(Compression compression, int level) {
+    if (level == 0)
+        return {};
     switch (compression) {
     case Compression::gzip:
-        return std::make_unique<GzipCompressor>(std::move(sink));
+        if (level >= 1 && level <= 9)
+            return {};
+        return fail(ErrorKind::invalid_input, "--compress-level " + std::to_string(level) +
+                                                  " is not a gzip level: give 1 (fastest) to 9 (smallest); the "
+                                                  "default is " + std::to_string(k_default_gzip_level));
     case Compression::zstd:
-        return std::make_unique<ZstdCompressor>(std::move(sink));
+        if (level >= 1 && level <= k_max_zstd_level)
+            return {};
+        return fail(ErrorKind::invalid_input, "--compress-level " + std::to_string(level) +
+                                                  " is not a zstd level: give 1 (fastest) to " +
+                                                  std::to_string(k_max_zstd_level) + " (smallest); the default is " +
+                                                  std::to_string(k_default_zstd_level));
+    case Compression::none:
+        break;
+    }
+    return fail(ErrorKind::invalid_input, "--compress-level needs --compress gzip or zstd: with --compress none "
+                                          "the layers are not compressed (drop --compress-level)");
+}
+
+int effective_compression_level(Compression compression, int level) {
+    switch (compression) {
+    case Compression::gzip:
+        return level ? level : k_default_gzip_level;
+    case Compression::zstd:
+        return level ? level : k_default_zstd_level;
+    case Compression::none:
+        break;
+    }
+    return 0;
+}
+
+std::unique_ptr<Compressor> make_compressor(Compression compression, ByteSink sink, int level) {
+    switch (compression) {
+    case Compression::gzip:
+        return std::make_unique<GzipCompressor>(std::move(sink), effective_compression_level(compression, level));
+    case Compression::zstd:
+        return std::make_unique<ZstdCompressor>(std::move(sink), effective_compression_level(compression, level));
     case Compression::none:
         break;
     }

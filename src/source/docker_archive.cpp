@@ -204,8 +204,8 @@ struct Compressed {
 };
 
 // Compresses the spooled file `entry` into `out_path`, hashing the output as it is written.
-Result<Compressed> compress_to(const SpooledEntry& entry, Compression compression, const fs::path& out_path,
-                               const std::string& origin) {
+Result<Compressed> compress_to(const SpooledEntry& entry, Compression compression, int level,
+                               const fs::path& out_path, const std::string& origin) {
     int in = ::open(entry.file.c_str(), O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return fail(ErrorKind::internal, "cannot read " + entry.file.string() + ": " + std::strerror(errno));
@@ -234,7 +234,7 @@ Result<Compressed> compress_to(const SpooledEntry& entry, Compression compressio
             size -= static_cast<std::size_t>(n);
         }
         return {};
-    });
+    }, level);
     std::vector<char> buffer(k_copy_chunk);
     std::uint64_t seen = 0;
     while (true) {
@@ -265,8 +265,8 @@ Result<Compressed> compress_to(const SpooledEntry& entry, Compression compressio
 // directory can go (the destructor waits too).
 class LayerCompressor {
 public:
-    LayerCompressor(Compression compression, int threads, std::string origin)
-        : m_compression(compression), m_origin(std::move(origin)) {
+    LayerCompressor(Compression compression, int level, int threads, std::string origin)
+        : m_compression(compression), m_level(level), m_origin(std::move(origin)) {
         for (int i = 0; i < threads; ++i)
             m_workers.emplace_back([this] { work(); });
     }
@@ -304,7 +304,7 @@ private:
                 job = std::move(m_queue.front());
                 m_queue.pop_front();
             }
-            auto result = compress_to(job.entry, m_compression, job.out, m_origin);
+            auto result = compress_to(job.entry, m_compression, m_level, job.out, m_origin);
             std::lock_guard lock(m_mutex);
             m_results.emplace(job.entry.file, std::move(result));
         }
@@ -322,6 +322,7 @@ private:
     }
 
     Compression m_compression;
+    int m_level;
     std::string m_origin;
     std::mutex m_mutex;
     std::condition_variable m_changed;
@@ -447,13 +448,14 @@ Result<std::unique_ptr<image::ImageSource>> build_from_docker_manifest(SpooledAr
     }
     if (!now.empty())
         log::info("compressing " + std::to_string(now.size()) + " layer(s) of " + origin + " with " +
-                  std::string(to_string(options.compression)));
+                  std::string(to_string(options.compression)) + " level " +
+                  std::to_string(effective_compression_level(options.compression, options.compression_level)));
     std::vector<fs::path> outputs;
     for (std::size_t i = 0; i < now.size(); ++i)
         outputs.push_back(archive.spool->new_file("c"));
     TW_TRY(parallel_for(now.size(), compression_threads(options), [&](std::size_t k) -> Status {
         auto& plan = plans[now[k]];
-        auto c = compress_to(*plan.entry, options.compression, outputs[k], origin);
+        auto c = compress_to(*plan.entry, options.compression, options.compression_level, outputs[k], origin);
         if (!c)
             return std::unexpected(c.error());
         plan.file = c->file;
@@ -508,6 +510,8 @@ Result<std::unique_ptr<image::ImageSource>> build_from_docker_manifest(SpooledAr
     summary.transport = origin.substr(0, origin.find(':'));
     summary.compression = to_compress.empty() ? (options.compression == Compression::none ? "none" : "as-is")
                                               : std::string(to_string(options.compression));
+    if (!to_compress.empty())
+        summary.compression_level = effective_compression_level(options.compression, options.compression_level);
     log::debug(origin + ": image " + config_digest.str() + " (" + std::to_string(img.layers.size()) + " layers), manifest " +
                root->digest.str());
     return std::make_unique<SpooledImageSource>(archive.spool, origin, std::move(*root), std::move(blobs), std::move(summary));
@@ -521,7 +525,7 @@ Result<std::unique_ptr<image::ImageSource>> open_docker_archive_stream(std::uniq
     std::optional<LayerCompressor> compressor;
     SpooledFileHook hook;
     if (options.compression != Compression::none) {
-        compressor.emplace(options.compression, compression_threads(options), origin);
+        compressor.emplace(options.compression, options.compression_level, compression_threads(options), origin);
         hook = [&](const SpooledEntry& entry, const std::shared_ptr<SpoolDir>& spool) {
             if (entry.kind == ContentKind::tar)
                 compressor->add(entry, spool);

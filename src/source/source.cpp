@@ -45,6 +45,7 @@ Result<std::unique_ptr<image::BlobReader>> open_archive_file(const std::string& 
 } // namespace
 
 Result<std::unique_ptr<image::ImageSource>> open_source(std::string_view spec, const SourceOptions& options) {
+    TW_TRY(check_compression_level(options.compression, options.compression_level));
     auto colon = spec.find(':');
     auto transport = colon == std::string_view::npos ? std::string_view{} : spec.substr(0, colon);
     auto rest = colon == std::string_view::npos ? std::string_view{} : spec.substr(colon + 1);

@@ -73,7 +73,7 @@ class ArchiveSources(RegistryTestCase):
         repo = self.repo()
         report = self.push_json(f"docker-archive:{path}", self.target(repo, "1.0.0"))
         digest = report["digest"]
-        self.assertEqual(report["source"], {"transport": "docker-archive", "compression": "gzip"})
+        self.assertEqual(report["source"], {"transport": "docker-archive", "compression": "gzip", "compressionLevel": 6})
         self.assertEqual([t["status"] for t in report["tags"]], ["created"])
         manifest, remote_digest, config = self.read_back(repo, "1.0.0")
         self.assertEqual(remote_digest, digest)
@@ -182,7 +182,7 @@ class ArchiveSources(RegistryTestCase):
         image, _layout, path = self.archive_of(layers=2, layer_size=200 * 1024)
         repo = self.repo()
         z = self.push_json(f"docker-archive:{path}", self.target(repo, "zstd"), "--compress", "zstd")
-        self.assertEqual(z["source"], {"transport": "docker-archive", "compression": "zstd"})
+        self.assertEqual(z["source"], {"transport": "docker-archive", "compression": "zstd", "compressionLevel": 3})
         manifest, remote, config = self.read_back(repo, "zstd")
         self.assertEqual(manifest["mediaType"], OCI_MANIFEST)
         self.assertEqual({l["mediaType"] for l in manifest["layers"]}, {"application/vnd.oci.image.layer.v1.tar+zstd"})
@@ -212,6 +212,44 @@ class ArchiveSources(RegistryTestCase):
         _image, _layout, path = self.archive_of(layers=1)
         proc = self.push(f"docker-archive:{path}", self.target(self.repo(), "x"), "--compress", "xz")
         self.assert_exit(proc, tw.EXIT_USAGE)
+
+    def test_compress_level_gives_other_layers_of_the_same_image_deterministically(self):
+        image, _layout, path = self.archive_of(layers=2, layer_size=300 * 1024)
+        repo = self.repo()
+        fast = self.push_json(f"docker-archive:{path}", self.target(repo, "fast"), "--compress-level", "1")
+        self.assertEqual(fast["source"], {"transport": "docker-archive", "compression": "gzip", "compressionLevel": 1})
+        standard = self.push_json(f"docker-archive:{path}", self.target(repo, "standard"))
+        self.assertEqual(standard["source"]["compressionLevel"], 6)
+        self.assertNotEqual(fast["digest"], standard["digest"])
+        fast_manifest, _d, fast_config = self.read_back(repo, "fast")
+        standard_manifest, _d, standard_config = self.read_back(repo, "standard")
+        # Other compressed bytes, the same image: one config, whose diff_ids both sets of layers unpack to.
+        self.assertEqual(archives.sha256(fast_config), image.config.digest)
+        self.assertEqual(fast_config, standard_config)
+        self.assertTrue(set(l["digest"] for l in fast_manifest["layers"]).isdisjoint(
+            l["digest"] for l in standard_manifest["layers"]))
+        self.assert_layers_match_diff_ids(repo, "fast")
+        # The same archive at the same level gives the same bytes: nothing to write the second time.
+        again = self.push_json(f"docker-archive:{path}", self.target(repo, "fast"), "--compress-level", "1")
+        self.assertEqual(again["digest"], fast["digest"])
+        self.assertEqual(again["blobs"]["uploaded"], 0)
+        self.assertEqual([t["status"] for t in again["tags"]], ["unchanged"])
+        z = self.push_json(f"docker-archive:{path}", self.target(repo, "zstd19"), "--compress", "zstd",
+                           "--compress-level", "19")
+        self.assertEqual(z["source"]["compressionLevel"], 19)
+        self.assert_layers_match_diff_ids(repo, "zstd19")
+
+    def test_compress_level_outside_the_range_is_usage_and_writes_nothing(self):
+        _image, _layout, path = self.archive_of(layers=1)
+        repo = self.repo()
+        for args, says in ((["--compress-level", "10"], "1 (fastest) to 9"),
+                           (["--compress", "zstd", "--compress-level", "0x"], "--compress-level"),
+                           (["--compress", "zstd", "--compress-level", "20"], "1 (fastest) to 19"),
+                           (["--compress", "none", "--compress-level", "3"], "--compress none")):
+            proc = self.push(f"docker-archive:{path}", self.target(repo, "x"), *args)
+            self.assert_exit(proc, tw.EXIT_USAGE)
+            self.assertIn(says, proc.stderr)
+        self.assertFalse(self.registry.manifest_digests(repo))
 
     # -- oci-archive -------------------------------------------------------------------------------
 

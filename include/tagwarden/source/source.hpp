@@ -13,6 +13,7 @@ namespace tagwarden::source {
 struct SourceOptions {
     std::string source_tag;                       // --source-tag NAME:TAG, selects an image in a multi-image archive
     Compression compression = Compression::gzip;  // --compress
+    int compression_level = 0;                    // --compress-level; 0: the algorithm's default
     int jobs = 4;                                 // layers compressed at once
 };
 
@@ -51,6 +52,7 @@ Result<std::unique_ptr<image::ImageSource>> open_oci_archive_stream(std::unique_
 struct SourceSummary {
     std::string transport;
     std::string compression;
+    int compression_level = 0;  // the level layers were compressed at; 0 when none were
 };
 SourceSummary summarize_source(const image::ImageSource& source, std::string_view spec);
 

@@ -12,12 +12,12 @@ using namespace tagwarden::source;
 
 namespace {
 
-std::string compress_all(Compression c, const std::string& input, std::size_t chunk) {
+std::string compress_all(Compression c, const std::string& input, std::size_t chunk, int level = 0) {
     std::string out;
     auto compressor = make_compressor(c, [&](const char* d, std::size_t n) -> Status {
         out.append(d, n);
         return {};
-    });
+    }, level);
     for (std::size_t i = 0; i < input.size(); i += chunk)
         REQUIRE(compressor->write(input.data() + i, std::min(chunk, input.size() - i)));
     REQUIRE(compressor->finish());
@@ -67,6 +67,18 @@ std::string sample(std::size_t size, unsigned seed) {
     std::string s(size, '\0');
     for (std::size_t i = 0; i < size; ++i)
         s[i] = static_cast<char>(i % 7 == 0 ? rng() & 0xff : 'a' + (i % 13));
+    return s;
+}
+
+// Text-like: words from a small vocabulary, in random order (what levels trade speed against).
+std::string words(std::size_t size, unsigned seed) {
+    static const char* vocabulary[] = {"layer ", "image ", "digest ", "manifest ", "tag ", "registry ", "push ",
+                                       "lifecycle ", "policy ", "quota ", "lock ", "blob ", "config\n", "sha256 "};
+    std::mt19937 rng(seed);
+    std::string s;
+    while (s.size() < size)
+        s += vocabulary[rng() % std::size(vocabulary)];
+    s.resize(size);
     return s;
 }
 
@@ -129,6 +141,59 @@ TEST_CASE("compression names parse both ways", "[source][compress]") {
     auto bad = parse_compression("xz");
     REQUIRE_FALSE(bad);
     CHECK(bad.error().kind == ErrorKind::invalid_input);
+}
+
+TEST_CASE("a compression level changes the bytes, not the content; no level is the fixed default", "[source][compress]") {
+    auto input = words(2 * 1024 * 1024 + 9, 5);
+    auto fast = compress_all(Compression::gzip, input, 1000, 1);
+    CHECK(fast == compress_all(Compression::gzip, input, 64 * 1024, 1));  // deterministic at a level too
+    CHECK(gunzip(fast) == input);
+    auto standard = compress_all(Compression::gzip, input, 1000);
+    CHECK(standard == compress_all(Compression::gzip, input, 1000, k_default_gzip_level));
+    CHECK(fast != standard);
+    CHECK(fast.size() > standard.size());
+    auto best = compress_all(Compression::gzip, input, 1000, 9);
+    CHECK(gunzip(best) == input);
+    CHECK(best.size() <= standard.size());
+
+    // Level 1 beside stored (level 0) slices: the stream switches between them and still round-trips.
+    std::mt19937_64 rng(11);
+    std::string random(600 * 1024, '\0');
+    for (auto& c : random)
+        c = static_cast<char>(rng() & 0xff);
+    auto mixed = random + input + random;
+    CHECK(gunzip(compress_all(Compression::gzip, mixed, 4096, 1)) == mixed);
+
+    auto z1 = compress_all(Compression::zstd, input, 4096, 1);
+    auto z19 = compress_all(Compression::zstd, input, 4096, 19);
+    CHECK(compress_all(Compression::zstd, input, 4096) == compress_all(Compression::zstd, input, 4096, 3));
+    CHECK(unzstd(z1) == input);
+    CHECK(unzstd(z19) == input);
+    CHECK(z19.size() < z1.size());
+    CHECK(effective_compression_level(Compression::gzip, 0) == 6);
+    CHECK(effective_compression_level(Compression::zstd, 0) == 3);
+    CHECK(effective_compression_level(Compression::zstd, 12) == 12);
+    CHECK(effective_compression_level(Compression::none, 0) == 0);
+}
+
+TEST_CASE("compression levels outside the algorithm's range are refused with the range", "[source][compress]") {
+    CHECK(check_compression_level(Compression::gzip, 0));
+    CHECK(check_compression_level(Compression::gzip, 1));
+    CHECK(check_compression_level(Compression::gzip, 9));
+    CHECK(check_compression_level(Compression::zstd, 19));
+    CHECK(check_compression_level(Compression::none, 0));
+    auto gz = check_compression_level(Compression::gzip, 10);
+    REQUIRE_FALSE(gz);
+    CHECK(gz.error().kind == ErrorKind::invalid_input);
+    CHECK_THAT(gz.error().message, Catch::Contains("1 (fastest) to 9"));
+    auto negative = check_compression_level(Compression::gzip, -1);
+    REQUIRE_FALSE(negative);
+    auto zs = check_compression_level(Compression::zstd, 20);
+    REQUIRE_FALSE(zs);
+    CHECK_THAT(zs.error().message, Catch::Contains("1 (fastest) to 19"));
+    auto none = check_compression_level(Compression::none, 3);
+    REQUIRE_FALSE(none);
+    CHECK_THAT(none.error().message, Catch::Contains("--compress none"));
 }
 
 TEST_CASE("content sniffing", "[source][compress]") {
